@@ -1,0 +1,27 @@
+"""Synchronization primitives written once, for asyncio, uvloop, trio and anyio.
+
+Under asyncio each primitive behaves as its :mod:`asyncio` namesake of
+Python 3.13; under trio, as trio's own primitives.  The library in use is
+detected when a primitive is first used; ``import loopsync`` imports neither.
+"""
+
+from __future__ import annotations
+
+from ._barrier import Barrier
+from ._exceptions import BrokenBarrierError, WouldBlock
+from ._semaphore import BoundedSemaphore, Semaphore, SemaphoreStatistics
+
+__all__ = [
+    "Barrier",
+    "BoundedSemaphore",
+    "BrokenBarrierError",
+    "Semaphore",
+    "SemaphoreStatistics",
+    "WouldBlock",
+]
+
+__version__ = "0.1.0"
+
+for _name in __all__:
+    globals()[_name].__module__ = __name__
+del _name

@@ -1,0 +1,91 @@
+"""The asyncio adapter (also used for uvloop and anyio's asyncio backend)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Any
+
+from ._backend import WaiterQueue
+from ._exceptions import BrokenBarrierError
+
+__all__ = ["AsyncioBackend"]
+
+
+class _BrokenBarrierError(BrokenBarrierError, asyncio.BrokenBarrierError):
+    __doc__ = BrokenBarrierError.__doc__
+
+
+_BrokenBarrierError.__module__ = "loopsync"
+_BrokenBarrierError.__qualname__ = _BrokenBarrierError.__name__ = "BrokenBarrierError"
+
+
+class _Waiter(asyncio.Future[Any]):
+    """A future that leaves its queue the moment it is cancelled."""
+
+    __slots__ = ("_queue",)
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, queue: WaiterQueue) -> None:
+        super().__init__(loop=loop)
+        self._queue = queue
+        queue[self] = None
+
+    def cancel(self, msg: Any = None) -> bool:
+        # Task.cancel() cancels the future its task awaits right away, but the
+        # task only runs its cleanup on a later loop iteration.  Leaving the
+        # queue here, not in that cleanup, means a release() in between can
+        # never hand a permit to a waiter that is already gone (anyio #1145,
+        # python/asyncio#270).
+        if not super().cancel(msg):
+            return False
+        self._queue.pop(self, None)
+        return True
+
+    @property
+    def woken(self) -> bool:
+        return self.done() and not self.cancelled()
+
+    def wake(self, value: Any = None) -> bool:
+        if self.done():
+            return False
+        self.set_result(value)
+        return True
+
+
+class AsyncioBackend:
+    """Backend for asyncio event loops, uvloop included."""
+
+    name = "asyncio"
+    checkpoints = False
+    cancellable_after_wake = True
+    cancelled_error = asyncio.CancelledError
+    broken_barrier_error: type[BrokenBarrierError] = _BrokenBarrierError
+
+    def current_loop(self) -> object:
+        return asyncio.get_running_loop()
+
+    def create_waiter(self, queue: WaiterQueue) -> _Waiter:
+        return _Waiter(asyncio.get_running_loop(), queue)
+
+    async def park(self, waiter: Any) -> Any:
+        return await waiter
+
+    async def checkpoint(self) -> None:
+        await asyncio.sleep(0)
+
+    async def checkpoint_if_cancelled(self) -> None:
+        # asyncio delivers a cancellation only when the task suspends, so
+        # there is nothing to check without yielding.
+        return
+
+    async def cancel_shielded_checkpoint(self) -> None:
+        try:
+            await asyncio.sleep(0)
+        except asyncio.CancelledError:
+            # asyncio cannot yield without being cancellable: put the request
+            # back, so that it lands at the task's next suspension instead.
+            task = asyncio.current_task()
+            assert task is not None
+            if sys.version_info >= (3, 11):
+                task.uncancel()
+            task.cancel()

@@ -1,0 +1,138 @@
+"""What a primitive may ask of the event loop it runs on.
+
+Primitives are written against :class:`Backend`; one adapter implements it
+for asyncio (``_asyncio_backend``) and one for trio (``_trio_backend``).
+:func:`current_backend` picks the adapter of the running library with sniffio
+and imports it on first use, so ``import loopsync`` imports neither library.
+
+A wait goes like this: the primitive calls ``create_waiter(queue)``, which
+appends a new :class:`Waiter` for the current task to *queue*, then awaits
+``park(waiter)``.  Whoever wakes the task pops the waiter from the queue and
+calls ``waiter.wake(value)``; ``park`` then returns *value*.  If the task is
+cancelled first, the adapter removes the waiter from *queue* at the moment of
+cancellation, so a queue never holds a waiter that will not take what it is
+handed.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+import sniffio
+
+if TYPE_CHECKING:
+    from ._exceptions import BrokenBarrierError
+
+__all__ = ["Backend", "Waiter", "WaiterQueue", "current_backend", "ki_protected"]
+
+
+class Waiter(Protocol):
+    """A one-shot wake-up for one parked task."""
+
+    @property
+    def woken(self) -> bool:
+        """True once :meth:`wake` has succeeded."""
+
+    def wake(self, value: Any = None) -> bool:
+        """Schedule the parked task to resume with *value*.
+
+        Return False, and do nothing, if the task was cancelled already: the
+        caller must then hand whatever it meant to give to someone else.
+        """
+
+
+WaiterQueue = OrderedDict[Waiter, None]
+"""Parked waiters in arrival order; removal of any one of them is O(1)."""
+
+
+class Backend(Protocol):
+    """The operations a primitive needs from an async library."""
+
+    name: str
+    """The library's name as sniffio reports it."""
+
+    checkpoints: bool
+    """True when every blocking call must be a checkpoint even if it need not
+    wait (trio); False when a call that can finish at once must not yield
+    (asyncio)."""
+
+    cancellable_after_wake: bool
+    """True when a woken task can still be cancelled before it resumes
+    (asyncio), so whatever it was handed stays provisional until it runs."""
+
+    cancelled_error: type[BaseException]
+    """The exception the library raises in a cancelled task."""
+
+    broken_barrier_error: type[BrokenBarrierError]
+    """What a broken barrier raises; under asyncio it also subclasses
+    ``asyncio.BrokenBarrierError``."""
+
+    def current_loop(self) -> object:
+        """Return the identity of the running event loop, for loop binding."""
+
+    def create_waiter(self, queue: WaiterQueue) -> Waiter:
+        """Append a new waiter for the current task to the end of *queue*."""
+
+    async def park(self, waiter: Waiter) -> Any:
+        """Block until *waiter* is woken and return the value it was woken with.
+
+        Raises the library's cancellation exception if the task is cancelled
+        first; the waiter has then left its queue.
+        """
+
+    async def checkpoint(self) -> None:
+        """Check for cancellation and let other tasks run."""
+
+    async def checkpoint_if_cancelled(self) -> None:
+        """Raise if the current task is cancelled, without yielding otherwise."""
+
+    async def cancel_shielded_checkpoint(self) -> None:
+        """Let other tasks run without checking for cancellation."""
+
+
+_SUPPORTED = ("asyncio", "trio")
+_backends: dict[str, Backend] = {}
+
+
+def current_backend() -> Backend:
+    """Return the adapter for the async library running in this thread.
+
+    Raises RuntimeError if that library is not supported or none is running.
+    """
+    try:
+        name = sniffio.current_async_library()
+    except sniffio.AsyncLibraryNotFoundError:
+        name = None
+    backend = _backends.get(name) if name else None
+    if backend is not None:
+        return backend
+    if name == "asyncio":
+        from ._asyncio_backend import AsyncioBackend
+
+        backend = _backends[name] = AsyncioBackend()
+    elif name == "trio":
+        from ._trio_backend import TrioBackend
+
+        backend = _backends[name] = TrioBackend()
+    else:
+        found = "no async library" if name is None else f"{name!r}"
+        raise RuntimeError(
+            f"loopsync found {found} running; it supports {', '.join(_SUPPORTED)}"
+        )
+    return backend
+
+
+_ki_protected: list[Callable[..., Any]] = []
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def ki_protected(func: _F) -> _F:
+    """Mark *func* as one that trio must not interrupt with KeyboardInterrupt.
+
+    The function is returned unchanged; the trio adapter protects every marked
+    function when it loads, so asyncio pays nothing for it.
+    """
+    _ki_protected.append(func)
+    return func

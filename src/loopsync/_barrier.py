@@ -1,0 +1,240 @@
+"""Barrier."""
+
+from __future__ import annotations
+
+import enum
+import operator
+from collections import OrderedDict
+from collections.abc import Callable
+from types import TracebackType
+
+from ._backend import WaiterQueue, ki_protected
+from ._primitive import Primitive
+
+__all__ = ["Barrier"]
+
+
+class _State(enum.Enum):
+    FILLING = "filling"
+    DRAINING = "draining"
+    RESETTING = "resetting"
+    BROKEN = "broken"
+
+
+class Barrier(Primitive):
+    """A barrier that works under asyncio, uvloop, trio and anyio.
+
+    A barrier blocks tasks in :meth:`wait` until *parties* of them are
+    waiting, then releases them all at once.  It can be reused any number of
+    times.  ``async with barrier as index:`` is the same as
+    ``index = await barrier.wait()``.
+
+    If *action* is given, it is called with no arguments by one of the tasks
+    when the barrier trips, before any task is released.  If it raises, the
+    barrier is broken: that task gets the exception, the others
+    :exc:`~loopsync.BrokenBarrierError`.
+
+    Under asyncio it behaves as :class:`asyncio.Barrier` of Python 3.13 and
+    its errors are also :exc:`asyncio.BrokenBarrierError`; trio has no barrier
+    of its own, and there :meth:`wait` is a checkpoint like any trio call.
+
+    Raises :exc:`ValueError` if *parties* is less than 1 and
+    :exc:`TypeError` if it is not an integer.
+    """
+
+    # States: FILLING -> DRAINING -> FILLING when the barrier trips, and
+    # FILLING/DRAINING -> RESETTING -> FILLING after reset(); abort() moves to
+    # BROKEN from anywhere, and only reset() leaves it.
+    # Invariants:
+    # - self._fillers holds the tasks waiting for the barrier to trip, in
+    #   arrival order; a task's index is its position there when it trips;
+    # - self._leaving counts the tasks released (by a trip, reset() or
+    #   abort()) that have not resumed yet; the barrier leaves DRAINING or
+    #   RESETTING when it reaches 0;
+    # - self._blocked holds tasks that arrived while the barrier was DRAINING
+    #   or RESETTING; they try again once it is FILLING.
+    __slots__ = ("_action", "_blocked", "_fillers", "_leaving", "_parties", "_state")
+
+    def __init__(self, parties: int, action: Callable[[], object] | None = None) -> None:
+        try:
+            parties = operator.index(parties)
+        except TypeError:
+            raise TypeError(
+                f"parties must be an integer, not {type(parties).__name__}"
+            ) from None
+        if parties < 1:
+            raise ValueError("parties must be > 0")
+        if action is not None and not callable(action):
+            raise TypeError(f"action must be callable or None, not {type(action).__name__}")
+        super().__init__()
+        self._parties = parties
+        self._action = action
+        self._state = _State.FILLING
+        self._fillers: WaiterQueue = OrderedDict()
+        self._blocked: WaiterQueue = OrderedDict()
+        self._leaving = 0
+
+    def _repr_state(self) -> str:
+        state = self._state.value
+        if not self.broken:
+            state += f", waiters:{self.n_waiting}/{self.parties}"
+        return state
+
+    @property
+    def parties(self) -> int:
+        """The number of tasks required to trip the barrier."""
+        return self._parties
+
+    @property
+    def n_waiting(self) -> int:
+        """The number of tasks currently waiting for the barrier to trip."""
+        return len(self._fillers) if self._state is _State.FILLING else 0
+
+    @property
+    def broken(self) -> bool:
+        """True if the barrier is broken."""
+        return self._state is _State.BROKEN
+
+    @ki_protected
+    async def wait(self) -> int:
+        """Wait until *parties* tasks are waiting, then return.
+
+        Return a unique index from ``0`` to ``parties - 1``: the task's place
+        among this cycle's arrivals.  Raise
+        :exc:`~loopsync.BrokenBarrierError` if the barrier is broken, or is
+        reset or aborted while the task waits.  A task cancelled while it waits
+        leaves without breaking the barrier.
+        """
+        backend = self._backend or self._adopt_backend()
+        if backend.checkpoints:
+            await backend.checkpoint_if_cancelled()
+        parked = False
+        while self._state is _State.DRAINING or self._state is _State.RESETTING:
+            # Tasks of the previous cycle are still leaving: join the next one.
+            await self._park(self._blocked)
+            parked = True
+        if self._state is _State.BROKEN:
+            if backend.checkpoints and not parked:
+                await backend.cancel_shielded_checkpoint()
+            raise backend.broken_barrier_error("Barrier aborted")
+        index = len(self._fillers)
+        if index + 1 < self._parties:
+            return await self._wait_for_trip()
+        self._trip()
+        if backend.checkpoints and not parked:
+            await backend.cancel_shielded_checkpoint()
+        return index
+
+    async def _park(self, queue: WaiterQueue) -> object:
+        backend = self._backend_for_wait()
+        waiter = backend.create_waiter(queue)
+        try:
+            return await backend.park(waiter)
+        except BaseException:
+            # Normally the waiter left the queue when it was cancelled; this
+            # covers anything else thrown into the task.
+            queue.pop(waiter, None)
+            raise
+
+    @ki_protected
+    async def _wait_for_trip(self) -> int:
+        backend = self._backend_for_wait()
+        waiter = backend.create_waiter(self._fillers)
+        try:
+            index: int = await backend.park(waiter)
+            # As in asyncio, a task released by the trip still fails if the
+            # barrier was reset or aborted before it could resume.
+            if self._state is not _State.DRAINING:
+                raise backend.broken_barrier_error("Abort or reset of barrier")
+            return index
+        finally:
+            if waiter.woken:
+                # Released (and perhaps cancelled since, under asyncio).  A
+                # waiter cancelled before that left self._fillers at once, so
+                # it took no index and counts nowhere.
+                self._leaving -= 1
+                if self._leaving == 0:
+                    self._drained()
+            else:
+                self._fillers.pop(waiter, None)
+
+    def _release_fillers(self, with_indices: bool) -> None:
+        """Wake every task waiting for the trip, in arrival order."""
+        fillers = self._fillers
+        self._leaving += len(fillers)
+        index = 0
+        while fillers:
+            waiter, _ = fillers.popitem(last=False)
+            waiter.wake(index if with_indices else None)
+            index += 1
+
+    def _trip(self) -> None:
+        if self._action is not None:
+            try:
+                self._action()
+            except BaseException:
+                self._break()
+                raise
+        if self._fillers:
+            self._state = _State.DRAINING
+            self._release_fillers(with_indices=True)
+
+    def _drained(self) -> None:
+        """Start a new cycle once the last released task has left."""
+        if self._state is _State.BROKEN:
+            return
+        self._state = _State.FILLING
+        blocked = self._blocked
+        while blocked:
+            waiter, _ = blocked.popitem(last=False)
+            waiter.wake()
+
+    def _break(self) -> None:
+        self._state = _State.BROKEN
+        self._release_fillers(with_indices=False)
+        blocked = self._blocked
+        while blocked:
+            waiter, _ = blocked.popitem(last=False)
+            waiter.wake()
+
+    @ki_protected
+    async def reset(self) -> None:
+        """Return the barrier to the default, empty state.
+
+        Tasks waiting on it get :exc:`~loopsync.BrokenBarrierError`; the
+        barrier starts filling again once they have all left.
+        """
+        if self._fillers or self._leaving:
+            self._state = _State.RESETTING
+            self._release_fillers(with_indices=False)
+        else:
+            self._state = _State.FILLING
+        await self._schedule_point()
+
+    @ki_protected
+    async def abort(self) -> None:
+        """Put the barrier into the broken state.
+
+        Tasks waiting on it, and those that call :meth:`wait` until
+        :meth:`reset` is called, get :exc:`~loopsync.BrokenBarrierError`.
+        """
+        self._break()
+        await self._schedule_point()
+
+    async def _schedule_point(self) -> None:
+        # Under trio, reset() and abort() let other tasks run but are not
+        # cancellable: they are cleanup actions that must not be skipped.
+        backend = self._backend or self._adopt_backend()
+        if backend.checkpoints:
+            await backend.cancel_shielded_checkpoint()
+
+    async def __aenter__(self) -> int:
+        return await self.wait()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None

@@ -1,0 +1,53 @@
+"""What every loopsync primitive shares: finding its backend and its loop."""
+
+from __future__ import annotations
+
+from ._backend import Backend, current_backend
+
+__all__ = ["Primitive"]
+
+
+class Primitive:
+    """Base class that binds a primitive to an async library and event loop.
+
+    A primitive adopts the library that first uses it, so that later calls pay
+    nothing for detection.  As in asyncio, it binds to the running loop the
+    first time a task has to wait on it; from then on, waiting from another
+    loop (or another library) raises RuntimeError.
+    """
+
+    __slots__ = ("_backend", "_loop")
+
+    def __init__(self) -> None:
+        self._backend: Backend | None = None
+        self._loop: object = None
+
+    def _adopt_backend(self) -> Backend:
+        """Return the running library's backend and remember it."""
+        backend = self._backend = current_backend()
+        return backend
+
+    def _backend_for_wait(self) -> Backend:
+        """Return the backend for a task that must now wait on this primitive."""
+        backend = self._backend
+        if self._loop is None:
+            # The first wait decides, as in asyncio: detect the library again
+            # in case a call that did not wait adopted a different one.
+            backend = self._adopt_backend()
+            self._loop = backend.current_loop()
+            return backend
+        assert backend is not None
+        try:
+            loop = backend.current_loop()
+        except RuntimeError:
+            loop = None
+        if loop is not self._loop:
+            raise RuntimeError(f"{self!r} is bound to a different event loop")
+        return backend
+
+    def _repr_state(self) -> str:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        # asyncio's format: the default repr with the state inside it.
+        return f"<{object.__repr__(self)[1:-1]} [{self._repr_state()}]>"

@@ -1,0 +1,216 @@
+"""Semaphore and BoundedSemaphore."""
+
+from __future__ import annotations
+
+import operator
+from collections import OrderedDict
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Literal
+
+from ._backend import Backend, WaiterQueue, ki_protected
+from ._exceptions import WouldBlock
+from ._primitive import Primitive
+
+__all__ = ["BoundedSemaphore", "Semaphore", "SemaphoreStatistics"]
+
+
+@dataclass(frozen=True, slots=True)
+class SemaphoreStatistics:
+    """A snapshot of a semaphore's state, as returned by
+    :meth:`Semaphore.statistics`."""
+
+    tasks_waiting: int
+    """The number of tasks blocked in :meth:`~Semaphore.acquire` that have not
+    been handed a permit yet."""
+
+
+def _check_value(value: object) -> int:
+    try:
+        number = operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(
+            f"semaphore value must be an integer, not {type(value).__name__}"
+        ) from None
+    if number < 0:
+        raise ValueError("Semaphore initial value must be >= 0")
+    return number
+
+
+class Semaphore(Primitive):
+    """A semaphore that works under asyncio, uvloop, trio and anyio.
+
+    A semaphore manages an internal counter which is decremented by each
+    :meth:`acquire` call and incremented by each :meth:`release` call.  The
+    counter can never go below zero; when :meth:`acquire` finds that it is
+    zero, it blocks, waiting until some other task calls :meth:`release`.
+    Waiting tasks are served in the order they arrived.
+
+    The optional *value* argument gives the initial value for the internal
+    counter (``1`` by default).  If it is less than ``0`` a :exc:`ValueError`
+    is raised; if it is not an integer, a :exc:`TypeError`.
+
+    The preferred way to use a semaphore is an :keyword:`async with`
+    statement::
+
+        sem = loopsync.Semaphore(10)
+        async with sem:
+            ...  # at most ten tasks at a time get here
+
+    Under asyncio it behaves as :class:`asyncio.Semaphore` of Python 3.13,
+    whichever Python runs it; under trio, as :class:`trio.Semaphore`.
+    """
+
+    # Invariants:
+    # - self._waiters holds exactly the tasks blocked in acquire() that have
+    #   neither been handed a permit nor been cancelled;
+    # - self._handoffs counts the tasks handed a permit that may still be
+    #   cancelled before they resume (asyncio only; 0 under trio);
+    # - under trio, bool(self._waiters) implies self._value == 0.
+    __slots__ = ("_handoffs", "_value", "_waiters")
+
+    def __init__(self, value: int = 1) -> None:
+        super().__init__()
+        self._value = _check_value(value)
+        self._waiters: WaiterQueue = OrderedDict()
+        self._handoffs = 0
+
+    def _repr_state(self) -> str:
+        state = "locked" if self.locked() else f"unlocked, value:{self._value}"
+        if self._waiters:
+            state += f", waiters:{len(self._waiters)}"
+        return state
+
+    @property
+    def value(self) -> int:
+        """The number of permits that can be acquired right now."""
+        return self._value
+
+    @property
+    def max_value(self) -> int | None:
+        """The most permits the semaphore may hold, or None if unbounded."""
+        return None
+
+    def locked(self) -> bool:
+        """Return True if the semaphore cannot be acquired immediately."""
+        # A permit is not taken past tasks that are waiting or that were handed
+        # one and have not resumed yet: arrivals queue behind them (FIFO).
+        return self._value == 0 or bool(self._waiters) or self._handoffs > 0
+
+    @ki_protected
+    def acquire_nowait(self) -> None:
+        """Acquire a permit without blocking.
+
+        Raises :exc:`~loopsync.WouldBlock` if :meth:`locked` is true.
+        """
+        if self.locked():
+            raise WouldBlock
+        self._value -= 1
+
+    @ki_protected
+    async def acquire(self) -> Literal[True]:
+        """Acquire a permit.
+
+        If one is free and no task is waiting for one, take it and return True.
+        Otherwise wait until :meth:`release` hands this task a permit, then
+        return True.  Under trio this is always a checkpoint; under asyncio it
+        does not yield when it can return at once.
+        """
+        backend = self._backend or self._adopt_backend()
+        if backend.checkpoints:
+            await backend.checkpoint_if_cancelled()
+            if self.locked():
+                await self._wait_for_permit()
+            else:
+                self._value -= 1
+                await backend.cancel_shielded_checkpoint()
+        elif self.locked():
+            await self._wait_for_permit()
+        else:
+            self._value -= 1
+        return True
+
+    @ki_protected
+    async def _wait_for_permit(self) -> None:
+        backend = self._backend_for_wait()
+        waiter = backend.create_waiter(self._waiters)
+        try:
+            await backend.park(waiter)
+        except BaseException:
+            if waiter.woken:
+                # Handed a permit, then cancelled before it could resume
+                # (asyncio only): give the permit back; the loop below passes
+                # it on (python/asyncio#270, bpo-27585, bpo-32734).
+                self._value += 1
+            else:
+                # Normally the waiter left the queue when it was cancelled;
+                # this covers anything else thrown into the task.
+                self._waiters.pop(waiter, None)
+            raise
+        finally:
+            if waiter.woken and backend.cancellable_after_wake:
+                self._handoffs -= 1
+            # Tasks that arrived while hand-offs were pending queued up even
+            # if permits were free; wake as many as the free permits allow
+            # (gh-111693).  Under trio there are none.
+            while self._value > 0 and self._waiters:
+                self._hand_off(backend)
+
+    def _hand_off(self, backend: Backend) -> None:
+        """Give one permit to the first waiting task."""
+        waiter, _ = self._waiters.popitem(last=False)
+        # The queue only holds waiters that are not cancelled, so the wake-up
+        # cannot fail: the permit goes straight to this task.
+        waiter.wake(True)
+        self._value -= 1
+        if backend.cancellable_after_wake:
+            self._handoffs += 1
+
+    @ki_protected
+    def release(self) -> None:
+        """Release a permit, handing it to the first waiting task if any."""
+        self._value += 1
+        if self._waiters:
+            assert self._backend is not None
+            self._hand_off(self._backend)
+
+    def statistics(self) -> SemaphoreStatistics:
+        """Return a :class:`SemaphoreStatistics` snapshot of this semaphore."""
+        return SemaphoreStatistics(tasks_waiting=len(self._waiters))
+
+    async def __aenter__(self) -> None:
+        await self.acquire()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+
+class BoundedSemaphore(Semaphore):
+    """A semaphore that refuses to be released more often than acquired.
+
+    :meth:`release` raises :exc:`ValueError` if it would raise the counter
+    above the initial *value*, and leaves the counter unchanged.
+    """
+
+    __slots__ = ("_bound_value",)
+
+    def __init__(self, value: int = 1) -> None:
+        super().__init__(value)
+        self._bound_value = self._value
+
+    @property
+    def max_value(self) -> int:
+        """The initial value, which the counter may never exceed."""
+        return self._bound_value
+
+    @ki_protected
+    def release(self) -> None:
+        """Release a permit; raise ValueError if none is held."""
+        if self._value >= self._bound_value:
+            raise ValueError("BoundedSemaphore released too many times")
+        super().release()

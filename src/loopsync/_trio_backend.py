@@ -1,0 +1,75 @@
+"""The trio adapter (also used for anyio's trio backend)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import outcome
+import trio
+
+from ._backend import WaiterQueue, _ki_protected
+from ._exceptions import BrokenBarrierError
+
+__all__ = ["TrioBackend"]
+
+for _func in _ki_protected:
+    trio.lowlevel.enable_ki_protection(_func)
+
+
+class _Waiter:
+    """A parked trio task; it leaves its queue when its wait is aborted."""
+
+    __slots__ = ("_queue", "_task", "aborted", "woken")
+
+    def __init__(self, queue: WaiterQueue) -> None:
+        self._task = trio.lowlevel.current_task()
+        self._queue = queue
+        self.aborted = False
+        self.woken = False
+        queue[self] = None
+
+    def wake(self, value: Any = None) -> bool:
+        if self.aborted or self.woken:
+            return False
+        self.woken = True
+        trio.lowlevel.reschedule(self._task, outcome.Value(value))
+        return True
+
+    def abort(self, _raise_cancel: Any) -> trio.lowlevel.Abort:
+        # Runs the moment trio delivers a cancellation; a task that was
+        # already rescheduled is never aborted, so a wake-up cannot be lost.
+        self.aborted = True
+        self._queue.pop(self, None)
+        return trio.lowlevel.Abort.SUCCEEDED
+
+
+class TrioBackend:
+    """Backend for trio."""
+
+    name = "trio"
+    checkpoints = True
+    cancellable_after_wake = False
+    cancelled_error = trio.Cancelled
+    broken_barrier_error = BrokenBarrierError
+
+    def current_loop(self) -> object:
+        # trio's own primitives may be used from one trio.run() after
+        # another, so a primitive binds to trio itself, not to one run.
+        if not trio.lowlevel.in_trio_task():
+            raise RuntimeError("not called from a trio task")
+        return trio
+
+    def create_waiter(self, queue: WaiterQueue) -> _Waiter:
+        return _Waiter(queue)
+
+    async def park(self, waiter: Any) -> Any:
+        return await trio.lowlevel.wait_task_rescheduled(waiter.abort)
+
+    async def checkpoint(self) -> None:
+        await trio.lowlevel.checkpoint()
+
+    async def checkpoint_if_cancelled(self) -> None:
+        await trio.lowlevel.checkpoint_if_cancelled()
+
+    async def cancel_shielded_checkpoint(self) -> None:
+        await trio.lowlevel.cancel_shielded_checkpoint()
