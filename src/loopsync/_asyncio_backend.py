@@ -12,12 +12,15 @@ from ._exceptions import BrokenBarrierError
 __all__ = ["AsyncioBackend"]
 
 
-class _BrokenBarrierError(BrokenBarrierError, asyncio.BrokenBarrierError):
-    __doc__ = BrokenBarrierError.__doc__
+if sys.version_info >= (3, 11):
 
+    class _BrokenBarrierError(BrokenBarrierError, asyncio.BrokenBarrierError):
+        __doc__ = BrokenBarrierError.__doc__
 
-_BrokenBarrierError.__module__ = "loopsync"
-_BrokenBarrierError.__qualname__ = _BrokenBarrierError.__name__ = "BrokenBarrierError"
+    _BrokenBarrierError.__module__ = "loopsync"
+    _BrokenBarrierError.__qualname__ = _BrokenBarrierError.__name__ = "BrokenBarrierError"
+else:  # asyncio has no Barrier before 3.11
+    _BrokenBarrierError = BrokenBarrierError
 
 
 class _Waiter(asyncio.Future[Any]):
@@ -58,7 +61,7 @@ class AsyncioBackend:
     name = "asyncio"
     checkpoints = False
     cancellable_after_wake = True
-    cancelled_error = asyncio.CancelledError
+    cancelled_error: type[BaseException] = asyncio.CancelledError
     broken_barrier_error: type[BrokenBarrierError] = _BrokenBarrierError
 
     def current_loop(self) -> object:

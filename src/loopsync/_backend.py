@@ -93,7 +93,7 @@ class Backend(Protocol):
 
 
 _SUPPORTED = ("asyncio", "trio")
-_backends: dict[str, Backend] = {}
+_backends: dict[str | None, Backend] = {}
 
 
 def current_backend() -> Backend:
@@ -102,25 +102,24 @@ def current_backend() -> Backend:
     Raises RuntimeError if that library is not supported or none is running.
     """
     try:
-        name = sniffio.current_async_library()
+        name: str | None = sniffio.current_async_library()
     except sniffio.AsyncLibraryNotFoundError:
         name = None
-    backend = _backends.get(name) if name else None
-    if backend is not None:
-        return backend
+    if name in _backends:
+        return _backends[name]
+    backend: Backend
     if name == "asyncio":
         from ._asyncio_backend import AsyncioBackend
 
-        backend = _backends[name] = AsyncioBackend()
+        backend = AsyncioBackend()
     elif name == "trio":
         from ._trio_backend import TrioBackend
 
-        backend = _backends[name] = TrioBackend()
+        backend = TrioBackend()
     else:
-        found = "no async library" if name is None else f"{name!r}"
-        raise RuntimeError(
-            f"loopsync found {found} running; it supports {', '.join(_SUPPORTED)}"
-        )
+        found = "no async library" if name is None else repr(name)
+        raise RuntimeError(f"loopsync found {found} running; it supports {', '.join(_SUPPORTED)}")
+    _backends[name] = backend
     return backend
 
 

@@ -59,9 +59,7 @@ class Barrier(Primitive):
         try:
             parties = operator.index(parties)
         except TypeError:
-            raise TypeError(
-                f"parties must be an integer, not {type(parties).__name__}"
-            ) from None
+            raise TypeError(f"parties must be an integer, not {type(parties).__name__}") from None
         if parties < 1:
             raise ValueError("parties must be > 0")
         if action is not None and not callable(action):
@@ -209,7 +207,7 @@ class Barrier(Primitive):
             self._release_fillers(with_indices=False)
         else:
             self._state = _State.FILLING
-        await self._schedule_point()
+        await self._checkpoint_after_update()
 
     @ki_protected
     async def abort(self) -> None:
@@ -219,14 +217,14 @@ class Barrier(Primitive):
         :meth:`reset` is called, get :exc:`~loopsync.BrokenBarrierError`.
         """
         self._break()
-        await self._schedule_point()
+        await self._checkpoint_after_update()
 
-    async def _schedule_point(self) -> None:
-        # Under trio, reset() and abort() let other tasks run but are not
-        # cancellable: they are cleanup actions that must not be skipped.
+    async def _checkpoint_after_update(self) -> None:
+        # Under trio, reset() and abort() act first and checkpoint after, as
+        # trio's aclose() methods do: a cancelled caller still gets the effect.
         backend = self._backend or self._adopt_backend()
         if backend.checkpoints:
-            await backend.cancel_shielded_checkpoint()
+            await backend.checkpoint()
 
     async def __aenter__(self) -> int:
         return await self.wait()

@@ -29,9 +29,7 @@ def _check_value(value: object) -> int:
     try:
         number = operator.index(value)  # type: ignore[arg-type]
     except TypeError:
-        raise TypeError(
-            f"semaphore value must be an integer, not {type(value).__name__}"
-        ) from None
+        raise TypeError(f"semaphore value must be an integer, not {type(value).__name__}") from None
     if number < 0:
         raise ValueError("Semaphore initial value must be >= 0")
     return number

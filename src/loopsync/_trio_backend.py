@@ -49,8 +49,8 @@ class TrioBackend:
     name = "trio"
     checkpoints = True
     cancellable_after_wake = False
-    cancelled_error = trio.Cancelled
-    broken_barrier_error = BrokenBarrierError
+    cancelled_error: type[BaseException] = trio.Cancelled
+    broken_barrier_error: type[BrokenBarrierError] = BrokenBarrierError
 
     def current_loop(self) -> object:
         # trio's own primitives may be used from one trio.run() after

@@ -1,0 +1,47 @@
+"""Runs every ``async def`` test under each library in ``libs.LIBS``.
+
+An async test names the ``lib`` argument to get the :class:`libs.Lib` it runs
+under.  ``@pytest.mark.family("asyncio")`` (or ``"trio"``) keeps a test to
+the libraries with those semantics; ``@pytest.mark.libs("trio", ...)`` names
+the libraries outright.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import Any
+
+import pytest
+
+from libs import LIBS
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "family(name): only libraries with these semantics")
+    config.addinivalue_line("markers", "libs(*names): only these libraries")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "lib" not in metafunc.fixturenames:
+        return
+    libs = LIBS
+    family = metafunc.definition.get_closest_marker("family")
+    if family is not None:
+        libs = [lib for lib in libs if lib.family in family.args]
+    names = metafunc.definition.get_closest_marker("libs")
+    if names is not None:
+        libs = [lib for lib in libs if lib.name in names.args]
+    metafunc.parametrize("lib", libs, ids=[lib.name for lib in libs])
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    func = pyfuncitem.obj
+    if not inspect.iscoroutinefunction(func):
+        return None
+    kwargs: dict[str, Any] = {
+        name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames
+    }
+    pyfuncitem.funcargs["lib"].run(functools.partial(func, **kwargs))
+    return True

@@ -1,0 +1,96 @@
+"""Inside anyio-based code, on either anyio backend."""
+
+from __future__ import annotations
+
+import math
+
+import anyio
+import pytest
+
+import loopsync
+from libs import Lib
+
+pytestmark = pytest.mark.libs("anyio-asyncio", "anyio-trio")
+
+
+async def test_move_on_after_leaves_the_queue(lib: Lib) -> None:
+    sem = loopsync.Semaphore(0)
+    with anyio.move_on_after(0) as scope:
+        await sem.acquire()
+    assert scope.cancelled_caught
+    assert sem.statistics().tasks_waiting == 0
+    sem.release()
+    assert not sem.locked()
+
+
+async def test_fail_after_raises_timeout(lib: Lib) -> None:
+    sem = loopsync.BoundedSemaphore(1)
+    await sem.acquire()
+    with pytest.raises(TimeoutError):
+        with anyio.fail_after(0):
+            await sem.acquire()
+    sem.release()
+    assert sem.value == 1
+
+
+async def test_shielded_scope_keeps_waiting(lib: Lib) -> None:
+    sem = loopsync.Semaphore(0)
+    log: list[str] = []
+    outer = anyio.CancelScope()
+
+    async def shielded_acquire() -> None:
+        with outer:
+            with anyio.CancelScope(shield=True):
+                await sem.acquire()
+                log.append("acquired despite the cancel")
+            await anyio.lowlevel.checkpoint()
+            log.append("never")
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(shielded_acquire)
+        await anyio.wait_all_tasks_blocked()
+        outer.cancel()
+        await anyio.wait_all_tasks_blocked()
+        assert sem.statistics().tasks_waiting == 1
+        sem.release()
+    assert log == ["acquired despite the cancel"]
+    assert outer.cancelled_caught
+    assert sem.value == 0
+
+
+async def test_timeouts_under_load_lose_no_permit(lib: Lib) -> None:
+    sem = loopsync.Semaphore(3)
+    done = 0
+
+    async def worker(index: int) -> None:
+        nonlocal done
+        # Every other worker gives up at its first wait.
+        with anyio.move_on_after(0 if index % 2 else math.inf):
+            async with sem:
+                for _ in range(2):
+                    await anyio.lowlevel.checkpoint()
+                done += 1
+
+    async with anyio.create_task_group() as group:
+        for index in range(40):
+            group.start_soon(worker, index)
+    assert done >= 20
+    assert sem.value == 3
+    assert sem.statistics().tasks_waiting == 0
+
+
+async def test_cancelling_a_task_group_of_waiters(lib: Lib) -> None:
+    sem = loopsync.Semaphore(0)
+    barrier = loopsync.Barrier(5)
+    async with anyio.create_task_group() as group:
+        for _ in range(10):
+            group.start_soon(sem.acquire)
+        for _ in range(3):
+            group.start_soon(barrier.wait)
+        await anyio.wait_all_tasks_blocked()
+        group.cancel_scope.cancel()
+    assert sem.statistics().tasks_waiting == 0
+    assert barrier.n_waiting == 0
+    assert not barrier.broken
+    sem.release()
+    assert sem.value == 1

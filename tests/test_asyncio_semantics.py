@@ -1,0 +1,185 @@
+"""Rules that hold under asyncio (and uvloop, and anyio's asyncio backend)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import pytest
+
+import loopsync
+from libs import Lib
+
+pytestmark = pytest.mark.family("asyncio")
+
+
+async def test_free_permit_is_taken_without_yielding(lib: Lib) -> None:
+    sem = loopsync.Semaphore(1)
+    coro = sem.acquire()
+    # The coroutine finishes on its first step: it never suspends, so it
+    # neither yields to the loop nor creates a future.
+    with pytest.raises(StopIteration) as stopped:
+        coro.send(None)
+    assert stopped.value.value is True
+    assert sem.value == 0
+
+
+async def test_last_arrival_at_a_barrier_does_not_yield(lib: Lib) -> None:
+    barrier = loopsync.Barrier(1)
+    coro = barrier.wait()
+    with pytest.raises(StopIteration) as stopped:
+        coro.send(None)
+    assert stopped.value.value == 0
+
+
+async def test_reset_and_abort_do_not_yield(lib: Lib) -> None:
+    barrier = loopsync.Barrier(2)
+    for coro in (barrier.abort(), barrier.reset()):
+        with pytest.raises(StopIteration):
+            coro.send(None)
+    assert not barrier.broken
+
+
+async def test_pending_hand_off_keeps_semaphore_locked(lib: Lib) -> None:
+    sem = loopsync.Semaphore(0)
+    async with lib.task_group() as group:
+        waiter = group.start(sem.acquire)
+        await lib.settle()
+        sem.release()  # handed to the waiter, which has not resumed
+        sem.release()  # a free permit, but the waiter is still queued
+        assert sem.value == 1
+        assert sem.locked()
+        assert sem.statistics().tasks_waiting == 0
+        assert repr(sem).endswith("[locked]>")
+        with pytest.raises(loopsync.WouldBlock):
+            sem.acquire_nowait()
+        await lib.settle()
+        assert waiter.outcome == "returned"
+        assert not sem.locked()
+    assert sem.value == 1
+
+
+@pytest.mark.libs("asyncio", "uvloop")
+async def test_handed_permit_then_cancelled_raises_and_passes_permit_on(lib: Lib) -> None:
+    sem = loopsync.Semaphore(0)
+    async with lib.task_group() as group:
+        first = await lib.start_queued(group, sem.acquire)
+        second = await lib.start_queued(group, sem.acquire)
+        sem.release()
+        first.cancel()
+        await lib.settle()
+    assert first.outcome == "cancelled"
+    assert second.outcome == "returned"
+    assert sem.value == 0
+
+
+def test_waiting_binds_to_the_loop() -> None:
+    sem = loopsync.Semaphore(0)
+
+    async def wait_briefly() -> None:
+        task = asyncio.create_task(sem.acquire())
+        await asyncio.sleep(0)
+        sem.release()
+        await task
+        sem.release()
+
+    asyncio.run(wait_briefly())
+    assert sem.value == 1
+
+    async def use_without_waiting() -> None:
+        async with sem:
+            pass
+
+    # Calls that need not wait work from any loop, as in asyncio ...
+    asyncio.run(use_without_waiting())
+
+    async def wait_again() -> None:
+        await sem.acquire()
+        await sem.acquire()
+
+    # ... but waiting from another loop does not.
+    with pytest.raises(RuntimeError, match=r"^<loopsync.Semaphore .* is bound to a different"):
+        asyncio.run(wait_again())
+    assert sem.statistics().tasks_waiting == 0
+
+
+def test_barrier_binds_to_the_loop() -> None:
+    barrier = loopsync.Barrier(2)
+
+    async def pass_once() -> None:
+        await asyncio.gather(barrier.wait(), barrier.wait())
+
+    asyncio.run(pass_once())
+    with pytest.raises(RuntimeError, match="is bound to a different event loop"):
+        asyncio.run(pass_once())
+    assert barrier.n_waiting == 0
+
+
+def test_waiting_from_another_library_after_binding() -> None:
+    import trio
+
+    sem = loopsync.Semaphore(0)
+
+    async def bind() -> None:
+        task = asyncio.create_task(sem.acquire())
+        await asyncio.sleep(0)
+        sem.release()
+        await task
+
+    asyncio.run(bind())
+
+    async def wait_under_trio() -> None:
+        await sem.acquire()
+
+    with pytest.raises(RuntimeError, match="is bound to a different event loop"):
+        trio.run(wait_under_trio)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="asyncio has no Barrier before 3.11")
+async def test_broken_barrier_error_is_asyncio_s(lib: Lib) -> None:
+    barrier = loopsync.Barrier(2)
+    await barrier.abort()
+    with pytest.raises(asyncio.BrokenBarrierError) as caught:
+        await barrier.wait()
+    assert isinstance(caught.value, loopsync.BrokenBarrierError)
+    assert type(caught.value).__name__ == "BrokenBarrierError"
+    assert type(caught.value).__module__ == "loopsync"
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="Task.cancelling() is new in 3.11")
+@pytest.mark.libs("asyncio", "uvloop")
+async def test_cancellation_bookkeeping_is_untouched(lib: Lib) -> None:
+    # asyncio.timeout() relies on Task.cancelling() counts; a semaphore that
+    # swallowed or doubled a cancellation would break it.
+    sem = loopsync.Semaphore(0)
+    task = asyncio.current_task()
+    assert task is not None
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0):
+            await sem.acquire()
+    assert task.cancelling() == 0
+    assert sem.statistics().tasks_waiting == 0
+
+
+@pytest.mark.libs("asyncio", "uvloop")
+async def test_asyncio_stdlib_agrees_on_a_handoff_race(lib: Lib) -> None:
+    # The same race against asyncio's own semaphore, on any Python: who gets
+    # the permit when the first waiter is cancelled right after a release.
+    async def race(sem: asyncio.Semaphore | loopsync.Semaphore) -> list[str]:
+        log: list[str] = []
+
+        async def acquirer(name: str) -> None:
+            await sem.acquire()
+            log.append(name)
+
+        tasks = []
+        for name in "abc":
+            tasks.append(asyncio.create_task(acquirer(name)))
+            await asyncio.sleep(0)
+        sem.release()
+        tasks[0].cancel()
+        sem.release()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        return log
+
+    assert await race(loopsync.Semaphore(0)) == await race(asyncio.Semaphore(0)) == ["b", "c"]

@@ -1,0 +1,168 @@
+"""The backend protocol, its adapters and how one is chosen."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from collections import OrderedDict
+
+import pytest
+import sniffio
+import trio
+
+import loopsync
+from loopsync import _backend
+from loopsync._asyncio_backend import AsyncioBackend
+from loopsync._trio_backend import TrioBackend
+
+
+def test_import_loads_no_async_library() -> None:
+    code = (
+        "import sys, loopsync\n"
+        "print(sorted(m for m in ('asyncio', 'trio', 'anyio', 'uvloop') if m in sys.modules))"
+    )
+    output = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True
+    ).stdout
+    assert output.strip() == "[]"
+
+
+def test_adapter_loads_on_first_use_under_its_library() -> None:
+    code = (
+        "import sys, asyncio, loopsync\n"
+        "async def main():\n"
+        "    async with loopsync.Semaphore():\n"
+        "        pass\n"
+        "asyncio.run(main())\n"
+        "print(sorted(m for m in ('trio', 'anyio', 'loopsync._asyncio_backend',"
+        " 'loopsync._trio_backend') if m in sys.modules))"
+    )
+    output = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True
+    ).stdout
+    assert output.strip() == "['loopsync._asyncio_backend']"
+
+
+def test_public_names_live_in_loopsync() -> None:
+    for name in loopsync.__all__:
+        assert getattr(loopsync, name).__module__ == "loopsync"
+        assert getattr(loopsync, name).__doc__
+
+
+def test_no_library_running() -> None:
+    expected = "found no async library running; it supports asyncio, trio"
+    with pytest.raises(RuntimeError, match=expected):
+        _backend.current_backend()
+
+
+def test_unsupported_library_is_named() -> None:
+    sem = loopsync.Semaphore()
+    token = sniffio.current_async_library_cvar.set("curio")
+    try:
+        coro = sem.acquire()
+        with pytest.raises(RuntimeError, match=r"found 'curio' running; it supports asyncio, trio"):
+            coro.send(None)
+    finally:
+        sniffio.current_async_library_cvar.reset(token)
+    assert sem.value == 1
+
+
+def test_adapters_are_cached() -> None:
+    async def pick() -> object:
+        return _backend.current_backend()
+
+    first, second = asyncio.run(pick()), asyncio.run(pick())
+    assert first is second
+    assert isinstance(first, AsyncioBackend)
+    assert isinstance(trio.run(pick), TrioBackend)
+
+
+def test_asyncio_waiter_leaves_queue_when_cancelled() -> None:
+    async def main() -> None:
+        backend = AsyncioBackend()
+        queue: _backend.WaiterQueue = OrderedDict()
+        first, second = backend.create_waiter(queue), backend.create_waiter(queue)
+        assert list(queue) == [first, second]
+        assert first.cancel()
+        assert list(queue) == [second]
+        assert not first.cancel()  # cancelling twice changes nothing
+        assert not first.wake(1)  # a cancelled waiter cannot be woken
+        assert not first.woken
+        queue.pop(second)
+        assert second.wake(7)
+        assert second.woken
+        assert not second.wake(8)  # one-shot
+        assert not second.cancel()  # too late: it was woken
+        assert await backend.park(second) == 7
+
+    asyncio.run(main())
+
+
+def test_trio_waiter_leaves_queue_when_aborted() -> None:
+    async def main() -> None:
+        backend = TrioBackend()
+        queue: _backend.WaiterQueue = OrderedDict()
+        parked: list[object] = []
+
+        async def park() -> None:
+            waiter = backend.create_waiter(queue)
+            parked.append(waiter)
+            await backend.park(waiter)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(park)
+            await trio.testing.wait_all_tasks_blocked()
+            assert list(queue) == parked
+            nursery.cancel_scope.cancel()
+            await trio.testing.wait_all_tasks_blocked()
+            assert not queue
+        (waiter,) = parked
+        assert not waiter.wake()  # type: ignore[attr-defined]
+        assert not waiter.woken  # type: ignore[attr-defined]
+
+    trio.run(main)
+
+
+def test_asyncio_checkpoints() -> None:
+    async def main() -> None:
+        backend = AsyncioBackend()
+        assert backend.current_loop() is asyncio.get_running_loop()
+        await backend.checkpoint_if_cancelled()  # never yields, never raises
+        await backend.checkpoint()
+
+        # A cancellation that arrives during a shielded checkpoint is not
+        # raised there but at the task's next suspension.
+        reached: list[str] = []
+
+        async def shielded() -> None:
+            await backend.cancel_shielded_checkpoint()
+            reached.append("after shielded checkpoint")
+            await asyncio.sleep(0)
+            reached.append("never")
+
+        task = asyncio.create_task(shielded())
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert reached == ["after shielded checkpoint"]
+
+    asyncio.run(main())
+
+
+def test_trio_outside_a_task() -> None:
+    with pytest.raises(RuntimeError, match="not called from a trio task"):
+        TrioBackend().current_loop()
+
+
+def test_trio_checkpoint_is_cancellable() -> None:
+    async def main() -> None:
+        backend = TrioBackend()
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await backend.cancel_shielded_checkpoint()
+            await backend.checkpoint()
+        assert scope.cancelled_caught
+
+    trio.run(main)

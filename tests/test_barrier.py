@@ -1,0 +1,321 @@
+"""Barrier under every library."""
+
+from __future__ import annotations
+
+import pytest
+
+import loopsync
+from libs import Lib
+
+
+def state(barrier: loopsync.Barrier) -> str:
+    """The bracketed part of the repr."""
+    return repr(barrier).rsplit(" [", 1)[1].rstrip("]>")
+
+
+# -- construction and bad input ------------------------------------------------
+
+
+@pytest.mark.parametrize("parties", [0, -1])
+def test_parties_below_one_is_a_value_error(parties: int) -> None:
+    with pytest.raises(ValueError, match=r"^parties must be > 0$"):
+        loopsync.Barrier(parties)
+
+
+@pytest.mark.parametrize("parties", [2.0, "2", None])
+def test_non_integer_parties_is_a_type_error(parties: object) -> None:
+    expected = f"parties must be an integer, not {type(parties).__name__}"
+    with pytest.raises(TypeError, match=expected):
+        loopsync.Barrier(parties)  # type: ignore[arg-type]
+
+
+def test_non_callable_action_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match=r"^action must be callable or None, not int$"):
+        loopsync.Barrier(2, action=3)  # type: ignore[arg-type]
+
+
+def test_properties_and_repr() -> None:
+    barrier = loopsync.Barrier(3)
+    assert barrier.parties == 3
+    assert barrier.n_waiting == 0
+    assert not barrier.broken
+    assert repr(barrier).startswith("<loopsync.Barrier object at 0x")
+    assert state(barrier) == "filling, waiters:0/3"
+
+
+async def test_await_barrier_is_a_type_error(lib: Lib) -> None:
+    with pytest.raises(TypeError):
+        await loopsync.Barrier(1)  # type: ignore[misc]
+
+
+# -- passing the barrier ---------------------------------------------------------
+
+
+async def test_one_party_passes_at_once(lib: Lib) -> None:
+    barrier = loopsync.Barrier(1)
+    for _ in range(3):
+        assert await barrier.wait() == 0
+    assert state(barrier) == "filling, waiters:0/1"
+
+
+async def test_parties_are_released_together_with_arrival_indices(lib: Lib) -> None:
+    barrier = loopsync.Barrier(3)
+    async with lib.task_group() as group:
+        first = await lib.start_queued(group, barrier.wait)
+        second = await lib.start_queued(group, barrier.wait)
+        assert barrier.n_waiting == 2
+        assert state(barrier) == "filling, waiters:2/3"
+        assert not first.done
+        assert await barrier.wait() == 2
+        if lib.family == "asyncio":
+            # The others have been released but have not resumed yet.
+            assert state(barrier) == "draining, waiters:0/3"
+            assert barrier.n_waiting == 0
+        await lib.settle()
+    assert (first.result, second.result) == (0, 1)
+    assert state(barrier) == "filling, waiters:0/3"
+
+
+async def test_async_with_gives_the_index(lib: Lib) -> None:
+    barrier = loopsync.Barrier(2)
+    indices: list[int] = []
+
+    async def party() -> None:
+        async with barrier as index:
+            indices.append(index)
+
+    async with lib.task_group() as group:
+        await lib.start_queued(group, party)
+        await lib.start_queued(group, party)
+    assert sorted(indices) == [0, 1]
+
+
+async def test_many_cycles(lib: Lib) -> None:
+    barrier = loopsync.Barrier(4)
+    results: list[list[int]] = [[] for _ in range(5)]
+
+    async def party() -> None:
+        for cycle in range(5):
+            results[cycle].append(await barrier.wait())
+
+    async with lib.task_group() as group:
+        for _ in range(4):
+            group.start(party)
+    assert all(sorted(indices) == [0, 1, 2, 3] for indices in results)
+    assert barrier.n_waiting == 0
+
+
+async def test_arrivals_while_draining_wait_for_the_next_cycle(lib: Lib) -> None:
+    barrier = loopsync.Barrier(2)
+    async with lib.task_group() as group:
+        first = await lib.start_queued(group, barrier.wait)
+        # The trip and two new arrivals in one step, before "first" resumes.
+        assert await barrier.wait() == 1
+        third = group.start(barrier.wait)
+        fourth = group.start(barrier.wait)
+        await lib.settle()
+    assert first.result == 0
+    assert sorted([third.result, fourth.result]) == [0, 1]
+
+
+async def test_more_blocked_arrivals_than_parties(lib: Lib) -> None:
+    barrier = loopsync.Barrier(2)
+    async with lib.task_group() as group:
+        await lib.start_queued(group, barrier.wait)
+        assert await barrier.wait() == 1
+        late = [group.start(barrier.wait) for _ in range(5)]
+        await lib.settle()
+        # Two cycles of two went through; one task waits for a partner.
+        assert sum(handle.done for handle in late) == 4
+        assert barrier.n_waiting == 1
+        assert await barrier.wait() == 1
+    assert sorted(handle.result for handle in late) == [0, 0, 0, 1, 1]
+
+
+# -- reset and abort -------------------------------------------------------------
+
+
+async def test_reset_while_filling_breaks_current_waiters(lib: Lib) -> None:
+    barrier = loopsync.Barrier(3)
+    async with lib.task_group() as group:
+        waiters = [await lib.start_queued(group, barrier.wait) for _ in range(2)]
+        await barrier.reset()
+        if lib.family == "asyncio":
+            assert state(barrier) == "resetting, waiters:0/3"
+        await lib.settle()
+        assert state(barrier) == "filling, waiters:0/3"
+        for handle in waiters:
+            assert handle.outcome == "raised"
+            assert isinstance(handle.exception, loopsync.BrokenBarrierError)
+            assert str(handle.exception) == "Abort or reset of barrier"
+        # The barrier works again after the reset.
+        again = await lib.start_queued(group, barrier.wait)
+        await lib.start_queued(group, barrier.wait)
+        assert await barrier.wait() == 2
+    assert again.result == 0
+
+
+async def test_reset_of_an_empty_barrier(lib: Lib) -> None:
+    barrier = loopsync.Barrier(2)
+    await barrier.reset()
+    assert state(barrier) == "filling, waiters:0/2"
+
+
+async def test_arrival_while_resetting_waits_for_the_next_cycle(lib: Lib) -> None:
+    barrier = loopsync.Barrier(2)
+    async with lib.task_group() as group:
+        old = await lib.start_queued(group, barrier.wait)
+        await barrier.reset()
+        new = group.start(barrier.wait)
+        await lib.settle()
+        assert isinstance(old.exception, loopsync.BrokenBarrierError)
+        assert not new.done
+        assert barrier.n_waiting == 1
+        assert await barrier.wait() == 1
+    assert new.result == 0
+
+
+@pytest.mark.family("asyncio")
+async def test_reset_while_draining_breaks_released_parties(lib: Lib) -> None:
+    # As in asyncio: a party released by the trip that has not resumed yet
+    # when reset() is called gets BrokenBarrierError instead of its index.
+    barrier = loopsync.Barrier(2)
+    async with lib.task_group() as group:
+        first = await lib.start_queued(group, barrier.wait)
+        assert await barrier.wait() == 1
+        await barrier.reset()
+        assert state(barrier) == "resetting, waiters:0/2"
+        await lib.settle()
+    assert isinstance(first.exception, loopsync.BrokenBarrierError)
+    assert state(barrier) == "filling, waiters:0/2"
+
+
+async def test_abort_breaks_current_and_future_waiters(lib: Lib) -> None:
+    barrier = loopsync.Barrier(3)
+    async with lib.task_group() as group:
+        waiter = await lib.start_queued(group, barrier.wait)
+        await barrier.abort()
+        assert barrier.broken
+        assert state(barrier) == "broken"
+        assert barrier.n_waiting == 0
+        await lib.settle()
+        assert isinstance(waiter.exception, loopsync.BrokenBarrierError)
+        with pytest.raises(loopsync.BrokenBarrierError, match=r"^Barrier aborted$"):
+            await barrier.wait()
+        await barrier.reset()
+        assert not barrier.broken
+        await lib.start_queued(group, barrier.wait)
+        assert barrier.n_waiting == 1
+        await barrier.abort()
+
+
+async def test_abort_wakes_arrivals_blocked_by_draining(lib: Lib) -> None:
+    barrier = loopsync.Barrier(2)
+    async with lib.task_group() as group:
+        await lib.start_queued(group, barrier.wait)
+        assert await barrier.wait() == 1
+        blocked = group.start(barrier.wait)
+        await barrier.abort()
+        await lib.settle()
+    assert isinstance(blocked.exception, loopsync.BrokenBarrierError)
+
+
+async def test_reset_while_broken_with_parties_leaving(lib: Lib) -> None:
+    barrier = loopsync.Barrier(3)
+    async with lib.task_group() as group:
+        waiters = [await lib.start_queued(group, barrier.wait) for _ in range(2)]
+        await barrier.abort()
+        await barrier.reset()
+        await lib.settle()
+    assert all(isinstance(h.exception, loopsync.BrokenBarrierError) for h in waiters)
+    assert state(barrier) == "filling, waiters:0/3"
+
+
+# -- cancellation ----------------------------------------------------------------
+
+
+async def test_cancelled_filler_leaves_without_breaking(lib: Lib) -> None:
+    barrier = loopsync.Barrier(3)
+    async with lib.task_group() as group:
+        first = await lib.start_queued(group, barrier.wait)
+        second = await lib.start_queued(group, barrier.wait)
+        first.cancel()
+        assert barrier.n_waiting == 1  # at once, before the task has run
+        await lib.settle()
+        assert first.outcome == "cancelled"
+        assert not barrier.broken
+        third = await lib.start_queued(group, barrier.wait)
+        assert await barrier.wait() == 2
+    assert (second.result, third.result) == (0, 1)
+
+
+async def test_gh_155233_indices_stay_unique_after_a_cancelled_filler(lib: Lib) -> None:
+    # asyncio.Barrier gives the next arrival the index of the last one after
+    # a filler is cancelled; loopsync numbers the parties that pass.
+    barrier = loopsync.Barrier(3)
+    async with lib.task_group() as group:
+        first = await lib.start_queued(group, barrier.wait)
+        second = await lib.start_queued(group, barrier.wait)
+        first.cancel()
+        await lib.settle()
+        third = await lib.start_queued(group, barrier.wait)
+        assert await barrier.wait() == 2
+    assert sorted([second.result, third.result, 2]) == [0, 1, 2]
+
+
+async def test_cancelled_arrival_blocked_by_draining(lib: Lib) -> None:
+    barrier = loopsync.Barrier(2)
+    async with lib.task_group() as group:
+        await lib.start_queued(group, barrier.wait)
+        assert await barrier.wait() == 1
+        blocked = group.start(barrier.wait)
+        await lib.checkpoint()
+        blocked.cancel()
+        await lib.settle()
+        assert blocked.outcome == "cancelled"
+        late = await lib.start_queued(group, barrier.wait)
+        assert await barrier.wait() == 1
+    assert late.result == 0
+
+
+@pytest.mark.libs("asyncio", "uvloop")
+async def test_released_party_cancelled_before_it_resumes(lib: Lib) -> None:
+    # As in asyncio: the party raises CancelledError, the others pass, and the
+    # barrier is not broken.
+    barrier = loopsync.Barrier(3)
+    async with lib.task_group() as group:
+        first = await lib.start_queued(group, barrier.wait)
+        second = await lib.start_queued(group, barrier.wait)
+        assert await barrier.wait() == 2
+        first.cancel()
+        await lib.settle()
+    assert first.outcome == "cancelled"
+    assert second.result == 1
+    assert state(barrier) == "filling, waiters:0/3"
+
+
+# -- the action ------------------------------------------------------------------
+
+
+async def test_action_runs_once_per_trip_before_release(lib: Lib) -> None:
+    calls: list[int] = []
+    barrier = loopsync.Barrier(3, action=lambda: calls.append(barrier.n_waiting))
+    async with lib.task_group() as group:
+        for _ in range(6):
+            group.start(barrier.wait)
+    # Both times, the action ran while the other two parties still waited.
+    assert calls == [2, 2]
+
+
+async def test_failing_action_breaks_the_barrier(lib: Lib) -> None:
+    def fail() -> None:
+        raise KeyError("action failed")
+
+    barrier = loopsync.Barrier(2, action=fail)
+    async with lib.task_group() as group:
+        other = await lib.start_queued(group, barrier.wait)
+        with pytest.raises(KeyError, match="action failed"):
+            await barrier.wait()
+        await lib.settle()
+    assert barrier.broken
+    assert isinstance(other.exception, loopsync.BrokenBarrierError)

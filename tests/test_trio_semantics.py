@@ -1,0 +1,121 @@
+"""Rules that hold under trio (and anyio's trio backend)."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+import trio.testing
+
+import loopsync
+from libs import Lib
+
+pytestmark = pytest.mark.family("trio")
+
+
+async def test_acquire_is_a_checkpoint_even_when_free(lib: Lib) -> None:
+    sem = loopsync.Semaphore(1)
+    with trio.testing.assert_checkpoints():
+        await sem.acquire()
+    sem.release()
+    async with lib.task_group() as group:
+        group.start(sem.acquire)
+        await lib.settle()
+        with trio.testing.assert_checkpoints():
+            sem.release()  # hand-off to the task above ...
+            await sem.acquire()  # ... so this one parks
+    assert sem.value == 0
+
+
+async def test_cancelled_acquire_takes_no_free_permit(lib: Lib) -> None:
+    sem = loopsync.Semaphore(1)
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        await sem.acquire()
+    assert scope.cancelled_caught
+    assert sem.value == 1
+
+
+async def test_barrier_wait_is_a_checkpoint(lib: Lib) -> None:
+    barrier = loopsync.Barrier(1)
+    with trio.testing.assert_checkpoints():
+        assert await barrier.wait() == 0
+    await barrier.abort()
+    with trio.testing.assert_checkpoints(), pytest.raises(loopsync.BrokenBarrierError):
+        await barrier.wait()
+
+
+async def test_cancelled_last_arrival_does_not_trip(lib: Lib) -> None:
+    barrier = loopsync.Barrier(2)
+    async with lib.task_group() as group:
+        first = group.start(barrier.wait)
+        await lib.settle()
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await barrier.wait()
+        assert scope.cancelled_caught
+        assert barrier.n_waiting == 1
+        assert not first.done
+        assert await barrier.wait() == 1
+    assert first.result == 0
+
+
+async def test_reset_and_abort_act_then_checkpoint(lib: Lib) -> None:
+    barrier = loopsync.Barrier(2)
+    with trio.testing.assert_checkpoints():
+        await barrier.abort()
+    with trio.testing.assert_checkpoints():
+        await barrier.reset()
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        try:
+            await barrier.abort()
+        finally:
+            # Cancelled, as any trio checkpoint, but only after acting.
+            assert barrier.broken
+    assert scope.cancelled_caught
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        try:
+            await barrier.reset()
+        finally:
+            assert not barrier.broken
+    assert scope.cancelled_caught
+
+
+async def test_free_permit_goes_to_newcomer_while_hand_off_runs(lib: Lib) -> None:
+    # trio hands a permit over for good when it reschedules the waiter, so a
+    # second release is free for anyone at once (as with trio.Semaphore).
+    for sem in (loopsync.Semaphore(0), trio.Semaphore(0)):
+        async with lib.task_group() as group:
+            group.start(sem.acquire)
+            await lib.settle()
+            sem.release()
+            sem.release()
+            assert sem.value == 1
+            sem.acquire_nowait()
+            assert sem.statistics().tasks_waiting == 0
+        assert sem.value == 0
+
+
+async def test_would_block_matches_trio(lib: Lib) -> None:
+    ours, theirs = loopsync.Semaphore(0), trio.Semaphore(0)
+    with pytest.raises(loopsync.WouldBlock):
+        ours.acquire_nowait()
+    with pytest.raises(trio.WouldBlock):
+        theirs.acquire_nowait()
+
+
+async def test_state_updates_are_protected_from_keyboard_interrupt(lib: Lib) -> None:
+    seen: list[bool] = []
+
+    class Recording(loopsync.Semaphore):
+        def locked(self) -> bool:
+            seen.append(trio.lowlevel.currently_ki_protected())
+            return super().locked()
+
+    sem = Recording(1)
+    sem.acquire_nowait()
+    sem.release()
+    await sem.acquire()
+    sem.locked()
+    assert seen == [True, True, False]
