@@ -105,31 +105,66 @@ async def test_many_cycles(lib: Lib) -> None:
     assert barrier.n_waiting == 0
 
 
-async def test_arrivals_while_draining_wait_for_the_next_cycle(lib: Lib) -> None:
+async def test_arrival_during_the_trip_step_joins_the_next_cycle(lib: Lib) -> None:
     barrier = loopsync.Barrier(2)
     async with lib.task_group() as group:
         first = await lib.start_queued(group, barrier.wait)
-        # The trip and two new arrivals in one step, before "first" resumes.
-        assert await barrier.wait() == 1
-        third = group.start(barrier.wait)
-        fourth = group.start(barrier.wait)
+        second, third = group.start(barrier.wait), group.start(barrier.wait)
         await lib.settle()
+        # One of the two tripped the barrier with "first"; the other arrived
+        # while it drained, so it waits for a partner in the next cycle.
+        assert sorted(handle.done for handle in (second, third)) == [False, True]
+        assert state(barrier) == "filling, waiters:1/2"
+        assert await barrier.wait() == 1
     assert first.result == 0
-    assert sorted([third.result, fourth.result]) == [0, 1]
+    assert sorted([second.result, third.result]) == [0, 1]
 
 
-async def test_more_blocked_arrivals_than_parties(lib: Lib) -> None:
+async def test_more_arrivals_during_the_trip_step_than_parties(lib: Lib) -> None:
     barrier = loopsync.Barrier(2)
     async with lib.task_group() as group:
-        await lib.start_queued(group, barrier.wait)
-        assert await barrier.wait() == 1
-        late = [group.start(barrier.wait) for _ in range(5)]
+        first = await lib.start_queued(group, barrier.wait)
+        late = [group.start(barrier.wait) for _ in range(6)]
         await lib.settle()
-        # Two cycles of two went through; one task waits for a partner.
-        assert sum(handle.done for handle in late) == 4
+        # Three cycles of two went through; one task waits for a partner.
+        assert sum(handle.done for handle in late) == 5
         assert barrier.n_waiting == 1
         assert await barrier.wait() == 1
-    assert sorted(handle.result for handle in late) == [0, 0, 0, 1, 1]
+    assert first.result == 0
+    assert sorted(handle.result for handle in late) == [0, 0, 0, 1, 1, 1]
+
+
+@pytest.mark.family("asyncio")
+async def test_cancelled_while_blocked_by_draining(lib: Lib) -> None:
+    barrier = loopsync.Barrier(2)
+    async with lib.task_group() as group:
+        first = await lib.start_queued(group, barrier.wait)
+        tripper, blocked = group.start(barrier.wait), group.start(barrier.wait)
+        await lib.checkpoint()
+        # "tripper" tripped the barrier, "blocked" arrived after it, and
+        # "first" has not resumed yet.
+        assert state(barrier) == "draining, waiters:0/2"
+        blocked.cancel()
+        await lib.settle()
+    assert blocked.outcome == "cancelled"
+    assert (first.result, tripper.result) == (0, 1)
+    assert state(barrier) == "filling, waiters:0/2"
+
+
+@pytest.mark.family("asyncio")
+async def test_abort_wakes_arrivals_blocked_by_draining(lib: Lib) -> None:
+    barrier = loopsync.Barrier(2)
+    async with lib.task_group() as group:
+        first = await lib.start_queued(group, barrier.wait)
+        tripper, blocked = group.start(barrier.wait), group.start(barrier.wait)
+        await lib.checkpoint()
+        await barrier.abort()
+        await lib.settle()
+    assert tripper.result == 1
+    # Released by the trip but aborted before it resumed, as in asyncio.
+    assert isinstance(first.exception, loopsync.BrokenBarrierError)
+    assert isinstance(blocked.exception, loopsync.BrokenBarrierError)
+    assert str(blocked.exception) == "Barrier aborted"
 
 
 # -- reset and abort -------------------------------------------------------------
@@ -209,17 +244,6 @@ async def test_abort_breaks_current_and_future_waiters(lib: Lib) -> None:
         await barrier.abort()
 
 
-async def test_abort_wakes_arrivals_blocked_by_draining(lib: Lib) -> None:
-    barrier = loopsync.Barrier(2)
-    async with lib.task_group() as group:
-        await lib.start_queued(group, barrier.wait)
-        assert await barrier.wait() == 1
-        blocked = group.start(barrier.wait)
-        await barrier.abort()
-        await lib.settle()
-    assert isinstance(blocked.exception, loopsync.BrokenBarrierError)
-
-
 async def test_reset_while_broken_with_parties_leaving(lib: Lib) -> None:
     barrier = loopsync.Barrier(3)
     async with lib.task_group() as group:
@@ -261,21 +285,6 @@ async def test_gh_155233_indices_stay_unique_after_a_cancelled_filler(lib: Lib) 
         third = await lib.start_queued(group, barrier.wait)
         assert await barrier.wait() == 2
     assert sorted([second.result, third.result, 2]) == [0, 1, 2]
-
-
-async def test_cancelled_arrival_blocked_by_draining(lib: Lib) -> None:
-    barrier = loopsync.Barrier(2)
-    async with lib.task_group() as group:
-        await lib.start_queued(group, barrier.wait)
-        assert await barrier.wait() == 1
-        blocked = group.start(barrier.wait)
-        await lib.checkpoint()
-        blocked.cancel()
-        await lib.settle()
-        assert blocked.outcome == "cancelled"
-        late = await lib.start_queued(group, barrier.wait)
-        assert await barrier.wait() == 1
-    assert late.result == 0
 
 
 @pytest.mark.libs("asyncio", "uvloop")
