@@ -17,7 +17,7 @@ handed.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import sniffio
@@ -75,8 +75,9 @@ class Backend(Protocol):
     def create_waiter(self, queue: WaiterQueue) -> Waiter:
         """Append a new waiter for the current task to the end of *queue*."""
 
-    async def park(self, waiter: Waiter) -> Any:
-        """Block until *waiter* is woken and return the value it was woken with.
+    def park(self, waiter: Waiter) -> Awaitable[Any]:
+        """Return an awaitable that blocks until *waiter* is woken, then gives
+        the value it was woken with.
 
         Raises the library's cancellation exception if the task is cancelled
         first; the waiter has then left its queue.

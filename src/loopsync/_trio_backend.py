@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 import outcome
@@ -62,14 +63,11 @@ class TrioBackend:
     def create_waiter(self, queue: WaiterQueue) -> _Waiter:
         return _Waiter(queue)
 
-    async def park(self, waiter: Any) -> Any:
-        return await trio.lowlevel.wait_task_rescheduled(waiter.abort)
+    def park(self, waiter: Any) -> Awaitable[Any]:
+        return trio.lowlevel.wait_task_rescheduled(waiter.abort)  # noqa: ASYNC105 - awaited by the caller
 
-    async def checkpoint(self) -> None:
-        await trio.lowlevel.checkpoint()
-
-    async def checkpoint_if_cancelled(self) -> None:
-        await trio.lowlevel.checkpoint_if_cancelled()
-
-    async def cancel_shielded_checkpoint(self) -> None:
-        await trio.lowlevel.cancel_shielded_checkpoint()
+    # trio's own functions, not wrappers: the fast path of acquire() awaits
+    # two of them, and a coroutine frame more would cost more than they do.
+    checkpoint = staticmethod(trio.lowlevel.checkpoint)
+    checkpoint_if_cancelled = staticmethod(trio.lowlevel.checkpoint_if_cancelled)
+    cancel_shielded_checkpoint = staticmethod(trio.lowlevel.cancel_shielded_checkpoint)
