@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-from collections import OrderedDict
 
 import pytest
 import sniffio
@@ -15,6 +14,7 @@ import loopsync
 from loopsync import _backend
 from loopsync._asyncio_backend import AsyncioBackend
 from loopsync._trio_backend import TrioBackend
+from loopsync._waitqueue import WaiterQueue
 
 
 def test_import_loads_no_async_library() -> None:
@@ -78,31 +78,34 @@ def test_adapters_are_cached() -> None:
     assert isinstance(trio.run(pick), TrioBackend)
 
 
-def test_asyncio_waiter_leaves_queue_when_cancelled() -> None:
+def test_asyncio_waiter_tells_its_queue_when_cancelled() -> None:
     async def main() -> None:
         backend = AsyncioBackend()
-        queue: _backend.WaiterQueue = OrderedDict()
+        queue = WaiterQueue()
         first, second = backend.create_waiter(queue), backend.create_waiter(queue)
-        assert list(queue) == [first, second]
+        assert len(queue) == 2
+        assert first.pending
         assert first.cancel()
-        assert list(queue) == [second]
+        assert len(queue) == 1  # at once, without searching the queue
+        assert not first.pending
         assert not first.cancel()  # cancelling twice changes nothing
         assert not first.wake(1)  # a cancelled waiter cannot be woken
         assert not first.woken
-        queue.pop(second)
-        assert second.wake(7)
+        assert queue.wake_first(7)  # passes over "first"
         assert second.woken
         assert not second.wake(8)  # one-shot
         assert not second.cancel()  # too late: it was woken
+        assert len(queue) == 0
+        assert not queue.wake_first()
         assert await backend.park(second) == 7
 
     asyncio.run(main())
 
 
-def test_trio_waiter_leaves_queue_when_aborted() -> None:
+def test_trio_waiter_tells_its_queue_when_aborted() -> None:
     async def main() -> None:
         backend = TrioBackend()
-        queue: _backend.WaiterQueue = OrderedDict()
+        queue = WaiterQueue()
         parked: list[object] = []
 
         async def park() -> None:
@@ -113,13 +116,14 @@ def test_trio_waiter_leaves_queue_when_aborted() -> None:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(park)
             await trio.testing.wait_all_tasks_blocked()
-            assert list(queue) == parked
+            assert len(queue) == 1
             nursery.cancel_scope.cancel()
-            await trio.testing.wait_all_tasks_blocked()
-            assert not queue
+            assert not queue  # told during the cancel, before the task ran
         (waiter,) = parked
         assert not waiter.wake()  # type: ignore[attr-defined]
+        assert not waiter.cancel()  # type: ignore[attr-defined]
         assert not waiter.woken  # type: ignore[attr-defined]
+        assert not queue.wake_first()
 
     trio.run(main)
 

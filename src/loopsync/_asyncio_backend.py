@@ -7,8 +7,8 @@ import sys
 from collections.abc import Awaitable
 from typing import Any
 
-from ._backend import WaiterQueue
 from ._exceptions import BrokenBarrierError
+from ._waitqueue import WaiterQueue
 
 __all__ = ["AsyncioBackend"]
 
@@ -25,25 +25,29 @@ else:  # asyncio has no Barrier before 3.11
 
 
 class _Waiter(asyncio.Future[Any]):
-    """A future that leaves its queue the moment it is cancelled."""
+    """A future that tells its queue the moment it is cancelled."""
 
     __slots__ = ("_queue",)
 
     def __init__(self, loop: asyncio.AbstractEventLoop, queue: WaiterQueue) -> None:
         super().__init__(loop=loop)
         self._queue = queue
-        queue[self] = None
+        queue.append(self)
 
     def cancel(self, msg: Any = None) -> bool:
         # Task.cancel() cancels the future its task awaits right away, but the
-        # task only runs its cleanup on a later loop iteration.  Leaving the
-        # queue here, not in that cleanup, means a release() in between can
-        # never hand a permit to a waiter that is already gone (anyio #1145,
-        # python/asyncio#270).
+        # task only runs its cleanup on a later loop iteration.  Telling the
+        # queue here, not in that cleanup, means that locked() and the waiter
+        # count are right at once, and that a release() in between passes
+        # this waiter over (anyio #1145, python/asyncio#270).
         if not super().cancel(msg):
             return False
-        self._queue.pop(self, None)
+        self._queue.forget()
         return True
+
+    @property
+    def pending(self) -> bool:
+        return not self.done()
 
     @property
     def woken(self) -> bool:

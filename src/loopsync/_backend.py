@@ -7,20 +7,21 @@ and imports it on first use, so ``import loopsync`` imports neither library.
 
 A wait goes like this: the primitive calls ``create_waiter(queue)``, which
 appends a new :class:`Waiter` for the current task to *queue*, then awaits
-``park(waiter)``.  Whoever wakes the task pops the waiter from the queue and
-calls ``waiter.wake(value)``; ``park`` then returns *value*.  If the task is
-cancelled first, the adapter removes the waiter from *queue* at the moment of
-cancellation, so a queue never holds a waiter that will not take what it is
-handed.
+``park(waiter)``.  Whoever wakes the task calls ``queue.wake_first(value)``;
+``park`` then returns *value*.  If the task is cancelled first, the adapter
+tells the queue at the moment of cancellation (``queue.forget()``), so the
+queue never counts, and never wakes, a waiter that will not take what it is
+handed: its ``wake()`` returns False and the queue moves on to the next one.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import sniffio
+
+from ._waitqueue import WaiterQueue
 
 if TYPE_CHECKING:
     from ._exceptions import BrokenBarrierError
@@ -32,19 +33,25 @@ class Waiter(Protocol):
     """A one-shot wake-up for one parked task."""
 
     @property
+    def pending(self) -> bool:
+        """True until the waiter is woken or cancelled."""
+
+    @property
     def woken(self) -> bool:
         """True once :meth:`wake` has succeeded."""
 
     def wake(self, value: Any = None) -> bool:
         """Schedule the parked task to resume with *value*.
 
-        Return False, and do nothing, if the task was cancelled already: the
+        Return False, and do nothing, if the waiter was cancelled already: the
         caller must then hand whatever it meant to give to someone else.
         """
 
+    def cancel(self) -> bool:
+        """Withdraw a pending waiter from its queue, as a cancellation does.
 
-WaiterQueue = OrderedDict[Waiter, None]
-"""Parked waiters in arrival order; removal of any one of them is O(1)."""
+        Return False if it was woken or cancelled already.
+        """
 
 
 class Backend(Protocol):

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import enum
 import operator
-from collections import OrderedDict
 from collections.abc import Callable
 from types import TracebackType
 
-from ._backend import WaiterQueue, ki_protected
+from ._backend import ki_protected
 from ._primitive import Primitive
+from ._waitqueue import WaiterQueue
 
 __all__ = ["Barrier"]
 
@@ -68,8 +68,8 @@ class Barrier(Primitive):
         self._parties = parties
         self._action = action
         self._state = _State.FILLING
-        self._fillers: WaiterQueue = OrderedDict()
-        self._blocked: WaiterQueue = OrderedDict()
+        self._fillers = WaiterQueue()
+        self._blocked = WaiterQueue()
         self._leaving = 0
 
     def _repr_state(self) -> str:
@@ -129,9 +129,9 @@ class Barrier(Primitive):
         try:
             return await backend.park(waiter)
         except BaseException:
-            # Normally the waiter left the queue when it was cancelled; this
-            # covers anything else thrown into the task.
-            queue.pop(waiter, None)
+            # A cancellation withdrew the waiter already; this covers anything
+            # else thrown into the task.
+            waiter.cancel()
             raise
 
     @ki_protected
@@ -154,17 +154,14 @@ class Barrier(Primitive):
                 if self._leaving == 0:
                     self._drained()
             else:
-                self._fillers.pop(waiter, None)
+                waiter.cancel()
 
     def _release_fillers(self, with_indices: bool) -> None:
         """Wake every task waiting for the trip, in arrival order."""
-        fillers = self._fillers
-        self._leaving += len(fillers)
         index = 0
-        while fillers:
-            waiter, _ = fillers.popitem(last=False)
-            waiter.wake(index if with_indices else None)
+        while self._fillers.wake_first(index if with_indices else None):
             index += 1
+        self._leaving += index
 
     def _trip(self) -> None:
         if self._action is not None:
@@ -182,18 +179,14 @@ class Barrier(Primitive):
         if self._state is _State.BROKEN:
             return
         self._state = _State.FILLING
-        blocked = self._blocked
-        while blocked:
-            waiter, _ = blocked.popitem(last=False)
-            waiter.wake()
+        while self._blocked.wake_first():
+            pass
 
     def _break(self) -> None:
         self._state = _State.BROKEN
         self._release_fillers(with_indices=False)
-        blocked = self._blocked
-        while blocked:
-            waiter, _ = blocked.popitem(last=False)
-            waiter.wake()
+        while self._blocked.wake_first():
+            pass
 
     @ki_protected
     async def reset(self) -> None:

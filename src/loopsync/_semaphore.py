@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import operator
-from collections import OrderedDict
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Literal
 
-from ._backend import Backend, WaiterQueue, ki_protected
+from ._backend import Backend, ki_protected
 from ._exceptions import WouldBlock
 from ._primitive import Primitive
+from ._waitqueue import WaiterQueue
 
 __all__ = ["BoundedSemaphore", "Semaphore", "SemaphoreStatistics"]
 
@@ -60,7 +60,7 @@ class Semaphore(Primitive):
     """
 
     # Invariants:
-    # - self._waiters holds exactly the tasks blocked in acquire() that have
+    # - self._waiters counts exactly the tasks blocked in acquire() that have
     #   neither been handed a permit nor been cancelled;
     # - self._handoffs counts the tasks handed a permit that may still be
     #   cancelled before they resume (asyncio only; 0 under trio);
@@ -70,7 +70,7 @@ class Semaphore(Primitive):
     def __init__(self, value: int = 1) -> None:
         super().__init__()
         self._value = _check_value(value)
-        self._waiters: WaiterQueue = OrderedDict()
+        self._waiters = WaiterQueue()
         self._handoffs = 0
 
     def _repr_state(self) -> str:
@@ -115,21 +115,17 @@ class Semaphore(Primitive):
         does not yield when it can return at once.
         """
         backend = self._backend or self._adopt_backend()
-        if backend.checkpoints:
+        if not backend.checkpoints:
+            if not self.locked():
+                self._value -= 1
+                return True
+        else:
             await backend.checkpoint_if_cancelled()
-            if self.locked():
-                await self._wait_for_permit()
-            else:
+            if not self.locked():
                 self._value -= 1
                 await backend.cancel_shielded_checkpoint()
-        elif self.locked():
-            await self._wait_for_permit()
-        else:
-            self._value -= 1
-        return True
+                return True
 
-    @ki_protected
-    async def _wait_for_permit(self) -> None:
         backend = self._backend_for_wait()
         waiter = backend.create_waiter(self._waiters)
         try:
@@ -141,9 +137,9 @@ class Semaphore(Primitive):
                 # it on (python/asyncio#270, bpo-27585, bpo-32734).
                 self._value += 1
             else:
-                # Normally the waiter left the queue when it was cancelled;
-                # this covers anything else thrown into the task.
-                self._waiters.pop(waiter, None)
+                # A cancellation withdrew the waiter already; this covers
+                # anything else thrown into the task.
+                waiter.cancel()
             raise
         finally:
             if waiter.woken and backend.cancellable_after_wake:
@@ -153,13 +149,13 @@ class Semaphore(Primitive):
             # (gh-111693).  Under trio there are none.
             while self._value > 0 and self._waiters:
                 self._hand_off(backend)
+        return True
 
     def _hand_off(self, backend: Backend) -> None:
         """Give one permit to the first waiting task."""
-        waiter, _ = self._waiters.popitem(last=False)
-        # The queue only holds waiters that are not cancelled, so the wake-up
-        # cannot fail: the permit goes straight to this task.
-        waiter.wake(True)
+        # Cancelled waiters are passed over, so the permit goes straight to a
+        # task that will take it.
+        self._waiters.wake_first(True)
         self._value -= 1
         if backend.cancellable_after_wake:
             self._handoffs += 1

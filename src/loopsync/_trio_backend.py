@@ -8,8 +8,9 @@ from typing import Any
 import outcome
 import trio
 
-from ._backend import WaiterQueue, _ki_protected
+from ._backend import _ki_protected
 from ._exceptions import BrokenBarrierError
+from ._waitqueue import WaiterQueue
 
 __all__ = ["TrioBackend"]
 
@@ -18,29 +19,36 @@ for _func in _ki_protected:
 
 
 class _Waiter:
-    """A parked trio task; it leaves its queue when its wait is aborted."""
+    """A parked trio task; it tells its queue when its wait is aborted."""
 
-    __slots__ = ("_queue", "_task", "aborted", "woken")
+    __slots__ = ("_queue", "_task", "pending", "woken")
 
     def __init__(self, queue: WaiterQueue) -> None:
         self._task = trio.lowlevel.current_task()
         self._queue = queue
-        self.aborted = False
+        self.pending = True
         self.woken = False
-        queue[self] = None
+        queue.append(self)
 
     def wake(self, value: Any = None) -> bool:
-        if self.aborted or self.woken:
+        if not self.pending:
             return False
+        self.pending = False
         self.woken = True
         trio.lowlevel.reschedule(self._task, outcome.Value(value))
+        return True
+
+    def cancel(self) -> bool:
+        if not self.pending:
+            return False
+        self.pending = False
+        self._queue.forget()
         return True
 
     def abort(self, _raise_cancel: Any) -> trio.lowlevel.Abort:
         # Runs the moment trio delivers a cancellation; a task that was
         # already rescheduled is never aborted, so a wake-up cannot be lost.
-        self.aborted = True
-        self._queue.pop(self, None)
+        self.cancel()
         return trio.lowlevel.Abort.SUCCEEDED
 
 

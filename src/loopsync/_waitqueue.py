@@ -1,0 +1,62 @@
+"""The queue of parked waiters that every primitive keeps."""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._backend import Waiter
+
+__all__ = ["WaiterQueue"]
+
+# Compact only past this many cancelled entries, so that small queues never
+# pay for it.
+_COMPACT_AFTER = 64
+
+
+class WaiterQueue:
+    """Parked waiters in arrival order.
+
+    Every operation is O(1), amortized.  A cancelled waiter is not searched
+    for: its adapter calls :meth:`forget`, which only counts it, and
+    :meth:`wake_first` drops it when it reaches the front (its ``wake()``
+    fails).  Once cancelled entries outnumber live ones they are swept out,
+    so memory stays proportional to the tasks still waiting.
+    """
+
+    __slots__ = ("_cancelled", "_entries")
+
+    def __init__(self) -> None:
+        self._entries: deque[Waiter] = deque()
+        self._cancelled = 0
+
+    def __len__(self) -> int:
+        """The number of waiters still waiting."""
+        return len(self._entries) - self._cancelled
+
+    def __bool__(self) -> bool:
+        return len(self._entries) > self._cancelled
+
+    def append(self, waiter: Waiter) -> None:
+        """Add *waiter* at the end of the queue."""
+        self._entries.append(waiter)
+
+    def forget(self) -> None:
+        """Count one queued waiter as cancelled; its adapter calls this once."""
+        self._cancelled += 1
+        if self._cancelled > _COMPACT_AFTER and 2 * self._cancelled > len(self._entries):
+            self._entries = deque(waiter for waiter in self._entries if waiter.pending)
+            self._cancelled = 0
+
+    def wake_first(self, value: Any = None) -> bool:
+        """Wake the first waiter still waiting with *value*.
+
+        Return False if there was none.
+        """
+        entries = self._entries
+        while entries:
+            if entries.popleft().wake(value):
+                return True
+            self._cancelled -= 1
+        return False
