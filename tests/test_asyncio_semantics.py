@@ -183,3 +183,15 @@ async def test_asyncio_stdlib_agrees_on_a_handoff_race(lib: Lib) -> None:
         return log
 
     assert await race(loopsync.Semaphore(0)) == await race(asyncio.Semaphore(0)) == ["b", "c"]
+
+
+async def test_bounded_semaphore_at_bound_zero_refuses_release(lib: Lib) -> None:
+    # asyncio checks the bound first, even with a task waiting.
+    sem = loopsync.BoundedSemaphore(0)
+    async with lib.task_group() as group:
+        waiter = await lib.start_queued(group, sem.acquire)
+        with pytest.raises(ValueError, match="BoundedSemaphore released too many times"):
+            sem.release()
+        assert sem.statistics().tasks_waiting == 1
+        waiter.cancel()
+    assert sem.value == 0

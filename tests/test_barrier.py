@@ -225,6 +225,24 @@ async def test_reset_while_draining_breaks_released_parties(lib: Lib) -> None:
     assert state(barrier) == "filling, waiters:0/2"
 
 
+@pytest.mark.family("asyncio")
+async def test_reset_while_draining_lets_blocked_arrivals_in_first(lib: Lib) -> None:
+    # As asyncio's reset() does, it wakes the tasks that arrived while the
+    # barrier drained, so they get in as soon as the last released task has
+    # left, ahead of tasks that arrive after the reset.
+    barrier = loopsync.Barrier(2)
+    async with lib.task_group() as group:
+        first = await lib.start_queued(group, barrier.wait)
+        tripper, blocked = group.start(barrier.wait), group.start(barrier.wait)
+        await lib.checkpoint()
+        await barrier.reset()
+        late = group.start(barrier.wait)
+        await lib.settle()
+    assert isinstance(first.exception, loopsync.BrokenBarrierError)
+    assert tripper.result == 1
+    assert (blocked.result, late.result) == (0, 1)
+
+
 async def test_abort_breaks_current_and_future_waiters(lib: Lib) -> None:
     barrier = loopsync.Barrier(3)
     async with lib.task_group() as group:

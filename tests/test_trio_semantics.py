@@ -119,3 +119,16 @@ async def test_state_updates_are_protected_from_keyboard_interrupt(lib: Lib) -> 
     await sem.acquire()
     sem.locked()
     assert seen == [True, True, False]
+
+
+async def test_bounded_semaphore_at_bound_zero_hands_off_as_trio_does(lib: Lib) -> None:
+    # trio hands a waiting task the permit before it looks at the bound.
+    for sem in (loopsync.BoundedSemaphore(0), trio.Semaphore(0, max_value=0)):
+        async with lib.task_group() as group:
+            waiter = await lib.start_queued(group, sem.acquire)
+            sem.release()
+            await lib.settle()
+            assert waiter.done
+        with pytest.raises(ValueError, match="released too many times"):
+            sem.release()
+        assert sem.value == 0

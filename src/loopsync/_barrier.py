@@ -179,14 +179,17 @@ class Barrier(Primitive):
         if self._state is _State.BROKEN:
             return
         self._state = _State.FILLING
+        self._wake_blocked()
+
+    def _wake_blocked(self) -> None:
+        """Let tasks that arrived while the barrier drained or reset try again."""
         while self._blocked.wake_first():
             pass
 
     def _break(self) -> None:
         self._state = _State.BROKEN
         self._release_fillers(with_indices=False)
-        while self._blocked.wake_first():
-            pass
+        self._wake_blocked()
 
     @ki_protected
     async def reset(self) -> None:
@@ -200,6 +203,10 @@ class Barrier(Primitive):
             self._release_fillers(with_indices=False)
         else:
             self._state = _State.FILLING
+        # As in asyncio, tasks blocked by a draining barrier look at the state
+        # again when they next run, and get in at once if the last released
+        # task has left by then.
+        self._wake_blocked()
         await self._checkpoint_after_update()
 
     @ki_protected

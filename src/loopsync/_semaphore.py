@@ -205,6 +205,14 @@ class BoundedSemaphore(Semaphore):
     @ki_protected
     def release(self) -> None:
         """Release a permit; raise ValueError if none is held."""
-        if self._value >= self._bound_value:
+        if self._value >= self._bound_value and not self._hand_off_is_final():
             raise ValueError("BoundedSemaphore released too many times")
         super().release()
+
+    def _hand_off_is_final(self) -> bool:
+        # Under trio a release with tasks waiting hands the permit over for
+        # good, so the counter cannot pass the bound (this matters only for a
+        # bound of 0).  Under asyncio the woken task may still be cancelled
+        # and give the permit back to the counter, so the bound comes first.
+        backend = self._backend
+        return bool(self._waiters) and backend is not None and not backend.cancellable_after_wake

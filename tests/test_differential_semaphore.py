@@ -1,0 +1,503 @@
+"""Differential tests: loopsync's semaphores against the library's own.
+
+Hypothesis draws random programs: lists of actions that a controller task
+carries out one after the other (spawn a task that acquires, tell a holder to
+release, cancel a task, ``acquire_nowait()``, an extra ``release()``, let the
+tasks run).  Each program runs twice, once against the library's own
+semaphore (the oracle) and once against loopsync's, and each run records a
+trace: what every task did, the outcome of every action and what the
+semaphore looked like after it.  The two traces must be equal.
+
+- asyncio and uvloop: the oracle is :class:`asyncio.Semaphore` (or
+  ``BoundedSemaphore``) of Python 3.13.  Scheduling is deterministic, so the
+  traces are compared exactly.  Programs may run several actions in the same
+  loop iteration, or let only one to three iterations pass between actions,
+  to catch the races around a waiter that was handed a permit but has not
+  resumed yet.
+- trio: the oracle is :class:`trio.Semaphore` (with ``max_value`` for the
+  bounded one).  trio runs the tasks of a batch in random order, so the
+  controller only ever lets tasks run until all of them are blocked, and the
+  events of each such step are compared as a set.
+
+Not compared: the return value of ``acquire()`` under trio (loopsync's is
+documented to be True under every library, trio's is None), and ``repr()``,
+whose waiter count differs by design: asyncio's counts every future still in
+its queue, including those of tasks handed a permit or cancelled that have not
+resumed yet, while loopsync's counts the tasks still waiting, as
+``statistics()`` does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import pytest
+import trio
+from hypothesis import example, given, note, settings
+from hypothesis import strategies as st
+
+import loopsync
+from libs import AsyncioLib, Handle, Lib, TaskGroup, TrioLib, UvloopLib
+
+# Derandomized, so that every run (CI included) tries the same programs.
+SETTINGS = settings(max_examples=300, deadline=None, derandomize=True, database=None)
+
+# Loop iterations of a full "let everything run": far more than any program
+# here needs to come to a standstill (about two per hand-off).
+SETTLE_ITERATIONS = 50
+
+requires_asyncio_313 = pytest.mark.skipif(
+    sys.version_info < (3, 13),
+    reason="the oracle is asyncio.Semaphore of Python 3.13, whose wake-up and "
+    "cancellation rules older versions do not follow",
+)
+
+ASYNCIO_LIBS = [AsyncioLib(), *([UvloopLib()] if sys.platform != "win32" else [])]
+
+
+# --------------------------------------------------------------------------
+# Programs
+
+
+@dataclass(frozen=True)
+class Spawn:
+    """Start a task that acquires, then holds until told to release, or
+    releases at once."""
+
+    hold: bool
+
+
+@dataclass(frozen=True)
+class Release:
+    """Tell a holding task to release: the k-th (cyclically, by task number)
+    of those not told yet."""
+
+    k: int
+
+
+@dataclass(frozen=True)
+class Cancel:
+    """Cancel a task that has not finished and was not cancelled yet: the k-th
+    (cyclically, by task number) of those in *phase* ("acquiring": in
+    acquire(), whether or not it was handed a permit already; "holding"), or
+    of all of them if *phase* is None."""
+
+    k: int
+    phase: str | None = None
+
+
+@dataclass(frozen=True)
+class AcquireNowait:
+    """``acquire_nowait()`` from the controller, which then keeps the permit."""
+
+
+@dataclass(frozen=True)
+class ExtraRelease:
+    """``release()`` from the controller, whether or not it holds a permit."""
+
+
+@dataclass(frozen=True)
+class Run:
+    """Let the other tasks run: ``iterations`` loop iterations under asyncio,
+    or (None) until everything has settled.  Under trio, always the latter."""
+
+    iterations: int | None
+
+
+Action = Spawn | Release | Cancel | AcquireNowait | ExtraRelease | Run
+
+
+@dataclass(frozen=True)
+class Program:
+    value: int
+    bounded: bool
+    actions: list[Action]
+
+
+# Repeated entries weigh the choice: hand-offs and cancellations between two
+# loop iterations are what the programs are for.
+actions: st.SearchStrategy[Action] = st.one_of(
+    st.builds(Spawn, hold=st.booleans()),
+    st.builds(Spawn, hold=st.just(True)),
+    st.builds(Release, k=st.integers(0, 3)),
+    st.builds(Cancel, k=st.integers(0, 3)),
+    st.builds(Cancel, k=st.integers(0, 1), phase=st.sampled_from(["acquiring", "holding"])),
+    st.just(AcquireNowait()),
+    st.just(ExtraRelease()),
+    st.just(ExtraRelease()),
+    st.builds(Run, iterations=st.sampled_from([1, 1, 2, 3])),
+    st.just(Run(None)),
+)
+programs = st.builds(
+    Program,
+    value=st.integers(0, 3),
+    bounded=st.booleans(),
+    actions=st.lists(actions, min_size=5, max_size=40),
+)
+
+
+# --------------------------------------------------------------------------
+# The semaphores under test, behind one interface
+
+
+class Subject(Protocol):
+    """A semaphore as the controller and the tasks see it."""
+
+    would_block: type[BaseException]
+
+    async def acquire(self) -> object: ...
+
+    def release(self) -> None: ...
+
+    def acquire_nowait(self) -> None: ...
+
+    def observe(self) -> str:
+        """Describe the state: ``locked()``, the value and the waiting tasks."""
+        ...
+
+
+def _describe_state(locked: bool, value: int, waiting: int) -> str:
+    return f"locked={locked} value={value} waiting={waiting}"
+
+
+class LoopsyncSubject:
+    would_block: type[BaseException] = loopsync.WouldBlock
+
+    def __init__(self, value: int, bounded: bool) -> None:
+        self.sem = loopsync.BoundedSemaphore(value) if bounded else loopsync.Semaphore(value)
+
+    async def acquire(self) -> object:
+        return await self.sem.acquire()
+
+    def release(self) -> None:
+        self.sem.release()
+
+    def acquire_nowait(self) -> None:
+        self.sem.acquire_nowait()
+
+    def observe(self) -> str:
+        sem = self.sem
+        return _describe_state(sem.locked(), sem.value, sem.statistics().tasks_waiting)
+
+
+class _OracleWouldBlock(Exception):
+    pass
+
+
+class AsyncioOracle:
+    would_block: type[BaseException] = _OracleWouldBlock
+
+    def __init__(self, value: int, bounded: bool) -> None:
+        self.sem = asyncio.BoundedSemaphore(value) if bounded else asyncio.Semaphore(value)
+
+    async def acquire(self) -> object:
+        return await self.sem.acquire()
+
+    def release(self) -> None:
+        self.sem.release()
+
+    def acquire_nowait(self) -> None:
+        # asyncio has no acquire_nowait(); its equivalent is an acquire() that
+        # does not suspend, which is exactly when locked() is false.
+        if self.sem.locked():
+            raise _OracleWouldBlock
+        coro = self.sem.acquire()
+        try:
+            coro.send(None)
+        except StopIteration:
+            return
+        coro.close()
+        raise AssertionError("asyncio.Semaphore.acquire() suspended although not locked()")
+
+    def observe(self) -> str:
+        sem: Any = self.sem
+        # loopsync's tasks_waiting counts the tasks blocked in acquire() that
+        # were neither handed a permit nor cancelled: in asyncio, the futures
+        # of the queue that are not done yet.
+        waiting = sum(not fut.done() for fut in sem._waiters or ())
+        return _describe_state(sem.locked(), sem._value, waiting)
+
+
+class TrioOracle:
+    would_block: type[BaseException] = trio.WouldBlock
+
+    def __init__(self, value: int, bounded: bool) -> None:
+        self.sem = trio.Semaphore(value, max_value=value if bounded else None)
+
+    async def acquire(self) -> object:
+        await self.sem.acquire()
+        return None
+
+    def release(self) -> None:
+        self.sem.release()
+
+    def acquire_nowait(self) -> None:
+        self.sem.acquire_nowait()
+
+    def observe(self) -> str:
+        # trio.Semaphore has no locked(); under trio a task can take a permit
+        # at once exactly when the value is not zero.
+        sem = self.sem
+        return _describe_state(sem.value == 0, sem.value, sem.statistics().tasks_waiting)
+
+
+# --------------------------------------------------------------------------
+# Running a program
+
+
+class Trace:
+    """What happened during one run, in order.
+
+    Controller entries (an action, its outcome and the state right after it)
+    are strings; the events of the tasks between two controller entries are
+    kept in order under asyncio and sorted under trio, where their order is
+    random.
+    """
+
+    def __init__(self, ordered: bool) -> None:
+        self.ordered = ordered
+        self.entries: list[str | list[str]] = []
+
+    def step(self, text: str) -> None:
+        self.entries.append(text)
+
+    def event(self, text: str) -> None:
+        if not self.entries or isinstance(self.entries[-1], str):
+            self.entries.append([])
+        group = self.entries[-1]
+        assert isinstance(group, list)
+        group.append(text)
+
+    def result(self) -> list[str | list[str]]:
+        if self.ordered:
+            return self.entries
+        return [entry if isinstance(entry, str) else sorted(entry) for entry in self.entries]
+
+
+@dataclass
+class Worker:
+    name: str
+    hold: bool
+    release_event: Any  # asyncio.Event or trio.Event
+    phase: str = "spawned"  # then "acquiring", "holding", "done"
+    told: bool = False
+    cancelled: bool = False
+    handle: Handle = field(default_factory=lambda: Handle(""))
+
+
+def _exception_name(exc: BaseException, cancelled: type[BaseException]) -> str:
+    return "Cancelled" if isinstance(exc, cancelled) else type(exc).__name__
+
+
+async def _work(
+    worker: Worker, subject: Subject, trace: Trace, lib: Lib, show_result: bool
+) -> None:
+    worker.phase = "acquiring"
+    trace.event(f"{worker.name} calls acquire()")
+    try:
+        result = await subject.acquire()
+    except BaseException as exc:
+        worker.phase = "done"
+        trace.event(f"{worker.name} acquire() raised {_exception_name(exc, lib.cancelled)}")
+        raise
+    trace.event(
+        f"{worker.name} acquired" + (f", acquire() returned {result!r}" if show_result else "")
+    )
+    worker.phase = "holding"
+    try:
+        if worker.hold:
+            await worker.release_event.wait()
+    except BaseException as exc:
+        trace.event(
+            f"{worker.name} cancelled while holding ({_exception_name(exc, lib.cancelled)})"
+        )
+        raise
+    finally:
+        worker.phase = "done"
+        # Under trio, tasks that release in the same step do so in random
+        # order, and with a bounded semaphore which of them gets ValueError
+        # depends on it: only the number of such errors is compared there.
+        who = worker.name if trace.ordered else "a task"
+        trace.event(f"{worker.name} calls release()")
+        try:
+            subject.release()
+        except ValueError:
+            trace.event(f"{who}: release() raised ValueError")
+        else:
+            trace.event(f"{who}: release() succeeded")
+
+
+async def _let_run(lib: Lib, iterations: int | None) -> str:
+    if lib.family == "trio":
+        await lib.settle()
+        return "settle"
+    for _ in range(SETTLE_ITERATIONS if iterations is None else iterations):
+        await asyncio.sleep(0)
+    return "settle" if iterations is None else f"run {iterations} iteration(s)"
+
+
+class Controller:
+    """Carries out a program's actions against one semaphore."""
+
+    def __init__(self, subject: Subject, lib: Lib, trace: Trace, show_result: bool) -> None:
+        self.subject = subject
+        self.lib = lib
+        self.trace = trace
+        self.show_result = show_result
+        self.workers: list[Worker] = []
+        self.event_class: Callable[[], Any] = trio.Event if lib.family == "trio" else asyncio.Event
+        # Under trio: how many actions since the last settle made a task
+        # runnable that will then use the semaphore, and whether one of them
+        # started a task.
+        self.wakers = 0
+        self.spawned = False
+
+    def step(self, text: str) -> None:
+        self.trace.step(f"{text} => {self.subject.observe()}")
+
+    async def let_run(self, iterations: int | None) -> None:
+        self.step(await _let_run(self.lib, iterations))
+        self.wakers = 0
+        self.spawned = False
+
+    def pick(self, action: Release | Cancel) -> Worker | None:
+        if isinstance(action, Release):
+            candidates = [w for w in self.workers if w.phase == "holding" and w.hold and not w.told]
+        else:
+            candidates = [
+                w
+                for w in self.workers
+                if w.phase != "done"
+                and not w.cancelled
+                and (action.phase is None or w.phase == action.phase)
+            ]
+        return candidates[action.k % len(candidates)] if candidates else None
+
+    def wakes_a_task(self, action: Action) -> bool:
+        """Whether *action* makes a task runnable that will then call
+        acquire() or release()."""
+        if isinstance(action, Cancel):
+            target = self.pick(action)
+            return target is not None and target.phase == "holding"
+        return isinstance(action, Spawn | Release | ExtraRelease)
+
+    async def run(self, program: Program, group: TaskGroup) -> None:
+        self.step("start")
+        for action in program.actions:
+            if self.lib.family == "trio" and self.wakes_a_task(action):
+                # trio runs the tasks of a batch in random order.  Tasks that
+                # release commute (up to which one gets ValueError, see
+                # _work()), but a task arriving in acquire() does not commute
+                # with the others: it gets a step of its own.
+                if self.wakers and (self.spawned or isinstance(action, Spawn)):
+                    await self.let_run(None)
+                self.wakers += 1
+                self.spawned |= isinstance(action, Spawn)
+            await self.do(action, group)
+        await self.let_run(None)
+        for worker in self.workers:
+            if worker.phase != "done" and not worker.cancelled:
+                worker.handle.cancel()
+        self.step(f"cleanup: cancel every task, {await _let_run(self.lib, None)}")
+
+    async def do(self, action: Action, group: TaskGroup) -> None:
+        subject = self.subject
+        if isinstance(action, Spawn):
+            worker = Worker(f"t{len(self.workers)}", action.hold, self.event_class())
+            self.workers.append(worker)
+            worker.handle = group.start(
+                _work, worker, subject, self.trace, self.lib, self.show_result, name=worker.name
+            )
+            self.step(f"spawn {worker.name} ({'holds' if action.hold else 'releases at once'})")
+        elif isinstance(action, Release):
+            holder = self.pick(action)
+            if holder is None:
+                self.step("tell a holder to release: there is none")
+            else:
+                holder.told = True
+                holder.release_event.set()
+                self.step(f"tell {holder.name} to release")
+        elif isinstance(action, Cancel):
+            target = self.pick(action)
+            if target is None:
+                self.step("cancel: no task left")
+            else:
+                target.cancelled = True
+                target.handle.cancel()
+                self.step(f"cancel {target.name} ({target.phase})")
+        elif isinstance(action, AcquireNowait):
+            try:
+                subject.acquire_nowait()
+            except subject.would_block:
+                self.step("acquire_nowait() raised WouldBlock")
+            else:
+                self.step("acquire_nowait() succeeded")
+        elif isinstance(action, ExtraRelease):
+            try:
+                subject.release()
+            except ValueError:
+                self.step("release() raised ValueError")
+            else:
+                self.step("release() succeeded")
+        else:
+            await self.let_run(action.iterations)
+
+
+def _run(
+    program: Program,
+    lib: Lib,
+    make_subject: Callable[[int, bool], Subject],
+    show_result: bool,
+) -> list[str | list[str]]:
+    trace = Trace(ordered=lib.family == "asyncio")
+
+    async def main() -> None:
+        controller = Controller(
+            make_subject(program.value, program.bounded), lib, trace, show_result
+        )
+        async with lib.task_group() as group:
+            await controller.run(program, group)
+        for worker in controller.workers:
+            # (An asyncio task cancelled before it started never runs at all.)
+            outcome = worker.handle.outcome if worker.phase != "spawned" else "never started"
+            trace.step(f"{worker.name} finished: {worker.phase}, {outcome}")
+
+    lib.run(main)
+    return trace.result()
+
+
+def _check(
+    program: Program, lib: Lib, oracle: Callable[[int, bool], Subject], show_result: bool
+) -> None:
+    expected = _run(program, lib, oracle, show_result)
+    actual = _run(program, lib, LoopsyncSubject, show_result)
+    note(f"oracle trace:   {expected}")
+    note(f"loopsync trace: {actual}")
+    assert actual == expected
+
+
+# --------------------------------------------------------------------------
+# Tests
+
+
+@requires_asyncio_313
+@pytest.mark.parametrize("loop", ASYNCIO_LIBS, ids=str)
+@SETTINGS
+@given(program=programs)
+def test_semaphore_matches_asyncio(loop: Lib, program: Program) -> None:
+    _check(program, loop, AsyncioOracle, show_result=True)
+
+
+@SETTINGS
+# t0 waits on a BoundedSemaphore(0); the controller's release() hands t0 the
+# permit, as trio does, instead of raising ValueError.
+@example(
+    program=Program(value=0, bounded=True, actions=[Spawn(hold=True), Run(None), ExtraRelease()])
+)
+@given(program=programs)
+def test_semaphore_matches_trio(program: Program) -> None:
+    _check(program, TrioLib(), TrioOracle, show_result=False)
