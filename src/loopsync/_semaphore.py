@@ -64,7 +64,7 @@ class Semaphore(Primitive):
     #   neither been handed a permit nor been cancelled;
     # - self._handoffs counts the tasks handed a permit that may still be
     #   cancelled before they resume (asyncio only; 0 under trio);
-    # - under trio, bool(self._waiters) implies self._value == 0.
+    # - under trio, self._waiters.waiting > 0 implies self._value == 0.
     __slots__ = ("_handoffs", "_value", "_waiters")
 
     def __init__(self, value: int = 1) -> None:
@@ -93,7 +93,7 @@ class Semaphore(Primitive):
         """Return True if the semaphore cannot be acquired immediately."""
         # A permit is not taken past tasks that are waiting or that were handed
         # one and have not resumed yet: arrivals queue behind them (FIFO).
-        return self._value == 0 or bool(self._waiters) or self._handoffs > 0
+        return not self._value or self._waiters.waiting > 0 or self._handoffs > 0
 
     @ki_protected
     def acquire_nowait(self) -> None:
@@ -147,7 +147,7 @@ class Semaphore(Primitive):
             # Tasks that arrived while hand-offs were pending queued up even
             # if permits were free; wake as many as the free permits allow
             # (gh-111693).  Under trio there are none.
-            while self._value > 0 and self._waiters:
+            while self._value > 0 and self._waiters.waiting:
                 self._hand_off(backend)
         return True
 
@@ -164,7 +164,7 @@ class Semaphore(Primitive):
     def release(self) -> None:
         """Release a permit, handing it to the first waiting task if any."""
         self._value += 1
-        if self._waiters:
+        if self._waiters.waiting:
             assert self._backend is not None
             self._hand_off(self._backend)
 

@@ -25,29 +25,27 @@ class WaiterQueue:
     so memory stays proportional to the tasks still waiting.
     """
 
-    __slots__ = ("_cancelled", "_entries")
+    __slots__ = ("_entries", "waiting")
 
     def __init__(self) -> None:
         self._entries: deque[Waiter] = deque()
-        self._cancelled = 0
+        self.waiting = 0
+        """The number of waiters neither woken nor cancelled."""
 
     def __len__(self) -> int:
-        """The number of waiters still waiting."""
-        return len(self._entries) - self._cancelled
-
-    def __bool__(self) -> bool:
-        return len(self._entries) > self._cancelled
+        return self.waiting
 
     def append(self, waiter: Waiter) -> None:
         """Add *waiter* at the end of the queue."""
         self._entries.append(waiter)
+        self.waiting += 1
 
     def forget(self) -> None:
         """Count one queued waiter as cancelled; its adapter calls this once."""
-        self._cancelled += 1
-        if self._cancelled > _COMPACT_AFTER and 2 * self._cancelled > len(self._entries):
+        self.waiting -= 1
+        cancelled = len(self._entries) - self.waiting
+        if cancelled > _COMPACT_AFTER and cancelled > self.waiting:
             self._entries = deque(waiter for waiter in self._entries if waiter.pending)
-            self._cancelled = 0
 
     def wake_first(self, value: Any = None) -> bool:
         """Wake the first waiter still waiting with *value*.
@@ -57,6 +55,6 @@ class WaiterQueue:
         entries = self._entries
         while entries:
             if entries.popleft().wake(value):
+                self.waiting -= 1
                 return True
-            self._cancelled -= 1
         return False
