@@ -12,7 +12,7 @@ import trio
 
 import loopsync
 from loopsync import _backend
-from loopsync._asyncio_backend import AsyncioBackend
+from loopsync._asyncio_backend import AsyncioBackend, _Waiter
 from loopsync._trio_backend import TrioBackend
 from loopsync._waitqueue import WaiterQueue
 
@@ -170,3 +170,43 @@ def test_trio_checkpoint_is_cancellable() -> None:
         assert scope.cancelled_caught
 
     trio.run(main)
+
+
+def test_primitive_follows_the_library_from_run_to_run() -> None:
+    # Until it has had to wait, a primitive may move between libraries, and
+    # each time it follows the rules of the one running it.
+    sem = loopsync.Semaphore(1)
+    barrier = loopsync.Barrier(1)
+
+    async def under_trio() -> None:
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await sem.acquire()  # a checkpoint under trio, even when free
+        assert scope.cancelled_caught
+        assert await barrier.wait() == 0
+
+    async def under_asyncio() -> None:
+        coro = sem.acquire()
+        with pytest.raises(StopIteration):  # no yield under asyncio
+            coro.send(None)
+        sem.release()
+        assert await barrier.wait() == 0
+
+    for run in (under_trio, under_asyncio, under_trio, under_asyncio):
+        if run is under_trio:
+            trio.run(run)
+        else:
+            asyncio.run(run())
+    assert sem.value == 1
+
+
+def test_asyncio_waiter_of_a_closed_loop_is_still_withdrawn() -> None:
+    loop = asyncio.new_event_loop()
+    queue = WaiterQueue()
+    future = _Waiter(loop, queue)
+    future.add_done_callback(lambda _: None)
+    loop.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        future.cancel()
+    assert len(queue) == 0
+    assert not queue.wake_first()

@@ -132,3 +132,16 @@ async def test_bounded_semaphore_at_bound_zero_hands_off_as_trio_does(lib: Lib) 
         with pytest.raises(ValueError, match="released too many times"):
             sem.release()
         assert sem.value == 0
+
+
+async def test_async_with_is_protected_from_keyboard_interrupt(lib: Lib) -> None:
+    seen: list[bool] = []
+
+    class Recording(loopsync.Semaphore):
+        def release(self) -> None:
+            seen.append(trio.lowlevel.currently_ki_protected())
+            super().release()
+
+    async with Recording(1):
+        pass
+    assert seen == [True]

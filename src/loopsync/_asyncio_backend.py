@@ -39,11 +39,13 @@ class _Waiter(asyncio.Future[Any]):
         # task only runs its cleanup on a later loop iteration.  Telling the
         # queue here, not in that cleanup, means that locked() and the waiter
         # count are right at once, and that a release() in between passes
-        # this waiter over (anyio #1145, python/asyncio#270).
-        if not super().cancel(msg):
+        # this waiter over (anyio #1145, python/asyncio#270).  The queue hears
+        # first: cancelling schedules the task's wake-up, which raises if the
+        # loop is closed already (a task collected after loop.close()).
+        if self.done():
             return False
         self._queue.forget()
-        return True
+        return super().cancel(msg)
 
     @property
     def pending(self) -> bool:
@@ -61,9 +63,15 @@ class _Waiter(asyncio.Future[Any]):
 
 
 class AsyncioBackend:
-    """Backend for asyncio event loops, uvloop included."""
+    """Backend for asyncio event loops, uvloop included.
+
+    Its checkpoint methods complete the protocol but primitives do not call
+    them under asyncio (``checkpoints`` is False): asyncio's primitives only
+    yield when they must wait.
+    """
 
     name = "asyncio"
+    sniffio_thread_name: str | None = None
     checkpoints = False
     cancellable_after_wake = True
     cancelled_error: type[BaseException] = asyncio.CancelledError

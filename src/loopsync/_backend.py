@@ -48,7 +48,8 @@ class Waiter(Protocol):
         """
 
     def cancel(self) -> bool:
-        """Withdraw a pending waiter from its queue, as a cancellation does.
+        """Withdraw a pending waiter, as a cancellation does: its queue stops
+        counting it and will pass it over.
 
         Return False if it was woken or cancelled already.
         """
@@ -59,6 +60,11 @@ class Backend(Protocol):
 
     name: str
     """The library's name as sniffio reports it."""
+
+    sniffio_thread_name: str | None
+    """What ``sniffio.thread_local.name`` holds while this library runs (trio
+    sets it, asyncio does not): a check cheap enough for every call, to notice
+    that a primitive is now used under another library."""
 
     checkpoints: bool
     """True when every blocking call must be a checkpoint even if it need not
@@ -87,7 +93,7 @@ class Backend(Protocol):
         the value it was woken with.
 
         Raises the library's cancellation exception if the task is cancelled
-        first; the waiter has then left its queue.
+        first; the waiter's queue no longer counts it by then.
         """
 
     async def checkpoint(self) -> None:

@@ -103,7 +103,7 @@ class Barrier(Primitive):
         reset or aborted while the task waits.  A task cancelled while it waits
         leaves without breaking the barrier.
         """
-        backend = self._backend or self._adopt_backend()
+        backend = self._current_backend()
         if backend.checkpoints:
             await backend.checkpoint_if_cancelled()
         parked = False
@@ -222,7 +222,7 @@ class Barrier(Primitive):
     async def _checkpoint_after_update(self) -> None:
         # Under trio, reset() and abort() act first and checkpoint after, as
         # trio's aclose() methods do: a cancelled caller still gets the effect.
-        backend = self._backend or self._adopt_backend()
+        backend = self._current_backend()
         if backend.checkpoints:
             await backend.checkpoint()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sniffio import thread_local as _sniffio_thread
+
 from ._backend import Backend, current_backend
 
 __all__ = ["Primitive"]
@@ -10,10 +12,11 @@ __all__ = ["Primitive"]
 class Primitive:
     """Base class that binds a primitive to an async library and event loop.
 
-    A primitive adopts the library that first uses it, so that later calls pay
-    nothing for detection.  As in asyncio, it binds to the running loop the
-    first time a task has to wait on it; from then on, waiting from another
-    loop (or another library) raises RuntimeError.
+    A primitive remembers the library that last used it, so that a call pays
+    for no more than a glance at sniffio's thread-local to find it again.  As
+    in asyncio, it binds to the running loop the first time a task has to
+    wait on it; from then on, waiting from another loop (or another library)
+    raises RuntimeError.
     """
 
     __slots__ = ("_backend", "_loop")
@@ -22,21 +25,19 @@ class Primitive:
         self._backend: Backend | None = None
         self._loop: object = None
 
-    def _adopt_backend(self) -> Backend:
-        """Return the running library's backend and remember it."""
-        backend = self._backend = current_backend()
+    def _current_backend(self) -> Backend:
+        """Return the running library's backend."""
+        backend = self._backend
+        if backend is None or _sniffio_thread.name != backend.sniffio_thread_name:
+            backend = self._backend = current_backend()
         return backend
 
     def _backend_for_wait(self) -> Backend:
         """Return the backend for a task that must now wait on this primitive."""
-        backend = self._backend
+        backend = self._current_backend()
         if self._loop is None:
-            # The first wait decides, as in asyncio: detect the library again
-            # in case a call that did not wait adopted a different one.
-            backend = self._adopt_backend()
             self._loop = backend.current_loop()
             return backend
-        assert backend is not None
         try:
             loop = backend.current_loop()
         except RuntimeError:

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Literal
 
+from sniffio import thread_local as _sniffio_thread
+
 from ._backend import Backend, ki_protected
 from ._exceptions import WouldBlock
 from ._primitive import Primitive
@@ -114,7 +116,10 @@ class Semaphore(Primitive):
         return True.  Under trio this is always a checkpoint; under asyncio it
         does not yield when it can return at once.
         """
-        backend = self._backend or self._adopt_backend()
+        backend = self._backend
+        if backend is None or _sniffio_thread.name != backend.sniffio_thread_name:
+            # Inlined _current_backend(): this is the hot path.
+            backend = self._current_backend()
         if not backend.checkpoints:
             if not self.locked():
                 self._value -= 1
@@ -172,9 +177,11 @@ class Semaphore(Primitive):
         """Return a :class:`SemaphoreStatistics` snapshot of this semaphore."""
         return SemaphoreStatistics(tasks_waiting=len(self._waiters))
 
+    @ki_protected
     async def __aenter__(self) -> None:
         await self.acquire()
 
+    @ki_protected
     async def __aexit__(
         self,
         exc_type: type[BaseException] | None,

@@ -56,6 +56,7 @@ class TrioBackend:
     """Backend for trio."""
 
     name = "trio"
+    sniffio_thread_name: str | None = "trio"
     checkpoints = True
     cancellable_after_wake = False
     cancelled_error: type[BaseException] = trio.Cancelled

@@ -21,8 +21,9 @@ class WaiterQueue:
     Every operation is O(1), amortized.  A cancelled waiter is not searched
     for: its adapter calls :meth:`forget`, which only counts it, and
     :meth:`wake_first` drops it when it reaches the front (its ``wake()``
-    fails).  Once cancelled entries outnumber live ones they are swept out,
-    so memory stays proportional to the tasks still waiting.
+    fails).  Once there are more than 64 cancelled entries and they outnumber
+    the live ones, they are swept out, so memory stays proportional to the
+    tasks still waiting.
     """
 
     __slots__ = ("_entries", "waiting")
