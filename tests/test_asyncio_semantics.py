@@ -195,3 +195,19 @@ async def test_bounded_semaphore_at_bound_zero_refuses_release(lib: Lib) -> None
         assert sem.statistics().tasks_waiting == 1
         waiter.cancel()
     assert sem.value == 0
+
+
+async def test_other_exception_thrown_into_a_woken_waiter_passes_the_permit_on(lib: Lib) -> None:
+    # asyncio's own semaphore gives a permit back only on CancelledError.
+    sem = loopsync.Semaphore(0)
+    first = sem.acquire()
+    first.send(None)  # parked
+    async with lib.task_group() as group:
+        second = await lib.start_queued(group, sem.acquire)
+        sem.release()  # hands the permit to "first" ...
+        with pytest.raises(KeyboardInterrupt):
+            first.throw(KeyboardInterrupt)  # ... which never takes it
+        await lib.settle()
+        assert second.outcome == "returned"
+    assert sem.value == 0
+    assert sem.statistics().tasks_waiting == 0

@@ -321,6 +321,23 @@ async def test_released_party_cancelled_before_it_resumes(lib: Lib) -> None:
     assert state(barrier) == "filling, waiters:0/3"
 
 
+@pytest.mark.family("asyncio")
+async def test_cancelling_a_blocked_arrival_keeps_the_others_in_order(lib: Lib) -> None:
+    # asyncio's Condition would wake "b1" for nothing here and queue it again
+    # behind "b2"; loopsync keeps the order of arrival.
+    barrier = loopsync.Barrier(2)
+    async with lib.task_group() as group:
+        await lib.start_queued(group, barrier.wait)
+        group.start(barrier.wait)  # trips the barrier
+        b1, b2, b3 = (group.start(barrier.wait) for _ in range(3))
+        await lib.checkpoint()
+        assert state(barrier) == "draining, waiters:0/2"
+        b3.cancel()
+        await lib.settle()
+    assert b3.outcome == "cancelled"
+    assert (b1.result, b2.result) == (0, 1)
+
+
 # -- the action ------------------------------------------------------------------
 
 
