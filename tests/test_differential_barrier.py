@@ -45,26 +45,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from hypothesis import example, given, note, settings
+from hypothesis import example, given, note
 from hypothesis import strategies as st
 
 import loopsync
-from libs import AsyncioLib, Handle, Lib, TaskGroup, TrioLib, UvloopLib
-
-# Derandomized, so that every run (CI included) tries the same programs.
-SETTINGS = settings(max_examples=300, deadline=None, derandomize=True, database=None)
-
-# Loop iterations of a full "let everything run": far more than any program
-# here needs to come to a standstill.
-SETTLE_ITERATIONS = 50
+from differential import ASYNCIO_LIBS, SETTINGS, Run, Trace, let_tasks_run
+from libs import Handle, Lib, TaskGroup, TrioLib
 
 requires_asyncio_313 = pytest.mark.skipif(
     sys.version_info < (3, 13),
     reason="the oracle is asyncio.Barrier of Python 3.13 (added in 3.11, and "
     "loopsync follows the 3.13 version)",
 )
-
-ASYNCIO_LIBS = [AsyncioLib(), *([UvloopLib()] if sys.platform != "win32" else [])]
 
 
 # --------------------------------------------------------------------------
@@ -103,14 +95,6 @@ class Reset:
 @dataclass(frozen=True)
 class Abort:
     """``await barrier.abort()`` from the controller."""
-
-
-@dataclass(frozen=True)
-class Run:
-    """Let the other tasks run: ``iterations`` loop iterations under asyncio,
-    or (None) until everything has settled.  Under trio, always the latter."""
-
-    iterations: int | None
 
 
 Action = Spawn | Fill | Cancel | Reset | Abort | Run
@@ -185,28 +169,6 @@ def asyncio_oracle(parties: int) -> Subject:
 # Running a program
 
 
-class Trace:
-    """What happened during one run, in order.
-
-    Controller entries (an action, its outcome and the state right after it)
-    are strings; the events of the tasks between two controller entries are
-    kept in a list, in the order they happened.
-    """
-
-    def __init__(self) -> None:
-        self.entries: list[str | list[str]] = []
-
-    def step(self, text: str) -> None:
-        self.entries.append(text)
-
-    def event(self, text: str) -> None:
-        if not self.entries or isinstance(self.entries[-1], str):
-            self.entries.append([])
-        group = self.entries[-1]
-        assert isinstance(group, list)
-        group.append(text)
-
-
 @dataclass
 class Trip:
     """One trip of the barrier, and the indices its tasks returned."""
@@ -269,15 +231,6 @@ async def _work(worker: Worker, controller: Controller) -> None:
         worker.finished = True
 
 
-async def _let_run(lib: Lib, iterations: int | None) -> str:
-    if lib.family == "trio":
-        await lib.settle()
-        return "settle"
-    for _ in range(SETTLE_ITERATIONS if iterations is None else iterations):
-        await asyncio.sleep(0)
-    return "settle" if iterations is None else f"run {iterations} iteration(s)"
-
-
 class Controller:
     """Carries out a program's actions against one barrier.
 
@@ -311,7 +264,7 @@ class Controller:
         """Hook for the invariant checks of the trio test."""
 
     async def let_run(self, iterations: int | None) -> None:
-        self.step(await _let_run(self.lib, iterations))
+        self.step(await let_tasks_run(self.lib, iterations))
         self.after_settle(iterations is None or self.lib.family == "trio")
 
     def after_settle(self, full: bool) -> None:

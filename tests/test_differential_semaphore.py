@@ -37,26 +37,18 @@ from typing import Any, Protocol
 
 import pytest
 import trio
-from hypothesis import example, given, note, settings
+from hypothesis import example, given, note
 from hypothesis import strategies as st
 
 import loopsync
-from libs import AsyncioLib, Handle, Lib, TaskGroup, TrioLib, UvloopLib
-
-# Derandomized, so that every run (CI included) tries the same programs.
-SETTINGS = settings(max_examples=300, deadline=None, derandomize=True, database=None)
-
-# Loop iterations of a full "let everything run": far more than any program
-# here needs to come to a standstill (about two per hand-off).
-SETTLE_ITERATIONS = 50
+from differential import ASYNCIO_LIBS, SETTINGS, Run, Trace, let_tasks_run
+from libs import Handle, Lib, TaskGroup, TrioLib
 
 requires_asyncio_313 = pytest.mark.skipif(
     sys.version_info < (3, 13),
     reason="the oracle is asyncio.Semaphore of Python 3.13, whose wake-up and "
     "cancellation rules older versions do not follow",
 )
-
-ASYNCIO_LIBS = [AsyncioLib(), *([UvloopLib()] if sys.platform != "win32" else [])]
 
 
 # --------------------------------------------------------------------------
@@ -98,14 +90,6 @@ class AcquireNowait:
 @dataclass(frozen=True)
 class ExtraRelease:
     """``release()`` from the controller, whether or not it holds a permit."""
-
-
-@dataclass(frozen=True)
-class Run:
-    """Let the other tasks run: ``iterations`` loop iterations under asyncio,
-    or (None) until everything has settled.  Under trio, always the latter."""
-
-    iterations: int | None
 
 
 Action = Spawn | Release | Cancel | AcquireNowait | ExtraRelease | Run
@@ -249,35 +233,6 @@ class TrioOracle:
 # Running a program
 
 
-class Trace:
-    """What happened during one run, in order.
-
-    Controller entries (an action, its outcome and the state right after it)
-    are strings; the events of the tasks between two controller entries are
-    kept in order under asyncio and sorted under trio, where their order is
-    random.
-    """
-
-    def __init__(self, ordered: bool) -> None:
-        self.ordered = ordered
-        self.entries: list[str | list[str]] = []
-
-    def step(self, text: str) -> None:
-        self.entries.append(text)
-
-    def event(self, text: str) -> None:
-        if not self.entries or isinstance(self.entries[-1], str):
-            self.entries.append([])
-        group = self.entries[-1]
-        assert isinstance(group, list)
-        group.append(text)
-
-    def result(self) -> list[str | list[str]]:
-        if self.ordered:
-            return self.entries
-        return [entry if isinstance(entry, str) else sorted(entry) for entry in self.entries]
-
-
 @dataclass
 class Worker:
     name: str
@@ -331,15 +286,6 @@ async def _work(
             trace.event(f"{who}: release() succeeded")
 
 
-async def _let_run(lib: Lib, iterations: int | None) -> str:
-    if lib.family == "trio":
-        await lib.settle()
-        return "settle"
-    for _ in range(SETTLE_ITERATIONS if iterations is None else iterations):
-        await asyncio.sleep(0)
-    return "settle" if iterations is None else f"run {iterations} iteration(s)"
-
-
 class Controller:
     """Carries out a program's actions against one semaphore."""
 
@@ -360,7 +306,7 @@ class Controller:
         self.trace.step(f"{text} => {self.subject.observe()}")
 
     async def let_run(self, iterations: int | None) -> None:
-        self.step(await _let_run(self.lib, iterations))
+        self.step(await let_tasks_run(self.lib, iterations))
         self.wakers = 0
         self.spawned = False
 
@@ -402,7 +348,7 @@ class Controller:
         for worker in self.workers:
             if worker.phase != "done" and not worker.cancelled:
                 worker.handle.cancel()
-        self.step(f"cleanup: cancel every task, {await _let_run(self.lib, None)}")
+        self.step(f"cleanup: cancel every task, {await let_tasks_run(self.lib, None)}")
 
     async def do(self, action: Action, group: TaskGroup) -> None:
         subject = self.subject
