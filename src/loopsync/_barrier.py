@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import operator
 from collections.abc import Callable
 from types import TracebackType
@@ -14,7 +13,9 @@ from ._waitqueue import WaiterQueue
 __all__ = ["Barrier"]
 
 
-class _State(enum.Enum):
+class _State:
+    # Plain strings, compared by identity, rather than an enum: importing
+    # enum would add a fifth to the time `import loopsync` takes.
     FILLING = "filling"
     DRAINING = "draining"
     RESETTING = "resetting"
@@ -73,7 +74,7 @@ class Barrier(Primitive):
         self._leaving = 0
 
     def _repr_state(self) -> str:
-        state = self._state.value
+        state = self._state
         if not self.broken:
             state += f", waiters:{self.n_waiting}/{self.parties}"
         return state

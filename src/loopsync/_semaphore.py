@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import operator
-from dataclasses import dataclass
 from types import TracebackType
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from sniffio import thread_local as _sniffio_thread
 
@@ -17,8 +16,9 @@ from ._waitqueue import WaiterQueue
 __all__ = ["BoundedSemaphore", "Semaphore", "SemaphoreStatistics"]
 
 
-@dataclass(frozen=True, slots=True)
-class SemaphoreStatistics:
+# A NamedTuple rather than a dataclass: importing dataclasses would triple the
+# time `import loopsync` takes.
+class SemaphoreStatistics(NamedTuple):
     """A snapshot of a semaphore's state, as returned by
     :meth:`Semaphore.statistics`."""
 
