@@ -189,7 +189,7 @@ class Worker:
     cancelled: bool = False
     finished: bool = False
     handle: Handle = field(default_factory=lambda: Handle(""))
-    tripped: Trip | None = None  # the trip this worker made in its current round
+    trip: Trip | None = None  # the trip that released it in its current round
 
 
 # The worker whose code is running, for the barrier's action callback.
@@ -396,23 +396,26 @@ class InvariantController(Controller):
         super().__init__(subject, lib, trace, differential=False)
 
     def on_trip(self) -> None:
-        worker = current_worker.get()
-        worker.tripped = trip = Trip(worker.name)
+        trip = Trip(current_worker.get().name)
+        # Under trio the released tasks leave at once, so a new cycle may
+        # trip before they have all resumed: each task remembers its trip.
+        # (A filler cancelled but not resumed yet is counted in too; it
+        # returns no index, so that does no harm.)
+        for worker in self.workers:
+            if worker.in_wait and worker.trip is None:
+                worker.trip = trip
         self.trips.append(trip)
         self.trips_since_settle.append(trip)
 
     def before_wait(self, worker: Worker) -> None:
-        worker.tripped = None
+        worker.trip = None
         self.check_n_waiting()
         if self.subject.barrier.broken:
             self.broken_on_arrival.append((worker.name, len(worker.returned)))
 
     def after_wait(self, worker: Worker, index: int) -> None:
-        # The task that trips the barrier returns its index after the trip;
-        # the others are released by the latest trip: a new one cannot
-        # happen before they have all resumed.
-        trip = worker.tripped or self.trips[-1]
-        trip.indices.append(index)
+        assert worker.trip is not None, worker
+        worker.trip.indices.append(index)
 
     def check_n_waiting(self) -> None:
         n_waiting = self.subject.barrier.n_waiting

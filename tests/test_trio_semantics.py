@@ -145,3 +145,20 @@ async def test_async_with_is_protected_from_keyboard_interrupt(lib: Lib) -> None
     async with Recording(1):
         pass
     assert seen == [True]
+
+
+async def test_barrier_never_drains_under_trio(lib: Lib) -> None:
+    # A woken trio task cannot be cancelled, so the tasks a trip releases are
+    # gone at once: the next cycle fills right away, and a reset() just after
+    # the trip does not touch them.
+    barrier = loopsync.Barrier(2)
+    async with lib.task_group() as group:
+        first = await lib.start_queued(group, barrier.wait)
+        assert await barrier.wait() == 1
+        assert repr(barrier).endswith("[filling, waiters:0/2]>")
+        await barrier.reset()
+        second = group.start(barrier.wait)
+        with trio.testing.assert_checkpoints():
+            assert await barrier.wait() in (0, 1)
+    assert first.result == 0
+    assert second.result in (0, 1)

@@ -140,29 +140,41 @@ class Barrier(Primitive):
         backend = self._backend_for_wait()
         waiter = backend.create_waiter(self._fillers)
         try:
-            index: int = await backend.park(waiter)
+            # An index if the barrier tripped, None if it was reset or aborted.
+            index: int | None = await backend.park(waiter)
             # As in asyncio, a task released by the trip still fails if the
             # barrier was reset or aborted before it could resume.
-            if self._state is not _State.DRAINING:
+            if index is None or (
+                backend.cancellable_after_wake and self._state is not _State.DRAINING
+            ):
                 raise backend.broken_barrier_error("Abort or reset of barrier")
             return index
         finally:
-            if waiter.woken:
-                # Released (and perhaps cancelled since, under asyncio).  A
-                # waiter cancelled before that left self._fillers at once, so
-                # it took no index and counts nowhere.
+            if not waiter.woken:
+                # A waiter cancelled while the barrier filled took no index and
+                # counts nowhere; this also covers anything else thrown in.
+                waiter.cancel()
+            elif backend.cancellable_after_wake:
+                # Released (and perhaps cancelled since): one less to wait for.
                 self._leaving -= 1
                 if self._leaving == 0:
                     self._drained()
-            else:
-                waiter.cancel()
 
     def _release_fillers(self, with_indices: bool) -> None:
-        """Wake every task waiting for the trip, in arrival order."""
+        """Wake every task waiting for the trip, in arrival order.
+
+        Under asyncio they still count as inside the barrier until they have
+        resumed, since they may be cancelled or see a reset() before that.
+        A woken trio task cannot be cancelled and its outcome is the value it
+        was woken with, so under trio they are gone at once and the barrier
+        never drains or resets: the next cycle can start filling right away.
+        """
         index = 0
         while self._fillers.wake_first(index if with_indices else None):
             index += 1
-        self._leaving += index
+        backend = self._backend
+        if backend is not None and backend.cancellable_after_wake:
+            self._leaving += index
 
     def _trip(self) -> None:
         if self._action is not None:
@@ -171,9 +183,9 @@ class Barrier(Primitive):
             except BaseException:
                 self._break()
                 raise
-        if self._fillers:
+        self._release_fillers(with_indices=True)
+        if self._leaving:
             self._state = _State.DRAINING
-            self._release_fillers(with_indices=True)
 
     def _drained(self) -> None:
         """Start a new cycle once the last released task has left."""
@@ -199,11 +211,8 @@ class Barrier(Primitive):
         Tasks waiting on it get :exc:`~loopsync.BrokenBarrierError`; the
         barrier starts filling again once they have all left.
         """
-        if self._fillers or self._leaving:
-            self._state = _State.RESETTING
-            self._release_fillers(with_indices=False)
-        else:
-            self._state = _State.FILLING
+        self._release_fillers(with_indices=False)
+        self._state = _State.RESETTING if self._leaving else _State.FILLING
         # As in asyncio, tasks blocked by a draining barrier look at the state
         # again when they next run, and get in at once if the last released
         # task has left by then.
