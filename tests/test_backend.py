@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 import sniffio
@@ -12,7 +13,7 @@ import trio
 
 import loopsync
 from loopsync import _backend
-from loopsync._asyncio_backend import AsyncioBackend, _Waiter
+from loopsync._asyncio_backend import AsyncioBackend
 from loopsync._trio_backend import TrioBackend
 from loopsync._waitqueue import WaiterQueue
 
@@ -200,10 +201,18 @@ def test_primitive_follows_the_library_from_run_to_run() -> None:
     assert sem.value == 1
 
 
+async def _create_waiter(queue: WaiterQueue) -> Any:
+    return AsyncioBackend().create_waiter(queue)
+
+
 def test_asyncio_waiter_of_a_closed_loop_is_still_withdrawn() -> None:
     loop = asyncio.new_event_loop()
     queue = WaiterQueue()
-    future = _Waiter(loop, queue)
+    asyncio.set_event_loop(loop)
+    try:
+        future = loop.run_until_complete(_create_waiter(queue))
+    finally:
+        asyncio.set_event_loop(None)
     future.add_done_callback(lambda _: None)
     loop.close()
     with pytest.raises(RuntimeError, match="closed"):
