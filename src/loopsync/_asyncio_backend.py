@@ -7,6 +7,8 @@ import sys
 from collections.abc import Awaitable
 from typing import Any
 
+import sniffio
+
 from ._exceptions import BrokenBarrierError
 from ._waitqueue import WaiterQueue
 
@@ -67,7 +69,8 @@ class AsyncioBackend:
     """
 
     name = "asyncio"
-    sniffio_thread_name: str | None = None
+    sniffio_local: Any = sniffio.thread_local
+    sniffio_name: str | None = None
     checkpoints = False
     cancellable_after_wake = True
     cancelled_error: type[BaseException] = asyncio.CancelledError

@@ -16,17 +16,22 @@ handed: its ``wake()`` returns False and the queue moves on to the next one.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
-
-import sniffio
-
-from ._waitqueue import WaiterQueue
-
+# typing is for type checkers only: importing it, and sniffio (which imports
+# it too), when loopsync is imported would triple the time that takes.  At
+# run time the protocols below are plain classes that document the adapters.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ._exceptions import BrokenBarrierError
+    from collections.abc import Awaitable, Callable
+    from typing import Any, Protocol, TypeVar
 
-__all__ = ["Backend", "Waiter", "WaiterQueue", "current_backend", "ki_protected"]
+    from ._exceptions import BrokenBarrierError
+    from ._waitqueue import WaiterQueue
+
+    _F = TypeVar("_F", bound=Callable[..., Any])
+else:
+    Protocol = object
+
+__all__ = ["Backend", "Waiter", "current_backend", "ki_protected"]
 
 
 class Waiter(Protocol):
@@ -61,10 +66,13 @@ class Backend(Protocol):
     name: str
     """The library's name as sniffio reports it."""
 
-    sniffio_thread_name: str | None
-    """What ``sniffio.thread_local.name`` holds while this library runs (trio
-    sets it, asyncio does not): a check cheap enough for every call, to notice
-    that a primitive is now used under another library."""
+    sniffio_local: Any
+    """``sniffio.thread_local``, to be looked at on every call."""
+
+    sniffio_name: str | None
+    """What ``sniffio_local.name`` holds while this library runs (trio sets
+    it, asyncio does not): a check cheap enough for every call, to notice that
+    a primitive is now used under another library."""
 
     checkpoints: bool
     """True when every blocking call must be a checkpoint even if it need not
@@ -115,6 +123,8 @@ def current_backend() -> Backend:
 
     Raises RuntimeError if that library is not supported or none is running.
     """
+    import sniffio
+
     try:
         name: str | None = sniffio.current_async_library()
     except sniffio.AsyncLibraryNotFoundError:
@@ -138,7 +148,6 @@ def current_backend() -> Backend:
 
 
 _ki_protected: list[Callable[..., Any]] = []
-_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 def ki_protected(func: _F) -> _F:

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable
-from types import TracebackType
 
 from ._backend import ki_protected
 from ._primitive import Primitive
 from ._waitqueue import WaiterQueue
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import TracebackType
 
 __all__ = ["Barrier"]
 
 
 class _State:
     # Plain strings, compared by identity, rather than an enum: importing
-    # enum would add a fifth to the time `import loopsync` takes.
+    # enum would take longer than the rest of `import loopsync`.
     FILLING = "filling"
     DRAINING = "draining"
     RESETTING = "resetting"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from sniffio import thread_local as _sniffio_thread
+from ._backend import current_backend
 
-from ._backend import Backend, current_backend
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ._backend import Backend
 
 __all__ = ["Primitive"]
 
@@ -28,7 +30,7 @@ class Primitive:
     def _current_backend(self) -> Backend:
         """Return the running library's backend."""
         backend = self._backend
-        if backend is None or _sniffio_thread.name != backend.sniffio_thread_name:
+        if backend is None or backend.sniffio_local.name != backend.sniffio_name:
             backend = self._backend = current_backend()
         return backend
 

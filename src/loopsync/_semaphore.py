@@ -3,28 +3,53 @@
 from __future__ import annotations
 
 import operator
-from types import TracebackType
-from typing import Literal, NamedTuple
 
-from sniffio import thread_local as _sniffio_thread
-
-from ._backend import Backend, ki_protected
+from ._backend import ki_protected
 from ._exceptions import WouldBlock
 from ._primitive import Primitive
 from ._waitqueue import WaiterQueue
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import TracebackType
+    from typing import Literal
+
+    from ._backend import Backend
+
 __all__ = ["BoundedSemaphore", "Semaphore", "SemaphoreStatistics"]
 
 
-# A NamedTuple rather than a dataclass: importing dataclasses would triple the
-# time `import loopsync` takes.
-class SemaphoreStatistics(NamedTuple):
+class SemaphoreStatistics:
     """A snapshot of a semaphore's state, as returned by
-    :meth:`Semaphore.statistics`."""
+    :meth:`Semaphore.statistics`.
+
+    Its attribute is read-only; two snapshots are equal if their values are.
+    """
+
+    # Written out rather than a dataclass or a NamedTuple: importing either
+    # module would take longer than the rest of `import loopsync`.
+    __slots__ = ("tasks_waiting",)
 
     tasks_waiting: int
     """The number of tasks blocked in :meth:`~Semaphore.acquire` that have not
     been handed a permit yet."""
+
+    def __init__(self, tasks_waiting: int) -> None:
+        object.__setattr__(self, "tasks_waiting", tasks_waiting)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__name__} is read-only")
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not SemaphoreStatistics:
+            return NotImplemented
+        return self.tasks_waiting == other.tasks_waiting
+
+    def __hash__(self) -> int:
+        return hash(self.tasks_waiting)
+
+    def __repr__(self) -> str:
+        return f"SemaphoreStatistics(tasks_waiting={self.tasks_waiting})"
 
 
 def _check_value(value: object) -> int:
@@ -117,7 +142,7 @@ class Semaphore(Primitive):
         does not yield when it can return at once.
         """
         backend = self._backend
-        if backend is None or _sniffio_thread.name != backend.sniffio_thread_name:
+        if backend is None or backend.sniffio_local.name != backend.sniffio_name:
             # Inlined _current_backend(): this is the hot path.
             backend = self._current_backend()
         if not backend.checkpoints:

@@ -6,6 +6,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 import outcome
+import sniffio
 import trio
 
 from ._backend import _ki_protected
@@ -56,7 +57,8 @@ class TrioBackend:
     """Backend for trio."""
 
     name = "trio"
-    sniffio_thread_name: str | None = "trio"
+    sniffio_local: Any = sniffio.thread_local
+    sniffio_name: str | None = "trio"
     checkpoints = True
     cancellable_after_wake = False
     cancelled_error: type[BaseException] = trio.Cancelled
