@@ -110,20 +110,19 @@ class Barrier(Primitive):
         backend = self._current_backend()
         if backend.checkpoints:
             await backend.checkpoint_if_cancelled()
-        parked = False
         while self._state is _State.DRAINING or self._state is _State.RESETTING:
             # Tasks of the previous cycle are still leaving: join the next one.
+            # (Only under asyncio: under trio the barrier never drains.)
             await self._park(self._blocked)
-            parked = True
         if self._state is _State.BROKEN:
-            if backend.checkpoints and not parked:
+            if backend.checkpoints:
                 await backend.cancel_shielded_checkpoint()
             raise backend.broken_barrier_error("Barrier aborted")
         index = len(self._fillers)
         if index + 1 < self._parties:
             return await self._wait_for_trip()
         self._trip()
-        if backend.checkpoints and not parked:
+        if backend.checkpoints:
             await backend.cancel_shielded_checkpoint()
         return index
 
