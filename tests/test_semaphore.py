@@ -110,10 +110,15 @@ async def test_repr_counts_waiters(lib: Lib) -> None:
     assert sem.value == 0
 
 
-def test_statistics_is_frozen() -> None:
+def test_statistics_is_a_frozen_value() -> None:
     stats = loopsync.Semaphore().statistics()
     with pytest.raises(AttributeError):
         stats.tasks_waiting = 3  # type: ignore[misc]
+    assert stats == loopsync.SemaphoreStatistics(tasks_waiting=0)
+    assert stats != loopsync.SemaphoreStatistics(tasks_waiting=1)
+    assert stats != (0,)
+    assert len({stats, loopsync.SemaphoreStatistics(0)}) == 1
+    assert repr(stats) == "SemaphoreStatistics(tasks_waiting=0)"
 
 
 # -- acquiring and releasing -----------------------------------------------------

@@ -40,11 +40,7 @@ class Primitive:
         if self._loop is None:
             self._loop = backend.current_loop()
             return backend
-        try:
-            loop = backend.current_loop()
-        except RuntimeError:
-            loop = None
-        if loop is not self._loop:
+        if backend.current_loop() is not self._loop:
             raise RuntimeError(f"{self!r} is bound to a different event loop")
         return backend
 
