@@ -13,6 +13,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from types import TracebackType
 
+    from ._backend import Backend
+
 __all__ = ["Barrier"]
 
 
@@ -113,21 +115,21 @@ class Barrier(Primitive):
         while self._state is _State.DRAINING or self._state is _State.RESETTING:
             # Tasks of the previous cycle are still leaving: join the next one.
             # (Only under asyncio: under trio the barrier never drains.)
-            await self._park(self._blocked)
+            await self._park(backend, self._blocked)
         if self._state is _State.BROKEN:
             if backend.checkpoints:
                 await backend.cancel_shielded_checkpoint()
             raise backend.broken_barrier_error("Barrier aborted")
         index = len(self._fillers)
         if index + 1 < self._parties:
-            return await self._wait_for_trip()
+            return await self._wait_for_trip(backend)
         self._trip()
         if backend.checkpoints:
             await backend.cancel_shielded_checkpoint()
         return index
 
-    async def _park(self, queue: WaiterQueue) -> object:
-        backend = self._backend_for_wait()
+    async def _park(self, backend: Backend, queue: WaiterQueue) -> object:
+        self._bind_loop(backend)
         waiter = backend.create_waiter(queue)
         try:
             return await backend.park(waiter)
@@ -138,8 +140,8 @@ class Barrier(Primitive):
             raise
 
     @ki_protected
-    async def _wait_for_trip(self) -> int:
-        backend = self._backend_for_wait()
+    async def _wait_for_trip(self, backend: Backend) -> int:
+        self._bind_loop(backend)
         waiter = backend.create_waiter(self._fillers)
         try:
             # An index if the barrier tripped, None if it was reset or aborted.

@@ -34,15 +34,16 @@ class Primitive:
             backend = self._backend = current_backend()
         return backend
 
-    def _backend_for_wait(self) -> Backend:
-        """Return the backend for a task that must now wait on this primitive."""
-        backend = self._current_backend()
+    def _bind_loop(self, backend: Backend) -> None:
+        """Bind to the running loop, as a task is about to wait on this primitive.
+
+        *backend* is the running library's, as :meth:`_current_backend` found it.
+        """
+        loop = backend.current_loop()
         if self._loop is None:
-            self._loop = backend.current_loop()
-            return backend
-        if backend.current_loop() is not self._loop:
+            self._loop = loop
+        elif loop is not self._loop:
             raise RuntimeError(f"{self!r} is bound to a different event loop")
-        return backend
 
     def _repr_state(self) -> str:
         raise NotImplementedError

@@ -156,7 +156,7 @@ class Semaphore(Primitive):
                 await backend.cancel_shielded_checkpoint()
                 return True
 
-        backend = self._backend_for_wait()
+        self._bind_loop(backend)
         waiter = backend.create_waiter(self._waiters)
         try:
             await backend.park(waiter)
