@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 
 import pytest
@@ -211,3 +212,68 @@ async def test_other_exception_thrown_into_a_woken_waiter_passes_the_permit_on(l
         assert second.outcome == "returned"
     assert sem.value == 0
     assert sem.statistics().tasks_waiting == 0
+
+
+def _looping_parties(make_barrier: object, parties: int, rounds: int) -> list[tuple[int, int]]:
+    """(task, index) in the order the wait() calls of tasks looping on a
+    barrier returned."""
+    returned: list[tuple[int, int]] = []
+
+    async def main() -> None:
+        barrier = make_barrier(parties)  # type: ignore[operator]
+
+        async def party(number: int) -> None:
+            for _ in range(rounds):
+                returned.append((number, await barrier.wait()))
+
+        await asyncio.gather(*(party(number) for number in range(parties)))
+
+    asyncio.run(main())
+    return returned
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="asyncio.Barrier is new in 3.11")
+@pytest.mark.parametrize("parties", [2, 3, 10])
+def test_tasks_looping_on_a_barrier_pass_as_with_asyncio(parties: int) -> None:
+    # Each cycle, the tasks released by the previous trip call wait() again
+    # while it drains; all but the last are let in by a callback without
+    # resuming, and the order and indices stay asyncio's.
+    assert _looping_parties(loopsync.Barrier, parties, 5) == _looping_parties(
+        asyncio.Barrier, parties, 5
+    )
+
+
+def test_more_arrivals_than_the_admission_allows_for() -> None:
+    # Barrier(3): p2 trips the first cycle and starts q before it waits again;
+    # p2 and then p0 are held back by the drain, which p1 ends before it
+    # arrives again.  Then q arrives too, before p2 resumes: two arrivals, so
+    # the callback that lets p2 in makes the trip.  p2 gets index 2, as in
+    # asyncio, and is released first of its cycle; p0 waits for the next one.
+    returned: list[tuple[str, int]] = []
+
+    async def main() -> None:
+        barrier = loopsync.Barrier(3)
+
+        async def party(name: str, then: object = None) -> None:
+            returned.append((name, await barrier.wait()))
+            if then is not None:
+                tasks.append(asyncio.create_task(then("q")))  # type: ignore[operator]
+            broken = pytest.raises(loopsync.BrokenBarrierError)
+            with broken if name == "p0" else contextlib.nullcontext():
+                returned.append((name, await barrier.wait()))
+
+        async def arrival(name: str) -> None:
+            returned.append((name, await barrier.wait()))
+
+        tasks = [asyncio.create_task(party("p0")), asyncio.create_task(party("p1"))]
+        tasks.append(asyncio.create_task(party("p2", then=arrival)))
+        for _ in range(4):
+            await asyncio.sleep(0)
+        assert barrier.n_waiting == 0  # p0 is held back by the drain
+        await barrier.abort()
+        await asyncio.gather(*tasks)
+
+    asyncio.run(main())
+    assert returned == [
+        ("p2", 2), ("p0", 0), ("p1", 1), ("p2", 2), ("p1", 0), ("q", 1),
+    ]  # fmt: skip

@@ -156,6 +156,23 @@ def test_asyncio_checkpoints() -> None:
     asyncio.run(main())
 
 
+def test_call_soon_runs_after_what_is_scheduled() -> None:
+    order: list[str] = []
+
+    async def under_asyncio() -> None:
+        asyncio.get_running_loop().call_soon(order.append, "scheduled first")
+        AsyncioBackend().call_soon(order.append, "asyncio")
+        await asyncio.sleep(0)
+
+    async def under_trio() -> None:
+        TrioBackend().call_soon(order.append, "trio")
+        await trio.testing.wait_all_tasks_blocked()
+
+    asyncio.run(under_asyncio())
+    trio.run(under_trio)
+    assert order == ["scheduled first", "asyncio", "trio"]
+
+
 def test_trio_outside_a_task() -> None:
     with pytest.raises(RuntimeError, match="not called from a trio task"):
         TrioBackend().current_loop()

@@ -74,3 +74,30 @@ async def test_memory_stays_bounded_while_waiters_time_out(lib: Lib) -> None:
         # 1000 waiters gave up while the semaphore stayed locked.
         assert sem.statistics().tasks_waiting == 0
         assert len(sem._waiters._entries) <= 65
+
+
+def test_move_to_keeps_order_and_passes_over_cancelled_ones() -> None:
+    source, target = WaiterQueue(), WaiterQueue()
+    first = FakeWaiter(target)
+    waiters = [FakeWaiter(source) for _ in range(4)]
+    waiters[1].cancel()
+    assert source.move_to(target, 2) is waiters[2]
+    assert (len(source), len(target)) == (1, 3)
+    assert waiters[2].queue is target
+    # A waiter cancelled after the move is forgotten by its new queue.
+    waiters[0].cancel()
+    assert (len(source), len(target)) == (1, 2)
+    assert target.wake_all(numbered=True) == 2
+    assert [first.value, waiters[2].value] == [0, 1]
+    assert source.move_to(target, 5) is waiters[3]
+    assert source.move_to(target, 5) is None
+
+
+def test_wake_all_with_one_value() -> None:
+    queue = WaiterQueue()
+    waiters = [FakeWaiter(queue) for _ in range(3)]
+    waiters[0].cancel()
+    assert queue.wake_all("x") == 2
+    assert [w.value for w in waiters] == [None, "x", "x"]
+    assert not queue
+    assert queue.wake_all() == 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import sniffio
@@ -29,8 +29,8 @@ else:  # asyncio has no Barrier before 3.11
 class _Waiter(asyncio.Future[Any]):
     """A future that tells its queue the moment it is cancelled."""
 
-    __slots__ = ("_queue",)
-    _queue: WaiterQueue
+    __slots__ = ("queue",)
+    queue: WaiterQueue
 
     def cancel(self, msg: Any = None) -> bool:
         # Task.cancel() cancels the future its task awaits right away, but the
@@ -42,7 +42,7 @@ class _Waiter(asyncio.Future[Any]):
         # loop is closed already (a task collected after loop.close()).
         if self.done():
             return False
-        self._queue.forget()
+        self.queue.forget()
         return super().cancel(msg)
 
     @property
@@ -54,9 +54,10 @@ class _Waiter(asyncio.Future[Any]):
         return self.done() and not self.cancelled()
 
     def wake(self, value: Any = None) -> bool:
-        if self.done():
+        try:
+            self.set_result(value)
+        except asyncio.InvalidStateError:
             return False
-        self.set_result(value)
         return True
 
 
@@ -82,9 +83,12 @@ class AsyncioBackend:
     def create_waiter(self, queue: WaiterQueue) -> _Waiter:
         # No __init__ of our own: Future's, in C, is the cheaper one.
         waiter = _Waiter(loop=asyncio.get_running_loop())
-        waiter._queue = queue
+        waiter.queue = queue
         queue.append(waiter)
         return waiter
+
+    def call_soon(self, callback: Callable[..., object], *args: Any) -> None:
+        asyncio.get_running_loop().call_soon(callback, *args)
 
     def park(self, waiter: Any) -> Awaitable[Any]:
         # The waiter is a future: awaiting it directly saves a coroutine.

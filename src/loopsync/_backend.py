@@ -37,6 +37,9 @@ __all__ = ["Backend", "Waiter", "current_backend", "ki_protected"]
 class Waiter(Protocol):
     """A one-shot wake-up for one parked task."""
 
+    queue: WaiterQueue
+    """The queue the waiter is in, which it tells when it is cancelled."""
+
     @property
     def pending(self) -> bool:
         """True until the waiter is woken or cancelled."""
@@ -95,6 +98,10 @@ class Backend(Protocol):
 
     def create_waiter(self, queue: WaiterQueue) -> Waiter:
         """Append a new waiter for the current task to the end of *queue*."""
+
+    def call_soon(self, callback: Callable[..., object], *args: Any) -> None:
+        """Call ``callback(*args)`` from the event loop once the tasks and
+        callbacks already scheduled have run."""
 
     def park(self, waiter: Waiter) -> Awaitable[Any]:
         """Return an awaitable that blocks until *waiter* is woken, then gives

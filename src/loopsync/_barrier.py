@@ -13,9 +13,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from types import TracebackType
 
-    from ._backend import Backend
-
 __all__ = ["Barrier"]
+
+_RETRY = object()
 
 
 class _State:
@@ -58,8 +58,10 @@ class Barrier(Primitive):
     #   abort()) that have not resumed yet; the barrier leaves DRAINING or
     #   RESETTING when it reaches 0;
     # - self._blocked holds tasks that arrived while the barrier was DRAINING
-    #   or RESETTING; they try again once it is FILLING.
-    __slots__ = ("_action", "_blocked", "_fillers", "_leaving", "_parties", "_state")
+    #   or RESETTING; they try again once it is FILLING (asyncio only);
+    # - self._admissions holds, oldest first, the held-back tasks whose
+    #   arrival a pending callback (_admit) will make, one queue per callback.
+    __slots__ = ("_action", "_admissions", "_blocked", "_fillers", "_leaving", "_parties", "_state")
 
     def __init__(self, parties: int, action: Callable[[], object] | None = None) -> None:
         try:
@@ -77,6 +79,7 @@ class Barrier(Primitive):
         self._fillers = WaiterQueue()
         self._blocked = WaiterQueue()
         self._leaving = 0
+        self._admissions: list[WaiterQueue] = []
 
     def _repr_state(self) -> str:
         state = self._state
@@ -109,76 +112,57 @@ class Barrier(Primitive):
         reset or aborted while the task waits.  A task cancelled while it waits
         leaves without breaking the barrier.
         """
-        backend = self._current_backend()
+        backend = self._backend
+        if backend is None or backend.sniffio_local.name != backend.sniffio_name:
+            backend = self._current_backend()
         if backend.checkpoints:
             await backend.checkpoint_if_cancelled()
-        while self._state is _State.DRAINING or self._state is _State.RESETTING:
-            # Tasks of the previous cycle are still leaving: join the next one.
-            # (Only under asyncio: under trio the barrier never drains.)
-            await self._park(backend, self._blocked)
-        if self._state is _State.BROKEN:
-            if backend.checkpoints:
-                await backend.cancel_shielded_checkpoint()
-            raise backend.broken_barrier_error("Barrier aborted")
-        index = len(self._fillers)
-        if index + 1 < self._parties:
-            return await self._wait_for_trip(backend)
-        self._trip()
-        if backend.checkpoints:
-            await backend.cancel_shielded_checkpoint()
-        return index
-
-    async def _park(self, backend: Backend, queue: WaiterQueue) -> object:
-        self._bind_loop(backend)
-        waiter = backend.create_waiter(queue)
-        try:
-            return await backend.park(waiter)
-        except BaseException:
-            # A cancellation withdrew the waiter already; this covers anything
-            # else thrown into the task.
-            waiter.cancel()
-            raise
-
-    @ki_protected
-    async def _wait_for_trip(self, backend: Backend) -> int:
-        self._bind_loop(backend)
-        waiter = backend.create_waiter(self._fillers)
-        try:
-            # An index if the barrier tripped, None if it was reset or aborted.
-            index: int | None = await backend.park(waiter)
-            # As in asyncio, a task released by the trip still fails if the
-            # barrier was reset or aborted before it could resume.
-            if index is None or (
-                backend.cancellable_after_wake and self._state is not _State.DRAINING
-            ):
-                raise backend.broken_barrier_error("Abort or reset of barrier")
-            return index
-        finally:
-            if not waiter.woken:
-                # A waiter cancelled while the barrier filled took no index and
-                # counts nowhere; this also covers anything else thrown in.
-                waiter.cancel()
-            elif backend.cancellable_after_wake:
-                # Released (and perhaps cancelled since): one less to wait for.
-                self._leaving -= 1
-                if self._leaving == 0:
-                    self._drained()
-
-    def _release_fillers(self, with_indices: bool) -> None:
-        """Wake every task waiting for the trip, in arrival order.
-
-        Under asyncio they still count as inside the barrier until they have
-        resumed, since they may be cancelled or see a reset() before that.
-        A woken trio task cannot be cancelled and its outcome is the value it
-        was woken with, so under trio they are gone at once and the barrier
-        never drains or resets: the next cycle can start filling right away.
-        """
-        index = 0
-        while self._fillers.wake_first(index if with_indices else None):
-            index += 1
-        backend = self._backend
-        if backend is not None and backend.cancellable_after_wake:
-            self._leaving += index
+        while True:
+            state = self._state
+            if state is _State.FILLING:
+                index = self._fillers.waiting
+                if index + 1 == self._parties:
+                    self._trip()
+                    if backend.checkpoints:
+                        await backend.cancel_shielded_checkpoint()
+                    return index
+                queue = self._fillers
+            elif state is _State.BROKEN:
+                if backend.checkpoints:
+                    await backend.cancel_shielded_checkpoint()
+                raise backend.broken_barrier_error("Barrier aborted")
+            else:
+                # Tasks of the previous cycle are still leaving: join the next
+                # one.  (Only under asyncio: under trio the barrier never drains.)
+                queue = self._blocked
+            self._bind_loop(backend)
+            waiter = backend.create_waiter(queue)
+            try:
+                woken_with = await backend.park(waiter)
+            except BaseException:
+                if not waiter.woken:
+                    # A waiter cancelled while the barrier filled took no index
+                    # and counts nowhere; this also covers anything else thrown
+                    # into the task.
+                    waiter.cancel()
+                elif backend.cancellable_after_wake and waiter.queue is self._fillers:
+                    # Released by the trip (asyncio only), then cancelled
+                    # before it could resume: it leaves all the same.
+                    self._leave()
+                raise
+            if woken_with is not _RETRY:
+                break
+        # An index if the barrier tripped, None if it was reset or aborted.
+        # As in asyncio, a task released by the trip still fails if the
+        # barrier was reset or aborted before it could resume.
+        if backend.cancellable_after_wake:
+            broken = woken_with is None or self._state is not _State.DRAINING
+            self._leave()
+        else:
+            broken = woken_with is None
+        if broken:
+            raise backend.broken_barrier_error("Abort or reset of barrier")
+        return woken_with  # type: ignore[no-any-return]
 
     def _trip(self) -> None:
         if self._action is not None:
@@ -187,26 +171,97 @@ class Barrier(Primitive):
             except BaseException:
                 self._break()
                 raise
-        self._release_fillers(with_indices=True)
+        self._release_fillers(numbered=True)
         if self._leaving:
             self._state = _State.DRAINING
 
-    def _drained(self) -> None:
-        """Start a new cycle once the last released task has left."""
-        if self._state is _State.BROKEN:
-            return
-        self._state = _State.FILLING
-        self._wake_blocked()
+    def _release_fillers(self, numbered: bool) -> None:
+        """Wake every task waiting for the trip, in arrival order.
 
-    def _wake_blocked(self) -> None:
-        """Let tasks that arrived while the barrier drained or reset try again."""
-        while self._blocked.wake_first():
-            pass
+        Under asyncio they still count as inside the barrier until they have
+        resumed, since they may be cancelled or see a reset() before that.
+        A woken trio task cannot be cancelled and its outcome is the value it
+        was woken with, so under trio they are gone at once and the barrier
+        never drains or resets: the next cycle can start filling right away.
+        """
+        released = self._fillers.wake_all(numbered=numbered)
+        backend = self._backend
+        if backend is not None and backend.cancellable_after_wake:
+            self._leaving += released
+
+    def _leave(self) -> None:
+        """Count out a released task that has resumed (asyncio only)."""
+        self._leaving -= 1
+        if self._leaving == 0 and self._state is not _State.BROKEN:
+            # The last one has left: start the next cycle.
+            self._state = _State.FILLING
+            self._readmit_blocked()
+
+    def _readmit_blocked(self) -> None:
+        """Let the tasks that arrived while the barrier drained or reset try
+        again, as asyncio wakes them all to look at the state once more."""
+        blocked = self._blocked
+        if self._action is not None or blocked.waiting < 2:
+            # The action runs in the task that trips the barrier, so with one
+            # every task resumes and arrives by itself.
+            blocked.wake_all(_RETRY)
+            return
+        # Resuming a task only for it to park again costs a task switch, the
+        # most expensive step of a barrier.  So a callback does their arrivals
+        # instead, run where the first of them would have resumed: in asyncio
+        # nothing runs between their resumptions but their own arrivals, so
+        # one callback stands for them all.  But a task whose arrival trips
+        # the barrier must run then, in its own task.  So the callback only
+        # takes as many as cannot trip the barrier even if one more task
+        # arrives before it runs (as the task that ended the drain does, when
+        # the tasks of a cycle loop on wait()); the others resume.  (The
+        # barrier has no fillers yet: they all left or were released.)
+        admitted = WaiterQueue()
+        blocked.move_to(admitted, min(self._parties - 2, blocked.waiting - 1))
+        if admitted.waiting:
+            self._admissions.append(admitted)
+            assert self._backend is not None
+            self._backend.call_soon(self._admit)
+        blocked.wake_all(_RETRY)
+
+    def _admit(self) -> None:
+        """Let the tasks of the oldest pending admission arrive, in order, as
+        each of them would on resuming."""
+        admitted = self._admissions.pop(0)
+        if self._state is _State.FILLING:
+            # They become fillers, parked where they are.
+            last = admitted.move_to(self._fillers, self._parties - self._fillers.waiting)
+            if self._fillers.waiting < self._parties:
+                return
+            # More tasks arrived since the drain ended than the callback could
+            # allow for, and the last one moved trips the barrier.  It cannot
+            # run now, as it would in asyncio: it is released first, ahead of
+            # the others.  The rest of *admitted* would look at the state once
+            # it has run: a second callback, queued behind it, lets them in.
+            assert last is not None
+            assert self._backend is not None
+            last.wake(self._parties - 1)
+            self._leaving += 1
+            if admitted.waiting:
+                self._admissions.append(admitted)
+                self._backend.call_soon(self._admit)
+            self._trip()
+        elif self._state is _State.BROKEN:
+            admitted.wake_all(_RETRY)
+        else:
+            # Draining or resetting again: they queue up behind the tasks that
+            # arrived since.
+            admitted.move_to(self._blocked, admitted.waiting)
 
     def _break(self) -> None:
         self._state = _State.BROKEN
-        self._release_fillers(with_indices=False)
-        self._wake_blocked()
+        # Tasks due to be admitted by a callback have been woken already in
+        # asyncio, before the tasks woken here: they must resume, first, to
+        # raise BrokenBarrierError.
+        for blocked in self._admissions:
+            blocked.wake_all(_RETRY)
+        self._release_fillers(numbered=False)
+        self._blocked.wake_all(_RETRY)
 
     @ki_protected
     async def reset(self) -> None:
@@ -215,12 +270,12 @@ class Barrier(Primitive):
         Tasks waiting on it get :exc:`~loopsync.BrokenBarrierError`; the
         barrier starts filling again once they have all left.
         """
-        self._release_fillers(with_indices=False)
+        self._release_fillers(numbered=False)
         self._state = _State.RESETTING if self._leaving else _State.FILLING
         # As in asyncio, tasks blocked by a draining barrier look at the state
         # again when they next run, and get in at once if the last released
         # task has left by then.
-        self._wake_blocked()
+        self._readmit_blocked()
         await self._checkpoint_after_update()
 
     @ki_protected

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import outcome
@@ -22,11 +22,11 @@ for _func in _ki_protected:
 class _Waiter:
     """A parked trio task; it tells its queue when its wait is aborted."""
 
-    __slots__ = ("_queue", "_task", "pending", "woken")
+    __slots__ = ("_task", "pending", "queue", "woken")
 
     def __init__(self, queue: WaiterQueue) -> None:
         self._task = trio.lowlevel.current_task()
-        self._queue = queue
+        self.queue = queue
         self.pending = True
         self.woken = False
         queue.append(self)
@@ -43,7 +43,7 @@ class _Waiter:
         if not self.pending:
             return False
         self.pending = False
-        self._queue.forget()
+        self.queue.forget()
         return True
 
     def abort(self, _raise_cancel: Any) -> trio.lowlevel.Abort:
@@ -73,6 +73,9 @@ class TrioBackend:
 
     def create_waiter(self, queue: WaiterQueue) -> _Waiter:
         return _Waiter(queue)
+
+    def call_soon(self, callback: Callable[..., object], *args: Any) -> None:
+        trio.lowlevel.current_trio_token().run_sync_soon(callback, *args)
 
     def park(self, waiter: Any) -> Awaitable[Any]:
         return trio.lowlevel.wait_task_rescheduled(waiter.abort)  # noqa: ASYNC105 - awaited by the caller
