@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sys
 
 import pytest
@@ -243,37 +242,59 @@ def test_tasks_looping_on_a_barrier_pass_as_with_asyncio(parties: int) -> None:
     )
 
 
-def test_more_arrivals_than_the_admission_allows_for() -> None:
-    # Barrier(3): p2 trips the first cycle and starts q before it waits again;
-    # p2 and then p0 are held back by the drain, which p1 ends before it
-    # arrives again.  Then q arrives too, before p2 resumes: two arrivals, so
-    # the callback that lets p2 in makes the trip.  p2 gets index 2, as in
-    # asyncio, and is released first of its cycle; p0 waits for the next one.
+@pytest.mark.parametrize(
+    ("parties", "expected"),
+    [
+        (3, [("p2", 2), ("p0", 0), ("p1", 1), ("p2", 2), ("p1", 0), ("q0", 1)]),
+        (
+            4,
+            [
+                *[("p3", 3), ("p0", 0), ("p1", 1), ("p2", 2)],
+                *[("p3", 3), ("p2", 0), ("q0", 1), ("q1", 2)],
+            ],
+        ),
+    ],
+)
+def test_more_arrivals_than_the_admission_allows_for(
+    parties: int, expected: list[tuple[str, int]]
+) -> None:
+    # The last of the parties p0, p1, ... trips the first cycle and starts
+    # parties - 2 tasks q0, q1, ... before it waits again; it and then the
+    # others but the last are held back by the drain, which the last one ends
+    # before it arrives again.  The q tasks arrive too, before the held-back
+    # tasks would resume: more arrivals than the admission callback allows
+    # for, so the first task it lets in trips the barrier.  That task gets the
+    # last index, as in asyncio, and is released first of its cycle; the
+    # other held-back tasks wait for the next one (with 4 parties, one of
+    # them through a second callback).
     returned: list[tuple[str, int]] = []
+    tripper = f"p{parties - 1}"
 
     async def main() -> None:
-        barrier = loopsync.Barrier(3)
-
-        async def party(name: str, then: object = None) -> None:
-            returned.append((name, await barrier.wait()))
-            if then is not None:
-                tasks.append(asyncio.create_task(then("q")))  # type: ignore[operator]
-            broken = pytest.raises(loopsync.BrokenBarrierError)
-            with broken if name == "p0" else contextlib.nullcontext():
-                returned.append((name, await barrier.wait()))
+        barrier = loopsync.Barrier(parties)
 
         async def arrival(name: str) -> None:
             returned.append((name, await barrier.wait()))
 
-        tasks = [asyncio.create_task(party("p0")), asyncio.create_task(party("p1"))]
-        tasks.append(asyncio.create_task(party("p2", then=arrival)))
+        async def party(name: str) -> None:
+            returned.append((name, await barrier.wait()))
+            if name == tripper:
+                tasks.extend(
+                    asyncio.create_task(arrival(f"q{number}")) for number in range(parties - 2)
+                )
+            try:
+                returned.append((name, await barrier.wait()))
+            except loopsync.BrokenBarrierError:
+                held_back.append(name)
+
+        held_back: list[str] = []
+        tasks = [asyncio.create_task(party(f"p{number}")) for number in range(parties)]
         for _ in range(4):
             await asyncio.sleep(0)
-        assert barrier.n_waiting == 0  # p0 is held back by the drain
+        assert barrier.n_waiting == 0  # the other held-back tasks wait for the drain
         await barrier.abort()
         await asyncio.gather(*tasks)
+        assert sorted(held_back) == [f"p{number}" for number in range(parties - 2)]
 
     asyncio.run(main())
-    assert returned == [
-        ("p2", 2), ("p0", 0), ("p1", 1), ("p2", 2), ("p1", 0), ("q", 1),
-    ]  # fmt: skip
+    assert returned == expected
