@@ -298,3 +298,32 @@ def test_more_arrivals_than_the_admission_allows_for(
 
     asyncio.run(main())
     assert returned == expected
+
+
+@pytest.mark.libs("asyncio", "uvloop")
+async def test_held_back_task_cancelled_after_its_wake_up(lib: Lib) -> None:
+    # Barrier(2): t1 trips the barrier and arrives again while it drains, so
+    # it is held back.  When t0 leaves, the drain ends and t1 is woken to
+    # arrive; t0 cancels it before it resumes.  t1 raises CancelledError
+    # without counting as a released task, and the barrier is filling and
+    # empty, ready for the next pair.
+    barrier = loopsync.Barrier(2)
+    returned: list[str] = []
+
+    async def t1() -> None:
+        returned.append(f"t1 {await barrier.wait()}")
+        await barrier.wait()
+
+    async def t0() -> None:
+        returned.append(f"t0 {await barrier.wait()}")
+        assert not held_back.cancelled()
+        held_back.cancel()
+
+    first = asyncio.ensure_future(t0())
+    held_back = asyncio.ensure_future(t1())
+    await first
+    with pytest.raises(asyncio.CancelledError):
+        await held_back
+    assert returned == ["t1 1", "t0 0"]
+    assert "filling, waiters:0/2" in repr(barrier)
+    assert sorted(await asyncio.gather(barrier.wait(), barrier.wait())) == [0, 1]

@@ -147,7 +147,9 @@ class Barrier(Primitive):
                     waiter.cancel()
                 elif backend.cancellable_after_wake and waiter.queue is self._fillers:
                     # Released by the trip (asyncio only), then cancelled
-                    # before it could resume: it leaves all the same.
+                    # before it could resume: it leaves all the same.  A task
+                    # held back by a drain and woken only to look at the state
+                    # again (its waiter is in self._blocked) never counted.
                     self._leave()
                 raise
             if woken_with is not _RETRY:
@@ -246,11 +248,9 @@ class Barrier(Primitive):
                 self._admissions.append(admitted)
                 self._backend.call_soon(self._admit)
             self._trip()
-        elif self._state is _State.BROKEN:
-            admitted.wake_all(_RETRY)
-        else:
+        elif self._state is not _State.BROKEN:
             # Draining or resetting again: they queue up behind the tasks that
-            # arrived since.
+            # arrived since.  (Once broken, _break() has woken them already.)
             admitted.move_to(self._blocked, admitted.waiting)
 
     def _break(self) -> None:
