@@ -1,4 +1,4 @@
-"""The queue of parked waiters: FIFO, O(1) cancellation, bounded memory."""
+"""The queue of parked waiters: FIFO, amortized O(1) cancellation, bounded memory."""
 
 from __future__ import annotations
 
@@ -13,52 +13,62 @@ class FakeWaiter:
     """A waiter without a task, for testing the queue alone."""
 
     def __init__(self, queue: WaiterQueue) -> None:
-        self.queue = queue
-        self.pending = True
-        self.woken = False
+        self.state = "pending"
         self.value: Any = None
-        queue.append(self)
+        queue.append(self)  # type: ignore[arg-type]
 
-    def wake(self, value: Any = None) -> bool:
-        if not self.pending:
-            return False
-        self.pending, self.woken, self.value = False, True, value
-        return True
+    def done(self) -> bool:
+        return self.state != "pending"
 
-    def cancel(self) -> bool:
-        if not self.pending:
-            return False
-        self.pending = False
-        self.queue.forget()
-        return True
+    def set_result(self, value: Any) -> None:
+        assert self.state == "pending", "woke a waiter that is done"
+        self.state, self.value = "woken", value
+
+    def cancel(self) -> None:
+        self.state = "cancelled"
 
 
-def test_first_in_first_woken_past_cancelled_ones() -> None:
+def test_waiting_counts_only_waiters_still_waiting() -> None:
     queue = WaiterQueue()
     waiters = [FakeWaiter(queue) for _ in range(5)]
     waiters[0].cancel()
+    waiters[3].cancel()
+    assert queue.waiting() == 3
+    assert len(queue) == 5  # cancelled ones stay until something passes them
+
+
+def test_has_waiting_drops_cancelled_waiters_from_the_front() -> None:
+    queue = WaiterQueue()
+    waiters = [FakeWaiter(queue) for _ in range(3)]
+    waiters[0].cancel()
     waiters[2].cancel()
-    assert len(queue) == 3
-    assert queue.wake_first("a")
-    assert queue.wake_first("b")
-    assert [w.value for w in waiters] == [None, "a", None, "b", None]
-    assert len(queue) == 1
-    assert queue
-    assert queue.wake_first("c")
+    assert queue.has_waiting()
+    assert list(queue) == waiters[1:]
+    waiters[1].cancel()
+    assert not queue.has_waiting()
     assert not queue
-    assert not queue.wake_first("d")
 
 
-def test_cancelled_entries_are_swept_out() -> None:
+def test_sweep_keeps_the_order_of_the_waiters_still_waiting() -> None:
+    queue = WaiterQueue()
+    waiters = [FakeWaiter(queue) for _ in range(6)]
+    for index in (0, 2, 5):
+        waiters[index].cancel()
+    assert queue.sweep() == 3
+    assert list(queue) == [waiters[1], waiters[3], waiters[4]]
+
+
+def test_cancelled_waiters_are_swept_out() -> None:
     queue = WaiterQueue()
     live = FakeWaiter(queue)
     for _ in range(10_000):
         FakeWaiter(queue).cancel()
+        queue.forget()
         # The deque never holds more than about twice the live waiters, plus
         # a small constant.
-        assert len(queue._entries) <= 2 * len(queue) + 65
-    assert len(queue) == 1
-    assert queue.wake_first(1)
+        assert len(queue) <= 2 * queue.waiting() + 65
+    assert queue.waiting() == 1
+    assert queue.wake_all(1) == 1
     assert live.value == 1
 
 
@@ -73,7 +83,7 @@ async def test_memory_stays_bounded_while_waiters_time_out(lib: Lib) -> None:
             await lib.settle()
         # 1000 waiters gave up while the semaphore stayed locked.
         assert sem.statistics().tasks_waiting == 0
-        assert len(sem._waiters._entries) <= 65
+        assert len(sem._waiters) <= 65
 
 
 def test_move_to_keeps_order_and_passes_over_cancelled_ones() -> None:
@@ -82,11 +92,10 @@ def test_move_to_keeps_order_and_passes_over_cancelled_ones() -> None:
     waiters = [FakeWaiter(source) for _ in range(4)]
     waiters[1].cancel()
     assert source.move_to(target, 2) is waiters[2]
-    assert (len(source), len(target)) == (1, 3)
-    assert waiters[2].queue is target
-    # A waiter cancelled after the move is forgotten by its new queue.
+    assert list(source) == [waiters[3]]
+    assert list(target) == [first, waiters[0], waiters[2]]
+    # A waiter cancelled after the move is passed over by its new queue.
     waiters[0].cancel()
-    assert (len(source), len(target)) == (1, 2)
     assert target.wake_all(numbered=True) == 2
     assert [first.value, waiters[2].value] == [0, 1]
     assert source.move_to(target, 5) is waiters[3]

@@ -5,13 +5,15 @@ for asyncio (``_asyncio_backend``) and one for trio (``_trio_backend``).
 :func:`current_backend` picks the adapter of the running library with sniffio
 and imports it on first use, so ``import loopsync`` imports neither library.
 
-A wait goes like this: the primitive calls ``create_waiter(queue)``, which
-appends a new :class:`Waiter` for the current task to *queue*, then awaits
-``park(waiter)``.  Whoever wakes the task calls ``queue.wake_first(value)``;
-``park`` then returns *value*.  If the task is cancelled first, the adapter
-tells the queue at the moment of cancellation (``queue.forget()``), so the
-queue never counts, and never wakes, a waiter that will not take what it is
-handed: its ``wake()`` returns False and the queue moves on to the next one.
+A wait goes like this: the primitive calls ``create_waiter()`` for a new
+:class:`Waiter` for the current task, appends it to one of its queues, and
+awaits it.  Whoever wakes the task takes the waiter off the queue and calls
+its ``set_result(value)``; the ``await`` then gives *value*.  A waiter has the
+methods of an :class:`asyncio.Future` that this needs, so under asyncio it is
+a plain future, which the event loop handles fastest.  If the task is
+cancelled first, the waiter is done but not woken: it stays in the queue,
+where waking passes it over, and the task tells the queue (``forget()``) as
+it leaves.
 """
 
 from __future__ import annotations
@@ -21,11 +23,10 @@ from __future__ import annotations
 # run time the protocols below are plain classes that document the adapters.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Callable, Generator
     from typing import Any, Protocol, TypeVar
 
     from ._exceptions import BrokenBarrierError
-    from ._waitqueue import WaiterQueue
 
     _F = TypeVar("_F", bound=Callable[..., Any])
 else:
@@ -35,32 +36,41 @@ __all__ = ["Backend", "Waiter", "current_backend", "ki_protected"]
 
 
 class Waiter(Protocol):
-    """A one-shot wake-up for one parked task."""
+    """A one-shot wake-up for one parked task.
 
-    queue: WaiterQueue
-    """The queue the waiter is in, which it tells when it is cancelled."""
+    Awaiting it parks the task until it is woken, and gives the value it was
+    woken with.  If the task is cancelled first, the waiter is cancelled the
+    moment the library delivers the cancellation, before the task runs again,
+    so that nobody wakes it any more; the await then raises the library's
+    cancellation exception.
+    """
 
-    @property
-    def pending(self) -> bool:
-        """True until the waiter is woken or cancelled."""
+    def get_loop(self) -> object:
+        """Return the event loop of the waiter's task, to bind primitives to."""
 
-    @property
-    def woken(self) -> bool:
-        """True once :meth:`wake` has succeeded."""
+    def done(self) -> bool:
+        """Return True once the waiter is woken or cancelled."""
 
-    def wake(self, value: Any = None) -> bool:
+    def cancelled(self) -> bool:
+        """Return True if the waiter was cancelled."""
+
+    def set_result(self, value: Any) -> None:
         """Schedule the parked task to resume with *value*.
 
-        Return False, and do nothing, if the waiter was cancelled already: the
-        caller must then hand whatever it meant to give to someone else.
+        Only for a waiter that is not done.
         """
+
+    def result(self) -> Any:
+        """Return the value a woken waiter was woken with."""
 
     def cancel(self) -> bool:
-        """Withdraw a pending waiter, as a cancellation does: its queue stops
-        counting it and will pass it over.
+        """Withdraw a waiter that is not done, as a cancellation does.
 
-        Return False if it was woken or cancelled already.
+        Return False, and do nothing, if it was done already.
         """
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        """Park the current task until the waiter is woken."""
 
 
 class Backend(Protocol):
@@ -93,23 +103,12 @@ class Backend(Protocol):
     """What a broken barrier raises; under asyncio it also subclasses
     ``asyncio.BrokenBarrierError``."""
 
-    def current_loop(self) -> object:
-        """Return the identity of the running event loop, for loop binding."""
-
-    def create_waiter(self, queue: WaiterQueue) -> Waiter:
-        """Append a new waiter for the current task to the end of *queue*."""
+    def create_waiter(self) -> Waiter:
+        """Return a new waiter for the current task."""
 
     def call_soon(self, callback: Callable[..., object], *args: Any) -> None:
         """Call ``callback(*args)`` from the event loop once the tasks and
         callbacks already scheduled have run."""
-
-    def park(self, waiter: Waiter) -> Awaitable[Any]:
-        """Return an awaitable that blocks until *waiter* is woken, then gives
-        the value it was woken with.
-
-        Raises the library's cancellation exception if the task is cancelled
-        first; the waiter's queue no longer counts it by then.
-        """
 
     async def checkpoint(self) -> None:
         """Check for cancellation and let other tasks run."""

@@ -95,7 +95,7 @@ class Barrier(Primitive):
     @property
     def n_waiting(self) -> int:
         """The number of tasks currently waiting for the barrier to trip."""
-        return len(self._fillers) if self._state is _State.FILLING else 0
+        return self._fillers.waiting() if self._state is _State.FILLING else 0
 
     @property
     def broken(self) -> bool:
@@ -120,13 +120,14 @@ class Barrier(Primitive):
         while True:
             state = self._state
             if state is _State.FILLING:
-                index = self._fillers.waiting
-                if index + 1 == self._parties:
+                queue = self._fillers
+                # Only an arrival that may fill the barrier counts the fillers
+                # exactly, sweeping out the cancelled ones.
+                if len(queue) + 1 >= self._parties and queue.sweep() + 1 == self._parties:
                     self._trip()
                     if backend.checkpoints:
                         await backend.cancel_shielded_checkpoint()
-                    return index
-                queue = self._fillers
+                    return self._parties - 1
             elif state is _State.BROKEN:
                 if backend.checkpoints:
                     await backend.cancel_shielded_checkpoint()
@@ -135,21 +136,24 @@ class Barrier(Primitive):
                 # Tasks of the previous cycle are still leaving: join the next
                 # one.  (Only under asyncio: under trio the barrier never drains.)
                 queue = self._blocked
-            self._bind_loop(backend)
-            waiter = backend.create_waiter(queue)
+            waiter = backend.create_waiter()
+            if waiter.get_loop() is not self._loop:
+                self._bind_loop(waiter)
+            queue.append(waiter)
             try:
-                woken_with = await backend.park(waiter)
+                woken_with = await waiter
             except BaseException:
-                if not waiter.woken:
+                if not waiter.done() or waiter.cancelled():
                     # A waiter cancelled while the barrier filled took no index
                     # and counts nowhere; this also covers anything else thrown
                     # into the task.
                     waiter.cancel()
-                elif backend.cancellable_after_wake and waiter.queue is self._fillers:
-                    # Released by the trip (asyncio only), then cancelled
-                    # before it could resume: it leaves all the same.  A task
-                    # held back by a drain and woken only to look at the state
-                    # again (its waiter is in self._blocked) never counted.
+                    queue.forget()
+                elif backend.cancellable_after_wake and waiter.result() is not _RETRY:
+                    # Released by the trip, reset() or abort() (asyncio only),
+                    # then cancelled before it could resume: it leaves all the
+                    # same.  A task held back by a drain and woken only to
+                    # look at the state again never counted.
                     self._leave()
                 raise
             if woken_with is not _RETRY:
@@ -203,7 +207,8 @@ class Barrier(Primitive):
         """Let the tasks that arrived while the barrier drained or reset try
         again, as asyncio wakes them all to look at the state once more."""
         blocked = self._blocked
-        if self._action is not None or blocked.waiting < 2:
+        waiting = blocked.sweep()
+        if self._action is not None or waiting < 2:
             # The action runs in the task that trips the barrier, so with one
             # every task resumes and arrives by itself.
             blocked.wake_all(_RETRY)
@@ -219,8 +224,8 @@ class Barrier(Primitive):
         # the tasks of a cycle loop on wait()); the others resume.  (The
         # barrier has no fillers yet: they all left or were released.)
         admitted = WaiterQueue()
-        blocked.move_to(admitted, min(self._parties - 2, blocked.waiting - 1))
-        if admitted.waiting:
+        blocked.move_to(admitted, min(self._parties - 2, waiting - 1))
+        if admitted:
             self._admissions.append(admitted)
             assert self._backend is not None
             self._backend.call_soon(self._admit)
@@ -232,8 +237,9 @@ class Barrier(Primitive):
         admitted = self._admissions.pop(0)
         if self._state is _State.FILLING:
             # They become fillers, parked where they are.
-            last = admitted.move_to(self._fillers, self._parties - self._fillers.waiting)
-            if self._fillers.waiting < self._parties:
+            fillers = self._fillers
+            last = admitted.move_to(fillers, self._parties - fillers.sweep())
+            if len(fillers) < self._parties:
                 return
             # More tasks arrived since the drain ended than the callback could
             # allow for, and the last one moved trips the barrier.  It cannot
@@ -242,16 +248,16 @@ class Barrier(Primitive):
             # it has run: a second callback, queued behind it, lets them in.
             assert last is not None
             assert self._backend is not None
-            last.wake(self._parties - 1)
+            last.set_result(self._parties - 1)
             self._leaving += 1
-            if admitted.waiting:
+            if admitted.has_waiting():
                 self._admissions.append(admitted)
                 self._backend.call_soon(self._admit)
             self._trip()
         elif self._state is not _State.BROKEN:
             # Draining or resetting again: they queue up behind the tasks that
             # arrived since.  (Once broken, _break() has woken them already.)
-            admitted.move_to(self._blocked, admitted.waiting)
+            admitted.move_to(self._blocked, len(admitted))
 
     def _break(self) -> None:
         self._state = _State.BROKEN

@@ -6,7 +6,7 @@ from ._backend import current_backend
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ._backend import Backend
+    from ._backend import Backend, Waiter
 
 __all__ = ["Primitive"]
 
@@ -34,16 +34,15 @@ class Primitive:
             backend = self._backend = current_backend()
         return backend
 
-    def _bind_loop(self, backend: Backend) -> None:
-        """Bind to the running loop, as a task is about to wait on this primitive.
+    def _bind_loop(self, waiter: Waiter) -> None:
+        """Bind to the loop of *waiter*, whose task is about to wait on this
+        primitive; callers check first that it is not the bound loop.
 
-        *backend* is the running library's, as :meth:`_current_backend` found it.
+        Raises RuntimeError if bound to another loop already.
         """
-        loop = backend.current_loop()
-        if self._loop is None:
-            self._loop = loop
-        elif loop is not self._loop:
+        if self._loop is not None:
             raise RuntimeError(f"{self!r} is bound to a different event loop")
+        self._loop = waiter.get_loop()
 
     def _repr_state(self) -> str:
         raise NotImplementedError

@@ -14,8 +14,6 @@ if TYPE_CHECKING:
     from types import TracebackType
     from typing import Literal
 
-    from ._backend import Backend
-
 __all__ = ["BoundedSemaphore", "Semaphore", "SemaphoreStatistics"]
 
 
@@ -87,11 +85,12 @@ class Semaphore(Primitive):
     """
 
     # Invariants:
-    # - self._waiters counts exactly the tasks blocked in acquire() that have
-    #   neither been handed a permit nor been cancelled;
+    # - the waiters in self._waiters that are still waiting are exactly the
+    #   tasks blocked in acquire() that have neither been handed a permit nor
+    #   been cancelled;
     # - self._handoffs counts the tasks handed a permit that may still be
     #   cancelled before they resume (asyncio only; 0 under trio);
-    # - under trio, self._waiters.waiting > 0 implies self._value == 0.
+    # - under trio, a waiter still waiting implies self._value == 0.
     __slots__ = ("_handoffs", "_value", "_waiters")
 
     def __init__(self, value: int = 1) -> None:
@@ -102,8 +101,9 @@ class Semaphore(Primitive):
 
     def _repr_state(self) -> str:
         state = "locked" if self.locked() else f"unlocked, value:{self._value}"
-        if self._waiters:
-            state += f", waiters:{len(self._waiters)}"
+        waiting = self._waiters.waiting()
+        if waiting:
+            state += f", waiters:{waiting}"
         return state
 
     @property
@@ -120,7 +120,11 @@ class Semaphore(Primitive):
         """Return True if the semaphore cannot be acquired immediately."""
         # A permit is not taken past tasks that are waiting or that were handed
         # one and have not resumed yet: arrivals queue behind them (FIFO).
-        return not self._value or self._waiters.waiting > 0 or self._handoffs > 0
+        return (
+            not self._value
+            or self._handoffs > 0
+            or (bool(self._waiters) and self._waiters.has_waiting())
+        )
 
     @ki_protected
     def acquire_nowait(self) -> None:
@@ -146,7 +150,12 @@ class Semaphore(Primitive):
             # Inlined _current_backend(): this is the hot path.
             backend = self._current_backend()
         if not backend.checkpoints:
-            if not self.locked():
+            # Inlined locked(): this is the hot path.
+            if (
+                self._value
+                and not self._handoffs
+                and not (self._waiters and self._waiters.has_waiting())
+            ):
                 self._value -= 1
                 return True
         else:
@@ -156,51 +165,62 @@ class Semaphore(Primitive):
                 await backend.cancel_shielded_checkpoint()
                 return True
 
-        self._bind_loop(backend)
-        waiter = backend.create_waiter(self._waiters)
+        waiter = backend.create_waiter()
+        if waiter.get_loop() is not self._loop:
+            self._bind_loop(waiter)
+        self._waiters.append(waiter)
         try:
-            await backend.park(waiter)
+            await waiter
         except BaseException:
-            if waiter.woken:
+            if not waiter.done() or waiter.cancelled():
+                # Cancelled while waiting, which cancelled the waiter, or
+                # something else was thrown into the task: withdraw it.
+                waiter.cancel()
+                self._waiters.forget()
+            else:
                 # Handed a permit, then cancelled before it could resume
                 # (asyncio only): give the permit back; the loop below passes
                 # it on (python/asyncio#270, bpo-27585, bpo-32734).
                 self._value += 1
-            else:
-                # A cancellation withdrew the waiter already; this covers
-                # anything else thrown into the task.
-                waiter.cancel()
-            raise
-        finally:
-            if waiter.woken and backend.cancellable_after_wake:
                 self._handoffs -= 1
+            raise
+        else:
+            if backend.cancellable_after_wake:
+                self._handoffs -= 1
+        finally:
             # Tasks that arrived while hand-offs were pending queued up even
             # if permits were free; wake as many as the free permits allow
             # (gh-111693).  Under trio there are none.
-            while self._value > 0 and self._waiters.waiting:
-                self._hand_off(backend)
+            while self._value > 0 and self._waiters and self._hand_off():
+                pass
         return True
 
-    def _hand_off(self, backend: Backend) -> None:
-        """Give one permit to the first waiting task."""
-        # Cancelled waiters are passed over, so the permit goes straight to a
-        # task that will take it.
-        self._waiters.wake_first(True)
-        self._value -= 1
-        if backend.cancellable_after_wake:
-            self._handoffs += 1
+    def _hand_off(self) -> bool:
+        """Give one permit to the first task still waiting, if any; return
+        False if there was none."""
+        waiters = self._waiters
+        while waiters:
+            waiter = waiters.popleft()
+            # A cancelled waiter is passed over, so the permit goes straight
+            # to a task that will take it.
+            if not waiter.done():
+                waiter.set_result(True)
+                self._value -= 1
+                if self._backend is not None and self._backend.cancellable_after_wake:
+                    self._handoffs += 1
+                return True
+        return False
 
     @ki_protected
     def release(self) -> None:
         """Release a permit, handing it to the first waiting task if any."""
         self._value += 1
-        if self._waiters.waiting:
-            assert self._backend is not None
-            self._hand_off(self._backend)
+        if self._waiters:
+            self._hand_off()
 
     def statistics(self) -> SemaphoreStatistics:
         """Return a :class:`SemaphoreStatistics` snapshot of this semaphore."""
-        return SemaphoreStatistics(tasks_waiting=len(self._waiters))
+        return SemaphoreStatistics(tasks_waiting=self._waiters.waiting())
 
     @ki_protected
     async def __aenter__(self) -> None:
@@ -247,4 +267,8 @@ class BoundedSemaphore(Semaphore):
         # bound of 0).  Under asyncio the woken task may still be cancelled
         # and give the permit back to the counter, so the bound comes first.
         backend = self._backend
-        return bool(self._waiters) and backend is not None and not backend.cancellable_after_wake
+        return (
+            backend is not None
+            and not backend.cancellable_after_wake
+            and self._waiters.has_waiting()
+        )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Generator
 from typing import Any
 
 import outcome
@@ -11,7 +11,6 @@ import trio
 
 from ._backend import _ki_protected
 from ._exceptions import BrokenBarrierError
-from ._waitqueue import WaiterQueue
 
 __all__ = ["TrioBackend"]
 
@@ -20,37 +19,49 @@ for _func in _ki_protected:
 
 
 class _Waiter:
-    """A parked trio task; it tells its queue when its wait is aborted."""
+    """A parked trio task, with the methods of a future that loopsync uses."""
 
-    __slots__ = ("_task", "pending", "queue", "woken")
+    __slots__ = ("_cancelled", "_done", "_result", "_task")
 
-    def __init__(self, queue: WaiterQueue) -> None:
+    def __init__(self) -> None:
         self._task = trio.lowlevel.current_task()
-        self.queue = queue
-        self.pending = True
-        self.woken = False
-        queue.append(self)
+        self._done = False
+        self._cancelled = False
+        self._result: Any = None
 
-    def wake(self, value: Any = None) -> bool:
-        if not self.pending:
-            return False
-        self.pending = False
-        self.woken = True
+    def get_loop(self) -> object:
+        # trio's own primitives may be used from one trio.run() after
+        # another, so a primitive binds to trio itself, not to one run.
+        return trio
+
+    def done(self) -> bool:
+        return self._done
+
+    def cancelled(self) -> bool:
+        return self._cancelled
+
+    def set_result(self, value: Any) -> None:
+        self._done = True
+        self._result = value
         trio.lowlevel.reschedule(self._task, outcome.Value(value))
-        return True
+
+    def result(self) -> Any:
+        return self._result
 
     def cancel(self) -> bool:
-        if not self.pending:
+        if self._done:
             return False
-        self.pending = False
-        self.queue.forget()
+        self._done = self._cancelled = True
         return True
 
-    def abort(self, _raise_cancel: Any) -> trio.lowlevel.Abort:
+    def _abort(self, _raise_cancel: Any) -> trio.lowlevel.Abort:
         # Runs the moment trio delivers a cancellation; a task that was
         # already rescheduled is never aborted, so a wake-up cannot be lost.
         self.cancel()
         return trio.lowlevel.Abort.SUCCEEDED
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return trio.lowlevel.wait_task_rescheduled(self._abort).__await__()  # noqa: ASYNC105
 
 
 class TrioBackend:
@@ -64,21 +75,10 @@ class TrioBackend:
     cancelled_error: type[BaseException] = trio.Cancelled
     broken_barrier_error: type[BrokenBarrierError] = BrokenBarrierError
 
-    def current_loop(self) -> object:
-        # trio's own primitives may be used from one trio.run() after
-        # another, so a primitive binds to trio itself, not to one run.
-        if not trio.lowlevel.in_trio_task():
-            raise RuntimeError("not called from a trio task")
-        return trio
-
-    def create_waiter(self, queue: WaiterQueue) -> _Waiter:
-        return _Waiter(queue)
+    create_waiter = _Waiter
 
     def call_soon(self, callback: Callable[..., object], *args: Any) -> None:
         trio.lowlevel.current_trio_token().run_sync_soon(callback, *args)
-
-    def park(self, waiter: Any) -> Awaitable[Any]:
-        return trio.lowlevel.wait_task_rescheduled(waiter.abort)  # noqa: ASYNC105 - awaited by the caller
 
     # trio's own functions, not wrappers: the fast path of acquire() awaits
     # two of them, and a coroutine frame more would cost more than they do.

@@ -12,73 +12,57 @@ if TYPE_CHECKING:
 
 __all__ = ["WaiterQueue"]
 
-# Compact only past this many cancelled entries, so that small queues never
-# pay for it.
-_COMPACT_AFTER = 64
+# Sweep only past this many cancellations, so that small queues never pay for it.
+_SWEEP_AFTER = 64
 
 
-class WaiterQueue:
-    """Parked waiters in arrival order.
+class WaiterQueue(deque["Waiter"]):
+    """Parked waiters, in arrival order.
 
-    Every operation is O(1), amortized, per waiter it touches.  A cancelled waiter is not searched
-    for: its adapter calls :meth:`forget`, which only counts it, and
-    :meth:`wake_first` drops it when it reaches the front (its ``wake()``
-    fails).  Once there are more than 64 cancelled entries and they outnumber
-    the live ones, they are swept out, so memory stays proportional to the
-    tasks still waiting.
+    A cancelled waiter is not searched for: it stays where it is until an
+    operation comes across it, and waking passes it over.  The task of a
+    cancelled waiter calls :meth:`forget` as it leaves; once more than 64 have
+    and they could make up half the queue, the queue sweeps out every
+    cancelled waiter.  So each operation is O(1), amortized, per waiter it
+    touches, and memory stays proportional to the tasks still waiting.
+
+    Being a deque, the queue is true while it holds any entry, and ``len()``
+    counts cancelled waiters not swept out yet too; :meth:`waiting` counts
+    only the waiters still waiting.
     """
 
-    __slots__ = ("_entries", "waiting")
+    __slots__ = ("_forgotten",)
 
     def __init__(self) -> None:
-        self._entries: deque[Waiter] = deque()
-        self.waiting = 0
-        """The number of waiters neither woken nor cancelled."""
+        super().__init__()
+        self._forgotten = 0
 
-    def __len__(self) -> int:
-        return self.waiting
+    def waiting(self) -> int:
+        """Return the number of waiters neither woken nor cancelled."""
+        return sum(not waiter.done() for waiter in self)
 
-    def append(self, waiter: Waiter) -> None:
-        """Add *waiter* at the end of the queue."""
-        self._entries.append(waiter)
-        self.waiting += 1
+    def sweep(self) -> int:
+        """Drop every cancelled waiter; return the number still waiting."""
+        if any(waiter.done() for waiter in self):
+            waiters = [waiter for waiter in self if not waiter.done()]
+            self.clear()
+            self.extend(waiters)
+        self._forgotten = 0
+        return len(self)
 
     def forget(self) -> None:
-        """Count one queued waiter as cancelled; its adapter calls this once."""
-        self.waiting -= 1
-        cancelled = len(self._entries) - self.waiting
-        if cancelled > _COMPACT_AFTER and cancelled > self.waiting:
-            self._entries = deque(waiter for waiter in self._entries if waiter.pending)
+        """Note that a waiter of this queue was cancelled; its task calls this
+        once, as it leaves."""
+        self._forgotten += 1
+        if self._forgotten > _SWEEP_AFTER and 2 * self._forgotten > len(self):
+            self.sweep()
 
-    def move_to(self, other: WaiterQueue, count: int) -> Waiter | None:
-        """Move the first *count* waiters still waiting to the end of *other*,
-        in order.
-
-        Return the last one moved, or None if none was.
-        """
-        entries = self._entries
-        moved = None
-        while count and entries:
-            waiter = entries.popleft()
-            if waiter.pending:
-                waiter.queue = other
-                other._entries.append(waiter)
-                moved = waiter
-                count -= 1
-                self.waiting -= 1
-                other.waiting += 1
-        return moved
-
-    def wake_first(self, value: Any = None) -> bool:
-        """Wake the first waiter still waiting with *value*.
-
-        Return False if there was none.
-        """
-        entries = self._entries
-        while entries:
-            if entries.popleft().wake(value):
-                self.waiting -= 1
+    def has_waiting(self) -> bool:
+        """Return True if a waiter is still waiting."""
+        while self:
+            if not self[0].done():
                 return True
+            self.popleft()
         return False
 
     def wake_all(self, value: Any = None, *, numbered: bool = False) -> int:
@@ -88,9 +72,24 @@ class WaiterQueue:
         Return how many were woken.
         """
         woken = 0
-        for waiter in self._entries:
-            if waiter.wake(woken if numbered else value):
+        for waiter in self:
+            if not waiter.done():
+                waiter.set_result(woken if numbered else value)
                 woken += 1
-        self._entries.clear()
-        self.waiting = 0
+        self.clear()
         return woken
+
+    def move_to(self, other: WaiterQueue, count: int) -> Waiter | None:
+        """Move the first *count* waiters still waiting to the end of *other*,
+        in order.
+
+        Return the last one moved, or None if none was.
+        """
+        moved = None
+        while count and self:
+            waiter = self.popleft()
+            if not waiter.done():
+                other.append(waiter)
+                moved = waiter
+                count -= 1
+        return moved
