@@ -106,19 +106,32 @@ async def test_would_block_matches_trio(lib: Lib) -> None:
 
 
 async def test_state_updates_are_protected_from_keyboard_interrupt(lib: Lib) -> None:
-    seen: list[bool] = []
+    seen: dict[str, set[bool]] = {}
+    phase = "init"
 
     class Recording(loopsync.Semaphore):
-        def locked(self) -> bool:
-            seen.append(trio.lowlevel.currently_ki_protected())
-            return super().locked()
+        # Every read and write of the counter notes whether it ran protected.
+        @property  # type: ignore[override]
+        def _value(self) -> int:
+            seen.setdefault(phase, set()).add(trio.lowlevel.currently_ki_protected())
+            return self._counter  # type: ignore[no-any-return]
+
+        @_value.setter
+        def _value(self, value: int) -> None:
+            seen.setdefault(phase, set()).add(trio.lowlevel.currently_ki_protected())
+            self._counter = value
 
     sem = Recording(1)
+    phase = "acquire_nowait"
     sem.acquire_nowait()
+    phase = "release"
     sem.release()
+    phase = "acquire"
     await sem.acquire()
-    sem.locked()
-    assert seen == [True, True, False]
+    phase = "outside"
+    assert sem.value == 0
+    assert seen["acquire_nowait"] == seen["release"] == seen["acquire"] == {True}
+    assert seen["outside"] == {False}
 
 
 async def test_bounded_semaphore_at_bound_zero_hands_off_as_trio_does(lib: Lib) -> None:

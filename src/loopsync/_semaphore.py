@@ -149,21 +149,18 @@ class Semaphore(Primitive):
         if backend is None or backend.sniffio_local.name != backend.sniffio_name:
             # Inlined _current_backend(): this is the hot path.
             backend = self._current_backend()
-        if not backend.checkpoints:
-            # Inlined locked(): this is the hot path.
-            if (
-                self._value
-                and not self._handoffs
-                and not (self._waiters and self._waiters.has_waiting())
-            ):
-                self._value -= 1
-                return True
-        else:
+        if backend.checkpoints:
             await backend.checkpoint_if_cancelled()
-            if not self.locked():
-                self._value -= 1
+        # Inlined locked(): this is the hot path.
+        if (
+            self._value
+            and not self._handoffs
+            and not (self._waiters and self._waiters.has_waiting())
+        ):
+            self._value -= 1
+            if backend.checkpoints:
                 await backend.cancel_shielded_checkpoint()
-                return True
+            return True
 
         waiter = backend.create_waiter()
         if waiter.get_loop() is not self._loop:
