@@ -327,3 +327,26 @@ async def test_held_back_task_cancelled_after_its_wake_up(lib: Lib) -> None:
     assert returned == ["t1 1", "t0 0"]
     assert "filling, waiters:0/2" in repr(barrier)
     assert sorted(await asyncio.gather(barrier.wait(), barrier.wait())) == [0, 1]
+
+
+async def test_admitted_fillers_that_are_cancelled_are_swept_out(lib: Lib) -> None:
+    # Tasks held back while the barrier resets are let in by the admission
+    # callback, which moves them from the blocked queue to the fillers; when
+    # they are cancelled there, the fillers still learn of it and sweep them
+    # out, so that memory follows the tasks still waiting.
+    barrier = loopsync.Barrier(300)
+    async with lib.task_group() as group:
+        await lib.start_queued(group, barrier.wait)
+        held_back = [group.start(barrier.wait) for _ in range(200)]
+        await barrier.reset()
+        await lib.settle()
+        assert barrier.n_waiting == 200
+        for handle in held_back:
+            handle.cancel()
+        await lib.settle()
+        assert all(handle.outcome == "cancelled" for handle in held_back)
+        assert barrier.n_waiting == 0
+        assert len(barrier._fillers) <= 65
+        assert sorted(await asyncio.gather(*(barrier.wait() for _ in range(300)))) == list(
+            range(300)
+        )

@@ -211,3 +211,15 @@ def test_primitive_follows_the_library_from_run_to_run() -> None:
         else:
             asyncio.run(run())
     assert sem.value == 1
+
+
+def test_protect_under_trio_loads_the_trio_adapter(monkeypatch: pytest.MonkeyPatch) -> None:
+    # As if no loopsync call had looked up the backend under trio yet.
+    monkeypatch.delitem(sys.modules, "loopsync._trio_backend")
+    monkeypatch.delattr(loopsync, "_trio_backend")
+    _backend.protect_under_trio()
+    assert "loopsync._trio_backend" in sys.modules
+    # Once loaded, it is not loaded again.
+    reloaded = sys.modules["loopsync._trio_backend"]
+    _backend.protect_under_trio()
+    assert sys.modules["loopsync._trio_backend"] is reloaded

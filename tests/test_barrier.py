@@ -6,6 +6,7 @@ import pytest
 
 import loopsync
 from libs import Lib
+from loopsync._waitqueue import WaiterQueue
 
 
 def state(barrier: loopsync.Barrier) -> str:
@@ -289,6 +290,47 @@ async def test_cancelled_filler_leaves_without_breaking(lib: Lib) -> None:
         third = await lib.start_queued(group, barrier.wait)
         assert await barrier.wait() == 2
     assert (second.result, third.result) == (0, 1)
+
+
+async def test_fillers_timing_out_one_after_another_leave_without_a_sweep(lib: Lib) -> None:
+    # A filler cancelled as the last to arrive is dropped at the next arrival;
+    # the fillers are only counted one by one when an arrival may trip.
+    sweeps = 0
+
+    class CountingQueue(WaiterQueue):
+        __slots__ = ()
+
+        def sweep(self) -> int:
+            nonlocal sweeps
+            sweeps += 1
+            return super().sweep()
+
+    barrier = loopsync.Barrier(5)
+    barrier._fillers = CountingQueue()
+    async with lib.task_group() as group:
+        for _ in range(3):
+            await lib.start_queued(group, barrier.wait)
+        for _ in range(100):
+            late = await lib.start_queued(group, barrier.wait)
+            late.cancel()
+            await lib.settle()
+            assert late.outcome == "cancelled"
+        # Only the bulk sweep that the cancelled tasks' forget() calls bring
+        # on after 65 of them; without dropping the last filler at once,
+        # every arrival after the first cancellation would sweep.
+        assert sweeps == 1
+        assert len(barrier._fillers) <= 4
+        assert barrier.n_waiting == 3
+        last = await lib.start_queued(group, barrier.wait)
+        assert await barrier.wait() == 4
+    assert sweeps == 2  # the trip counts the fillers once
+    assert [handle.result for handle in group.handles if handle.outcome == "returned"] == [
+        0,
+        1,
+        2,
+        3,
+    ]
+    assert last.result == 3
 
 
 async def test_gh_155233_indices_stay_unique_after_a_cancelled_filler(lib: Lib) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import trio
 import trio.testing
@@ -175,3 +178,42 @@ async def test_barrier_never_drains_under_trio(lib: Lib) -> None:
             assert await barrier.wait() in (0, 1)
     assert first.result == 0
     assert second.result in (0, 1)
+
+
+_RECORDING = """
+import trio, loopsync
+seen = []
+
+def recording(cls, attribute):
+    # Every write of *attribute* notes whether it ran protected.
+    class Recording(cls):
+        def __setattr__(self, name, value):
+            if name == attribute:
+                seen.append(trio.lowlevel.currently_ki_protected())
+            super().__setattr__(name, value)
+    return Recording
+"""
+
+
+@pytest.mark.parametrize(
+    "calls",
+    [
+        "sem = recording(loopsync.Semaphore, '_value')(1)\n"
+        "    seen.clear()\n"
+        "    sem.acquire_nowait()\n"
+        "    sem.release()",
+        "barrier = recording(loopsync.Barrier, '_state')(2)\n"
+        "    seen.clear()\n"
+        "    await barrier.abort()\n"
+        "    await barrier.reset()",
+    ],
+    ids=["semaphore", "barrier"],
+)
+def test_protected_before_anything_awaited_under_trio(calls: str) -> None:
+    # In a new process, so that nothing has loaded the trio adapter yet: the
+    # first calls are protected all the same.
+    code = f"{_RECORDING}\nasync def main():\n    {calls}\n    print(seen)\ntrio.run(main)\n"
+    output = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True
+    ).stdout
+    assert output.strip() == "[True, True]"

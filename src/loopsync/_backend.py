@@ -18,6 +18,8 @@ it leaves.
 
 from __future__ import annotations
 
+import sys
+
 # typing is for type checkers only: importing it, and sniffio (which imports
 # it too), when loopsync is imported would triple the time that takes.  At
 # run time the protocols below are plain classes that document the adapters.
@@ -32,7 +34,7 @@ if TYPE_CHECKING:
 else:
     Protocol = object
 
-__all__ = ["Backend", "Waiter", "current_backend", "ki_protected"]
+__all__ = ["Backend", "Waiter", "current_backend", "ki_protected", "protect_under_trio"]
 
 
 class Waiter(Protocol):
@@ -164,3 +166,11 @@ def ki_protected(func: _F) -> _F:
     """
     _ki_protected.append(func)
     return func
+
+
+def protect_under_trio() -> None:
+    """Have the trio adapter protect the marked functions now if trio is
+    imported, for a call that may run under trio before any loopsync call
+    has looked up the backend."""
+    if "trio" in sys.modules and "loopsync._trio_backend" not in sys.modules:
+        from . import _trio_backend  # noqa: F401 - loading it protects them

@@ -13,6 +13,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from types import TracebackType
 
+    from ._backend import Backend
+
 __all__ = ["Barrier"]
 
 _RETRY = object()
@@ -121,8 +123,12 @@ class Barrier(Primitive):
             state = self._state
             if state is _State.FILLING:
                 queue = self._fillers
-                # Only an arrival that may fill the barrier counts the fillers
-                # exactly, sweeping out the cancelled ones.
+                # Fillers that were cancelled as the last to arrive (say, after
+                # a timeout) go at once; the rest only when an arrival may
+                # fill the barrier and counts the fillers exactly, sweeping
+                # them out.
+                while queue and queue[-1].done():
+                    queue.pop()
                 if len(queue) + 1 >= self._parties and queue.sweep() + 1 == self._parties:
                     self._trip()
                     if backend.checkpoints:
@@ -148,7 +154,11 @@ class Barrier(Primitive):
                     # and counts nowhere; this also covers anything else thrown
                     # into the task.
                     waiter.cancel()
-                    queue.forget()
+                    # It may have moved from self._blocked to self._fillers
+                    # since it parked: tell both, as a queue told too often
+                    # only sweeps a little sooner.
+                    self._fillers.forget()
+                    self._blocked.forget()
                 elif backend.cancellable_after_wake and waiter.result() is not _RETRY:
                     # Released by the trip, reset() or abort() (asyncio only),
                     # then cancelled before it could resume: it leaves all the
@@ -276,13 +286,14 @@ class Barrier(Primitive):
         Tasks waiting on it get :exc:`~loopsync.BrokenBarrierError`; the
         barrier starts filling again once they have all left.
         """
+        backend = self._current_backend()
         self._release_fillers(numbered=False)
         self._state = _State.RESETTING if self._leaving else _State.FILLING
         # As in asyncio, tasks blocked by a draining barrier look at the state
         # again when they next run, and get in at once if the last released
         # task has left by then.
         self._readmit_blocked()
-        await self._checkpoint_after_update()
+        await self._checkpoint_after_update(backend)
 
     @ki_protected
     async def abort(self) -> None:
@@ -291,13 +302,15 @@ class Barrier(Primitive):
         Tasks waiting on it, and those that call :meth:`wait` until
         :meth:`reset` is called, get :exc:`~loopsync.BrokenBarrierError`.
         """
+        backend = self._current_backend()
         self._break()
-        await self._checkpoint_after_update()
+        await self._checkpoint_after_update(backend)
 
-    async def _checkpoint_after_update(self) -> None:
+    async def _checkpoint_after_update(self, backend: Backend) -> None:
         # Under trio, reset() and abort() act first and checkpoint after, as
         # trio's aclose() methods do: a cancelled caller still gets the effect.
-        backend = self._current_backend()
+        # (They look up the backend before they act: under trio, that loads
+        # the adapter, which protects them from KeyboardInterrupt.)
         if backend.checkpoints:
             await backend.checkpoint()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import operator
 
-from ._backend import ki_protected
+from ._backend import ki_protected, protect_under_trio
 from ._exceptions import WouldBlock
 from ._primitive import Primitive
 from ._waitqueue import WaiterQueue
@@ -132,6 +132,8 @@ class Semaphore(Primitive):
 
         Raises :exc:`~loopsync.WouldBlock` if :meth:`locked` is true.
         """
+        if self._backend is None:
+            protect_under_trio()
         if self.locked():
             raise WouldBlock
         self._value -= 1
@@ -212,6 +214,8 @@ class Semaphore(Primitive):
     @ki_protected
     def release(self) -> None:
         """Release a permit, handing it to the first waiting task if any."""
+        if self._backend is None:
+            protect_under_trio()
         self._value += 1
         if self._waiters:
             self._hand_off()
