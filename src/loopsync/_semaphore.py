@@ -120,11 +120,7 @@ class Semaphore(Primitive):
         """Return True if the semaphore cannot be acquired immediately."""
         # A permit is not taken past tasks that are waiting or that were handed
         # one and have not resumed yet: arrivals queue behind them (FIFO).
-        return (
-            not self._value
-            or self._handoffs > 0
-            or (bool(self._waiters) and self._waiters.has_waiting())
-        )
+        return not self._value or self._handoffs > 0 or self._waiters.has_waiting()
 
     @ki_protected
     def acquire_nowait(self) -> None:
@@ -201,8 +197,12 @@ class Semaphore(Primitive):
         waiters = self._waiters
         while waiters:
             waiter = waiters.popleft()
-            # A cancelled waiter is passed over, so the permit goes straight
-            # to a task that will take it.
+            # A cancellation cancels the waiter at once (Task.cancel() cancels
+            # the future its task awaits; trio calls the abort callback), while
+            # the task only cleans up when it next runs.  So a waiter that is
+            # done here was cancelled, and is passed over: the permit goes
+            # straight to a task that will take it (anyio #1145,
+            # python/asyncio#270).
             if not waiter.done():
                 waiter.set_result(True)
                 self._value -= 1
