@@ -115,9 +115,8 @@ def test_barrier_binds_to_the_loop() -> None:
     assert barrier.n_waiting == 0
 
 
-def test_waiting_from_another_library_after_binding() -> None:
-    import trio
-
+def _semaphore_bound_to_a_finished_loop() -> loopsync.Semaphore:
+    """Return a Semaphore(0) that a task has waited on under asyncio.run()."""
     sem = loopsync.Semaphore(0)
 
     async def bind() -> None:
@@ -127,12 +126,84 @@ def test_waiting_from_another_library_after_binding() -> None:
         await task
 
     asyncio.run(bind())
+    return sem
+
+
+def test_waiting_from_another_library_after_binding() -> None:
+    import trio
+
+    sem = _semaphore_bound_to_a_finished_loop()
 
     async def wait_under_trio() -> None:
         await sem.acquire()
 
     with pytest.raises(RuntimeError, match="is bound to a different event loop"):
         trio.run(wait_under_trio)
+    assert sem.statistics().tasks_waiting == 0
+    assert sem.value == 0
+
+
+def test_a_release_racing_the_refusal_of_another_loop_keeps_the_permit() -> None:
+    sem = _semaphore_bound_to_a_finished_loop()
+
+    async def race() -> None:
+        task = asyncio.create_task(sem.acquire())
+        await asyncio.sleep(0)
+        # The task waits on a future of the bound loop; its own loop throws a
+        # RuntimeError into it when it next runs.  A permit handed to it
+        # before then must not be lost.
+        assert sem.statistics().tasks_waiting == 1
+        sem.release()
+        with pytest.raises(RuntimeError, match="is bound to a different event loop"):
+            await task
+
+    asyncio.run(race())
+    assert sem.value == 1
+    assert sem.statistics().tasks_waiting == 0
+
+
+def test_a_runtime_error_on_the_bound_loop_is_not_disguised() -> None:
+    async def main() -> None:
+        sem = loopsync.Semaphore(0)
+        barrier = loopsync.Barrier(3)
+        for wait in (sem.acquire, barrier.wait):
+            # The first wait binds the primitive to this loop.
+            first = asyncio.create_task(wait())
+            await asyncio.sleep(0)
+            # Drive a second wait by hand, to throw an error into it as it waits.
+            second = wait()
+            assert isinstance(second.send(None), asyncio.Future)
+            with pytest.raises(RuntimeError, match=r"^thrown in$"):
+                second.throw(RuntimeError("thrown in"))
+            first.cancel()
+            await asyncio.gather(first, return_exceptions=True)
+        assert sem.statistics().tasks_waiting == 0
+        assert barrier.n_waiting == 0
+
+    asyncio.run(main())
+
+
+def test_waiting_under_asyncio_after_trio() -> None:
+    import trio
+
+    sem = loopsync.Semaphore(0)
+
+    async def wait_under_trio() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(sem.acquire)
+            await trio.testing.wait_all_tasks_blocked()
+            sem.release()
+
+    async def wait_under_asyncio() -> None:
+        task = asyncio.create_task(sem.acquire())
+        await asyncio.sleep(0)
+        sem.release()
+        await task
+
+    # trio's waiters belong to no loop: waiting under trio binds nothing.
+    trio.run(wait_under_trio)
+    asyncio.run(wait_under_asyncio())
+    assert sem.value == 0
 
 
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="asyncio has no Barrier before 3.11")

@@ -48,7 +48,8 @@ class Waiter(Protocol):
     """
 
     def get_loop(self) -> object:
-        """Return the event loop of the waiter's task, to bind primitives to."""
+        """Return the event loop the waiter belongs to, which primitives bind
+        to, or None if it belongs to none (trio)."""
 
     def done(self) -> bool:
         """Return True once the waiter is woken or cancelled."""
@@ -105,8 +106,13 @@ class Backend(Protocol):
     """What a broken barrier raises; under asyncio it also subclasses
     ``asyncio.BrokenBarrierError``."""
 
-    def create_waiter(self) -> Waiter:
-        """Return a new waiter for the current task."""
+    def create_waiter(self, *, loop: Any = None) -> Waiter:
+        """Return a new waiter for the current task.
+
+        *loop*, if given, is what an earlier waiter's ``get_loop()`` returned:
+        the new waiter belongs to it without a lookup of the running loop, and
+        awaiting it from another loop or library raises an exception.
+        """
 
     def call_soon(self, callback: Callable[..., object], *args: Any) -> None:
         """Call ``callback(*args)`` from the event loop once the tasks and

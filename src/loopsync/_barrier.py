@@ -114,9 +114,7 @@ class Barrier(Primitive):
         reset or aborted while the task waits.  A task cancelled while it waits
         leaves without breaking the barrier.
         """
-        backend = self._backend
-        if backend is None or backend.sniffio_local.name != backend.sniffio_name:
-            backend = self._current_backend()
+        backend = self._current_backend()
         if backend.checkpoints:
             await backend.checkpoint_if_cancelled()
         while True:
@@ -142,9 +140,7 @@ class Barrier(Primitive):
                 # Tasks of the previous cycle are still leaving: join the next
                 # one.  (Only under asyncio: under trio the barrier never drains.)
                 queue = self._blocked
-            waiter = backend.create_waiter()
-            if waiter.get_loop() is not self._loop:
-                self._bind_loop(waiter)
+            waiter = self._create_waiter(backend)
             queue.append(waiter)
             try:
                 woken_with = await waiter
@@ -165,6 +161,7 @@ class Barrier(Primitive):
                     # same.  A task held back by a drain and woken only to
                     # look at the state again never counted.
                     self._leave()
+                self._check_loop()
                 raise
             if woken_with is not _RETRY:
                 break

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from ._backend import current_backend
 
 TYPE_CHECKING = False
@@ -14,35 +16,57 @@ __all__ = ["Primitive"]
 class Primitive:
     """Base class that binds a primitive to an async library and event loop.
 
-    A primitive remembers the library that last used it, so that a call pays
-    for no more than a glance at sniffio's thread-local to find it again.  As
-    in asyncio, it binds to the running loop the first time a task has to
-    wait on it; from then on, waiting from another loop (or another library)
-    raises RuntimeError.
+    A primitive follows the library that runs it, found with a glance at
+    sniffio's thread-local, until a task first has to wait on it under
+    asyncio.  Then, as in asyncio, it binds to the running loop: from then on
+    it is an asyncio primitive of that loop, and waiting on it from another
+    loop, or under another library, raises RuntimeError.  trio's waiters
+    belong to no loop, so under trio a primitive stays free.
     """
 
     __slots__ = ("_backend", "_loop")
 
     def __init__(self) -> None:
         self._backend: Backend | None = None
+        # Set only together with self._backend, which it then fixes.
         self._loop: object = None
 
     def _current_backend(self) -> Backend:
-        """Return the running library's backend."""
+        """Return the backend to use: the running library's, unless the
+        primitive is bound to a loop."""
         backend = self._backend
-        if backend is None or backend.sniffio_local.name != backend.sniffio_name:
+        if self._loop is None and (
+            backend is None or backend.sniffio_local.name != backend.sniffio_name
+        ):
             backend = self._backend = current_backend()
-        return backend
+        return backend  # type: ignore[return-value]  # set when self._loop is
 
-    def _bind_loop(self, waiter: Waiter) -> None:
-        """Bind to the loop of *waiter*, whose task is about to wait on this
-        primitive; callers check first that it is not the bound loop.
-
-        Raises RuntimeError if bound to another loop already.
-        """
-        if self._loop is not None:
-            raise RuntimeError(f"{self!r} is bound to a different event loop")
+    def _create_waiter(self, backend: Backend) -> Waiter:
+        """Return a new waiter of *backend* for the current task, binding to
+        its loop if it has one and this is the first wait."""
+        loop = self._loop
+        if loop is not None:
+            return backend.create_waiter(loop=loop)
+        waiter = backend.create_waiter()
         self._loop = waiter.get_loop()
+        return waiter
+
+    def _check_loop(self) -> None:
+        """Raise asyncio's RuntimeError instead of the exception being
+        handled, if that is how the library refused to let the current task
+        wait on a loop other than the bound one.
+
+        A waiter is created for the bound loop without looking the running
+        loop up (under asyncio that costs a system call, a tenth of a
+        contended hand-off).  So a task elsewhere learns of its mistake when
+        it awaits the waiter: asyncio's Task throws a RuntimeError into it,
+        trio a TypeError.  The task calls this as any exception leaves its
+        wait.
+        """
+        if isinstance(sys.exc_info()[1], (RuntimeError, TypeError)) and (
+            current_backend().create_waiter().get_loop() is not self._loop
+        ):
+            raise RuntimeError(f"{self!r} is bound to a different event loop") from None
 
     def _repr_state(self) -> str:
         raise NotImplementedError

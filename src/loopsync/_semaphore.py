@@ -144,11 +144,14 @@ class Semaphore(Primitive):
         does not yield when it can return at once.
         """
         backend = self._backend
-        if backend is None or backend.sniffio_local.name != backend.sniffio_name:
+        if self._loop is None:
             # Inlined _current_backend(): this is the hot path.
-            backend = self._current_backend()
-        if backend.checkpoints:
-            await backend.checkpoint_if_cancelled()
+            if backend is None or backend.sniffio_local.name != backend.sniffio_name:
+                backend = self._current_backend()
+            if backend.checkpoints:
+                await backend.checkpoint_if_cancelled()
+        # Otherwise bound to an asyncio loop, and to asyncio (see Primitive).
+        assert backend is not None
         # Inlined locked(): this is the hot path.
         if (
             self._value
@@ -160,9 +163,12 @@ class Semaphore(Primitive):
                 await backend.cancel_shielded_checkpoint()
             return True
 
-        waiter = backend.create_waiter()
-        if waiter.get_loop() is not self._loop:
-            self._bind_loop(waiter)
+        # Inlined _create_waiter(): this is the hot path.  (No local variable
+        # more: each would add 8 bytes to every task blocked here.)
+        if self._loop is None:
+            waiter = self._create_waiter(backend)
+        else:
+            waiter = backend.create_waiter(loop=self._loop)
         self._waiters.append(waiter)
         try:
             await waiter
@@ -179,21 +185,32 @@ class Semaphore(Primitive):
                 # (python/asyncio#270, bpo-27585, bpo-32734).
                 self._value += 1
                 self._handoffs -= 1
+            self._check_loop()
             raise
         else:
             if backend.cancellable_after_wake:
                 self._handoffs -= 1
         finally:
-            # Tasks that arrived while hand-offs were pending queued up even
-            # if permits were free; wake as many as the free permits allow
-            # (gh-111693).  Under trio there are none.
-            while self._value > 0 and self._waiters and self._hand_off():
-                pass
+            if self._value > 0:
+                self._hand_out_free_permits()
         return True
 
-    def _hand_off(self) -> bool:
-        """Give one permit to the first task still waiting, if any; return
-        False if there was none."""
+    def _hand_out_free_permits(self) -> None:
+        """Hand free permits to the first waiting tasks, while there are both.
+
+        Tasks that arrived while hand-offs were pending queued up even if
+        permits were free: a task leaving acquire() wakes as many as the free
+        permits allow (gh-111693).  Under trio there are none.
+        """
+        while self._value > 0 and self._waiters.has_waiting():
+            self._value -= 1
+            Semaphore.release(self)
+
+    @ki_protected
+    def release(self) -> None:
+        """Release a permit, handing it to the first waiting task if any."""
+        if self._backend is None:
+            protect_under_trio()
         waiters = self._waiters
         while waiters:
             waiter = waiters.popleft()
@@ -204,21 +221,14 @@ class Semaphore(Primitive):
             # straight to a task that will take it (anyio #1145,
             # python/asyncio#270).
             if not waiter.done():
+                # The permit does not pass through the counter, which reads as
+                # asyncio's does after its release().
                 waiter.set_result(True)
-                self._value -= 1
-                if self._backend is not None and self._backend.cancellable_after_wake:
+                # A waiter implies an acquire() that found the backend.
+                if self._backend.cancellable_after_wake:  # type: ignore[union-attr]
                     self._handoffs += 1
-                return True
-        return False
-
-    @ki_protected
-    def release(self) -> None:
-        """Release a permit, handing it to the first waiting task if any."""
-        if self._backend is None:
-            protect_under_trio()
+                return
         self._value += 1
-        if self._waiters:
-            self._hand_off()
 
     def statistics(self) -> SemaphoreStatistics:
         """Return a :class:`SemaphoreStatistics` snapshot of this semaphore."""

@@ -23,7 +23,8 @@ class _Waiter:
 
     __slots__ = ("_cancelled", "_done", "_result", "_task")
 
-    def __init__(self) -> None:
+    def __init__(self, *, loop: object = None) -> None:
+        # *loop* is never given: get_loop() reports none to bind to.
         self._task = trio.lowlevel.current_task()
         self._done = False
         self._cancelled = False
@@ -31,8 +32,8 @@ class _Waiter:
 
     def get_loop(self) -> object:
         # trio's own primitives may be used from one trio.run() after
-        # another, so a primitive binds to trio itself, not to one run.
-        return trio
+        # another, so a primitive does not bind to a trio run.
+        return None
 
     def done(self) -> bool:
         return self._done
