@@ -186,8 +186,8 @@ def test_trio_checkpoint_is_cancellable() -> None:
 
 
 def test_primitive_follows_the_library_from_run_to_run() -> None:
-    # Until it has had to wait, a primitive may move between libraries, and
-    # each time it follows the rules of the one running it.
+    # Until it has had to wait under asyncio, a primitive may move between
+    # libraries, and each time it follows the rules of the one running it.
     sem = loopsync.Semaphore(1)
     barrier = loopsync.Barrier(1)
 
@@ -211,6 +211,26 @@ def test_primitive_follows_the_library_from_run_to_run() -> None:
         else:
             asyncio.run(run())
     assert sem.value == 1
+
+
+def test_a_runtime_error_from_trio_s_checkpoint_under_trio_propagates(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Outside trio, trio's checkpoint raises RuntimeError, and acquire() takes
+    # that as the sign of another library; under trio, it must not hide one.
+    async def broken_checkpoint() -> None:
+        raise RuntimeError("broken checkpoint")
+
+    sem = loopsync.Semaphore(1)
+
+    async def main() -> None:
+        await sem.acquire()
+        monkeypatch.setattr(TrioBackend, "checkpoint_if_cancelled", staticmethod(broken_checkpoint))
+        with pytest.raises(RuntimeError, match=r"^broken checkpoint$"):
+            await sem.acquire()
+
+    trio.run(main)
+    assert sem.value == 0
 
 
 def test_protect_under_trio_loads_the_trio_adapter(monkeypatch: pytest.MonkeyPatch) -> None:

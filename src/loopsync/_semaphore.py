@@ -144,13 +144,23 @@ class Semaphore(Primitive):
         does not yield when it can return at once.
         """
         backend = self._backend
+        # Inlined _current_backend(), for this is the hot path; and a primitive
+        # bound to a loop is asyncio's for good (see Primitive).
         if self._loop is None:
-            # Inlined _current_backend(): this is the hot path.
-            if backend is None or backend.sniffio_local.name != backend.sniffio_name:
+            if backend is not None and backend.checkpoints:
+                # Under trio.  Outside trio its checkpoint raises RuntimeError,
+                # which tells, for less than a look at sniffio, whether trio
+                # still runs here.
+                try:
+                    await backend.checkpoint_if_cancelled()
+                except RuntimeError:
+                    backend = self._current_backend()
+                    if backend.checkpoints:
+                        raise
+            elif backend is None or backend.sniffio_local.name != backend.sniffio_name:
                 backend = self._current_backend()
-            if backend.checkpoints:
-                await backend.checkpoint_if_cancelled()
-        # Otherwise bound to an asyncio loop, and to asyncio (see Primitive).
+                if backend.checkpoints:
+                    await backend.checkpoint_if_cancelled()
         assert backend is not None
         # Inlined locked(): this is the hot path.
         if (
