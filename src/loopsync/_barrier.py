@@ -10,8 +10,9 @@ from ._waitqueue import WaiterQueue
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Coroutine
     from types import TracebackType
+    from typing import Any
 
     from ._backend import Backend
 
@@ -311,8 +312,9 @@ class Barrier(Primitive):
         if backend.checkpoints:
             await backend.checkpoint()
 
-    async def __aenter__(self) -> int:
-        return await self.wait()
+    def __aenter__(self) -> Coroutine[Any, Any, int]:
+        # wait() itself, not a coroutine awaiting it: a frame less.
+        return self.wait()
 
     async def __aexit__(
         self,
