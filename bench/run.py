@@ -195,15 +195,22 @@ class Bench:
                 skip = {
                     impl.name: self._projection(workload, ctx, impl, x, budget) for impl in usable
                 }
+                # An implementation whose run took over twice the budget, though
+                # its projection let it run, shows its growth in that one run.
+                run_once: set[str] = set()
                 for rep in range(rep_count):
                     for impl in usable:
                         if skip[impl.name]:
                             if rep == 0:
                                 self._skip(workload, ctx, impl, label, x, unit, skip[impl.name])
                             continue
-                        self._one(
+                        if impl.name in run_once:
+                            continue
+                        wall = self._one(
                             workload, fn, ctx, impl, label, x, param, rep, unit, higher_is_better
                         )
+                        if wall > 2 * budget:
+                            run_once.add(impl.name)
             self._progress(
                 f"  {workload:<22} {ctx.name:<14} {time.perf_counter() - started:6.1f} s"
             )
@@ -220,8 +227,9 @@ class Bench:
         rep: int,
         unit: str,
         higher_is_better: bool,
-    ) -> None:
-        """Run one implementation once and record the sample."""
+    ) -> float:
+        """Run one implementation once, record the sample and return the run's
+        wall time in seconds."""
         started = time.perf_counter()
         outcome = run_in_context(
             ctx,
@@ -232,6 +240,7 @@ class Bench:
             label=f"{workload} {label} | {ctx.name} | {impl.name}",
         )
         self.runs += 1
+        wall = time.perf_counter() - started
         self.results.add(
             Sample(
                 workload=workload,
@@ -244,10 +253,11 @@ class Bench:
                 value=outcome.value,
                 unit=unit,
                 higher_is_better=higher_is_better,
-                wall=time.perf_counter() - started,
+                wall=wall,
                 errors=outcome.errors,
             )
         )
+        return wall
 
     def _skip(
         self, workload: str, ctx: Context, impl: Impl, label: str, x: float, unit: str, why: str
