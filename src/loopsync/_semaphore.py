@@ -191,8 +191,9 @@ class Semaphore(Primitive):
                 self._waiters.forget()
             else:
                 # Handed a permit, then cancelled before it could resume
-                # (asyncio only: a woken trio task cannot be cancelled): give
-                # the permit back; the loop below passes it on
+                # (asyncio only: a woken trio task cannot be cancelled), or
+                # refused by its loop as one of another loop (_check_loop):
+                # give the permit back; the finally clause passes it on
                 # (python/asyncio#270, bpo-27585, bpo-32734).
                 self._value += 1
                 self._handoffs -= 1
