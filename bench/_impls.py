@@ -9,17 +9,20 @@ check reads the private attribute the standard library itself uses.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
 import trio
+from _results import YARDSTICK
 
 import loopsync
 
 __all__ = [
     "BarrierImpl",
+    "FuturesOnly",
     "SemaphoreImpl",
     "barrier_impls",
     "missing_notes",
@@ -47,6 +50,8 @@ class SemaphoreImpl:
     differs_only_when_free: bool = False
     """True if it only differs from another row when a permit is free (anyio's
     ``fast_acquire``): the storms, where every task blocks, leave it out."""
+    reference: bool = False
+    """True for a yardstick rather than a peer: it runs in the storms only."""
 
     @property
     def is_loopsync(self) -> bool:
@@ -116,6 +121,44 @@ def _anyio_semaphore(fast_acquire: bool) -> Callable[[int], anyio.Semaphore]:
         return anyio.Semaphore(value, fast_acquire=fast_acquire)
 
     return make
+
+
+class FuturesOnly:
+    """The least a FIFO semaphore can do under asyncio, as a yardstick.
+
+    Blocked tasks await plain futures in a deque.  A cancelled one is left for
+    release() to pass over, so a cancellation costs the semaphore nothing, and
+    a task handed a permit is not counted until it runs.  What a storm costs
+    with it is what the context itself costs: spawning, cancelling and waking
+    tasks.  It is not safe to use (a task cancelled after its hand-off loses
+    the permit) and the storms never exercise that case.
+    """
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+        self._futures: deque[asyncio.Future[None]] = deque()
+
+    async def acquire(self) -> None:
+        """Take a permit, or wait in line for one."""
+        if self.value and not self.waiting():
+            self.value -= 1
+            return
+        future = asyncio.get_running_loop().create_future()
+        self._futures.append(future)
+        await future
+
+    def release(self) -> None:
+        """Hand a permit to the first task still waiting, or keep it."""
+        while self._futures:
+            future = self._futures.popleft()
+            if not future.done():
+                future.set_result(None)
+                return
+        self.value += 1
+
+    def waiting(self) -> int:
+        """Count the tasks still waiting."""
+        return sum(not future.done() for future in self._futures)
 
 
 def _aiologic() -> Any:
@@ -201,6 +244,19 @@ def semaphore_impls() -> list[SemaphoreImpl]:
                     acquire_attr="async_acquire",
                     value=_value,
                     waiting=lambda sem: int(sem.waiting),
+                )
+            )
+        if not bounded:
+            impls.append(
+                SemaphoreImpl(
+                    name=YARDSTICK,
+                    family="asyncio",
+                    bounded=False,
+                    make=FuturesOnly,
+                    acquire_attr="acquire",
+                    value=_value,
+                    waiting=FuturesOnly.waiting,
+                    reference=True,
                 )
             )
         impls.append(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import itertools
 import math
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from _results import Results, is_loopsync
+from _results import YARDSTICK, Results, is_loopsync
 
 __all__ = [
     "Target",
@@ -153,6 +154,8 @@ class Target:
     value: float | None
     limit: float
     why_missing: str = ""
+    context_note: str = ""
+    """What the context alone makes of the number, if that is measured."""
 
     @property
     def passed(self) -> bool:
@@ -164,6 +167,8 @@ class Target:
         verdict = "PASS" if self.passed else "FAIL"
         value = f"{self.value:.2f}" if self.value is not None else "n/a"
         note = f"  ({self.why_missing})" if self.value is None and self.why_missing else ""
+        if self.context_note:
+            note += f"  ({self.context_note})"
         return f"{verdict}  {self.label} = {value} (target ≤ {self.limit:g}){note}"
 
 
@@ -261,9 +266,14 @@ def _storm_targets(results: Results) -> list[Target]:
         for context in results.contexts(reverse):
             if context in ASYNCIO_FAMILY:
                 label = f"cancel-reverse {at}, {context}"
-                found.append(
-                    _ratio_target(results, label, reverse, at, context, "asyncio.Semaphore", 0.2)
+                target = _ratio_target(
+                    results, label, reverse, at, context, "asyncio.Semaphore", 0.2
                 )
+                floor = results.ratio(reverse, at, context, YARDSTICK, "asyncio.Semaphore")
+                if floor is not None:
+                    note = f"{YARDSTICK}: {floor:.2f}, the cost of the context itself"
+                    target = dataclasses.replace(target, context_note=note)
+                found.append(target)
     return found
 
 

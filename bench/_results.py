@@ -8,7 +8,10 @@ import sys
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
-__all__ = ["Results", "Sample", "Series", "is_loopsync", "loopsync_counterpart"]
+__all__ = ["YARDSTICK", "Results", "Sample", "Series", "is_loopsync", "loopsync_counterpart"]
+
+YARDSTICK = "futures only (yardstick)"
+"""The row that shows what a storm costs its context, whatever the semaphore."""
 
 
 def loopsync_counterpart(kind: str) -> str:

@@ -320,7 +320,8 @@ class Bench:
     def run_all(self, selected: Sequence[str]) -> None:
         """Run the selected workloads, in the order of :data:`WORKLOADS`."""
         s = self.settings
-        sems = semaphore_impls()
+        every_sem = semaphore_impls()
+        sems = [i for i in every_sem if not i.reference]
         plain = [i for i in sems if not i.bounded]
         if "uncontended" in selected:
             self.measure(
@@ -354,7 +355,7 @@ class Bench:
                 self.measure(
                     f"storm/{kind}",
                     storm,
-                    [i for i in plain if not i.differs_only_when_free],
+                    [i for i in every_sem if not i.bounded and not i.differs_only_when_free],
                     [(f"W={w}", w, (kind, w)) for w in s.storm_sizes],
                     s.storm_reps,
                     "s",
