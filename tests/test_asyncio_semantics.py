@@ -115,6 +115,21 @@ def test_barrier_binds_to_the_loop() -> None:
     assert barrier.n_waiting == 0
 
 
+def test_tasks_of_another_loop_never_fill_a_bound_barrier() -> None:
+    barrier = loopsync.Barrier(2)
+
+    async def pass_once() -> None:
+        await asyncio.gather(barrier.wait(), barrier.wait())
+
+    async def two_from_another_loop() -> list[object]:
+        results = await asyncio.gather(barrier.wait(), barrier.wait(), return_exceptions=True)
+        return [type(result) for result in results]
+
+    asyncio.run(pass_once())
+    assert asyncio.run(two_from_another_loop()) == [RuntimeError, RuntimeError]
+    assert barrier.n_waiting == 0
+
+
 def _semaphore_bound_to_a_finished_loop() -> loopsync.Semaphore:
     """Return a Semaphore(0) that a task has waited on under asyncio.run()."""
     sem = loopsync.Semaphore(0)

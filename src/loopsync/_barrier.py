@@ -141,7 +141,9 @@ class Barrier(Primitive):
                 # Tasks of the previous cycle are still leaving: join the next
                 # one.  (Only under asyncio: under trio the barrier never drains.)
                 queue = self._blocked
-            waiter = self._create_waiter(backend)
+            # Checked at once: a task of another loop that parked here, even
+            # for one iteration, could fill and trip the barrier.
+            waiter = self._create_checked_waiter()
             queue.append(waiter)
             try:
                 woken_with = await waiter
@@ -162,7 +164,6 @@ class Barrier(Primitive):
                     # same.  A task held back by a drain and woken only to
                     # look at the state again never counted.
                     self._leave()
-                self._check_loop()
                 raise
             if woken_with is not _RETRY:
                 break

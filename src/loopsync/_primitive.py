@@ -51,6 +51,22 @@ class Primitive:
         self._loop = waiter.get_loop()
         return waiter
 
+    def _create_checked_waiter(self) -> Waiter:
+        """Return a new waiter of the running library for the current task,
+        binding to its loop on the first wait; raise asyncio's RuntimeError
+        at once if the task runs on another loop or library.
+
+        For a primitive where a refused waiter must never count, not even
+        for the moment before its task resumes (a barrier party).
+        """
+        waiter = current_backend().create_waiter()
+        loop = waiter.get_loop()
+        if self._loop is None:
+            self._loop = loop
+        elif loop is not self._loop:
+            raise RuntimeError(f"{self!r} is bound to a different event loop")
+        return waiter
+
     def _check_loop(self) -> None:
         """Raise asyncio's RuntimeError instead of the exception being
         handled, if that is how the library refused to let the current task
