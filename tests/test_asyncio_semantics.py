@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import threading
 
 import pytest
 
@@ -127,6 +128,40 @@ def test_tasks_of_another_loop_never_fill_a_bound_barrier() -> None:
 
     asyncio.run(pass_once())
     assert asyncio.run(two_from_another_loop()) == [RuntimeError, RuntimeError]
+    assert barrier.n_waiting == 0
+
+
+def test_a_barrier_party_of_another_thread_gets_the_runtime_error() -> None:
+    # The bound loop is running, in another thread, so the barrier cannot
+    # refuse the task as it arrives; its loop refuses the future as the task
+    # first suspends, and the task leaves the barrier as it found it.
+    barrier = loopsync.Barrier(2)
+    bound_loop = asyncio.new_event_loop()
+
+    async def pass_once() -> None:
+        await asyncio.gather(barrier.wait(), barrier.wait())
+
+    async def wait_from_this_thread() -> BaseException | None:
+        try:
+            await barrier.wait()
+        except RuntimeError as exc:
+            return exc
+        return None
+
+    bound_loop.run_until_complete(pass_once())
+    thread = threading.Thread(target=bound_loop.run_forever)
+    thread.start()
+    try:
+        running = threading.Event()
+        bound_loop.call_soon_threadsafe(running.set)
+        running.wait()
+        exc = asyncio.run(wait_from_this_thread())
+    finally:
+        bound_loop.call_soon_threadsafe(bound_loop.stop)
+        thread.join()
+        bound_loop.close()
+    assert isinstance(exc, RuntimeError)
+    assert str(exc) == f"{barrier!r} is bound to a different event loop"
     assert barrier.n_waiting == 0
 
 

@@ -34,7 +34,14 @@ if TYPE_CHECKING:
 else:
     Protocol = object
 
-__all__ = ["Backend", "Waiter", "current_backend", "ki_protected", "protect_under_trio"]
+__all__ = ["Backend", "Loop", "Waiter", "current_backend", "ki_protected", "protect_under_trio"]
+
+
+class Loop(Protocol):
+    """The event loop a waiter belongs to, as primitives see it (asyncio's)."""
+
+    def is_running(self) -> bool:
+        """Return True while the loop runs."""
 
 
 class Waiter(Protocol):
@@ -47,7 +54,7 @@ class Waiter(Protocol):
     cancellation exception.
     """
 
-    def get_loop(self) -> object:
+    def get_loop(self) -> Loop | None:
         """Return the event loop the waiter belongs to, which primitives bind
         to, or None if it belongs to none (trio)."""
 

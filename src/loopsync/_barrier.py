@@ -143,7 +143,7 @@ class Barrier(Primitive):
                 queue = self._blocked
             # Checked at once: a task of another loop that parked here, even
             # for one iteration, could fill and trip the barrier.
-            waiter = self._create_checked_waiter()
+            waiter = self._create_checked_waiter(backend)
             queue.append(waiter)
             try:
                 woken_with = await waiter
@@ -164,6 +164,7 @@ class Barrier(Primitive):
                     # same.  A task held back by a drain and woken only to
                     # look at the state again never counted.
                     self._leave()
+                self._check_loop()
                 raise
             if woken_with is not _RETRY:
                 break

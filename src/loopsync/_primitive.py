@@ -8,7 +8,7 @@ from ._backend import current_backend
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ._backend import Backend, Waiter
+    from ._backend import Backend, Loop, Waiter
 
 __all__ = ["Primitive"]
 
@@ -29,7 +29,7 @@ class Primitive:
     def __init__(self) -> None:
         self._backend: Backend | None = None
         # Set only together with self._backend, which it then fixes.
-        self._loop: object = None
+        self._loop: Loop | None = None
 
     def _current_backend(self) -> Backend:
         """Return the backend to use: the running library's, unless the
@@ -51,21 +51,24 @@ class Primitive:
         self._loop = waiter.get_loop()
         return waiter
 
-    def _create_checked_waiter(self) -> Waiter:
-        """Return a new waiter of the running library for the current task,
-        binding to its loop on the first wait; raise asyncio's RuntimeError
-        at once if the task runs on another loop or library.
+    def _create_checked_waiter(self, backend: Backend) -> Waiter:
+        """Like :meth:`_create_waiter`, but raise asyncio's RuntimeError at
+        once if the primitive is bound to a loop that is not running.
 
-        For a primitive where a refused waiter must never count, not even
-        for the moment before its task resumes (a barrier party).
+        For a primitive where a waiter its loop refuses must never count, not
+        even for the moment before its task resumes (a barrier party).  One
+        loop at most runs in a thread, so a running bound loop is the
+        current task's, short of a task of another thread (where asyncio's
+        primitives are not safe either, and :meth:`_check_loop` still gives
+        the RuntimeError as the task resumes).  ``is_running()`` costs less
+        than a look-up of the running loop.
         """
-        waiter = current_backend().create_waiter()
-        loop = waiter.get_loop()
-        if self._loop is None:
-            self._loop = loop
-        elif loop is not self._loop:
+        loop = self._loop
+        if loop is None:
+            return self._create_waiter(backend)
+        if not loop.is_running():
             raise RuntimeError(f"{self!r} is bound to a different event loop")
-        return waiter
+        return backend.create_waiter(loop=loop)
 
     def _check_loop(self) -> None:
         """Raise asyncio's RuntimeError instead of the exception being

@@ -30,7 +30,7 @@ class _Waiter:
         self._cancelled = False
         self._result: Any = None
 
-    def get_loop(self) -> object:
+    def get_loop(self) -> None:
         # trio's own primitives may be used from one trio.run() after
         # another, so a primitive does not bind to a trio run.
         return None
