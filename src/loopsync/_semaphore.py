@@ -184,11 +184,16 @@ class Semaphore(Primitive):
         try:
             await waiter
         except BaseException:
-            if not waiter.done() or waiter.cancelled():
-                # Cancelled while waiting, which cancelled the waiter, or
-                # something else was thrown into the task: withdraw it.
+            if waiter.cancelled():
+                # Cancelled while waiting, which cancelled the waiter: the
+                # usual case, and the only one that needs no _check_loop().
+                self._waiters.forget()
+            elif not waiter.done():
+                # Something else was thrown into the task, such as the
+                # RuntimeError of a loop that refuses the waiter: withdraw it.
                 waiter.cancel()
                 self._waiters.forget()
+                self._check_loop()
             else:
                 # Handed a permit, then cancelled before it could resume
                 # (asyncio only: a woken trio task cannot be cancelled), or
@@ -197,7 +202,7 @@ class Semaphore(Primitive):
                 # (python/asyncio#270, bpo-27585, bpo-32734).
                 self._value += 1
                 self._handoffs -= 1
-            self._check_loop()
+                self._check_loop()
             raise
         else:
             if backend.cancellable_after_wake:
