@@ -220,6 +220,8 @@ class Semaphore(Primitive):
         permits allow (gh-111693).  Under trio there are none.
         """
         while self._value > 0 and self._waiters.has_waiting():
+            # The permit is one the counter holds, not a new one: pass it on
+            # with the plain release, past BoundedSemaphore's check.
             self._value -= 1
             Semaphore.release(self)
 
