@@ -131,6 +131,41 @@ def test_tasks_of_another_loop_never_fill_a_bound_barrier() -> None:
     assert barrier.n_waiting == 0
 
 
+def test_a_trio_guest_never_counts_at_a_barrier_bound_to_its_host_loop() -> None:
+    trio = pytest.importorskip("trio")
+    barrier = loopsync.Barrier(2)
+
+    async def trio_party() -> BaseException | None:
+        try:
+            await barrier.wait()
+        except RuntimeError as exc:
+            return exc
+        return None
+
+    async def host() -> BaseException | None:
+        task = asyncio.create_task(barrier.wait())  # binds the barrier to this loop
+        await asyncio.sleep(0)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[BaseException | None] = loop.create_future()
+        trio.lowlevel.start_guest_run(
+            trio_party,
+            run_sync_soon_threadsafe=loop.call_soon_threadsafe,
+            done_callback=lambda outcome: done.set_result(outcome.unwrap()),
+        )
+        while not done.done():
+            # Counted even for a moment, the guest would let a host task
+            # arriving now pass the barrier alone.
+            assert barrier.n_waiting == 0
+            await asyncio.sleep(0)
+        return done.result()
+
+    exc = asyncio.run(host())
+    assert isinstance(exc, RuntimeError)
+    assert str(exc).endswith("is bound to a different event loop")
+
+
 def test_a_barrier_party_of_another_thread_gets_the_runtime_error() -> None:
     # The bound loop is running, in another thread, so the barrier cannot
     # refuse the task as it arrives; its loop refuses the future as the task

@@ -53,20 +53,22 @@ class Primitive:
 
     def _create_checked_waiter(self, backend: Backend) -> Waiter:
         """Like :meth:`_create_waiter`, but raise asyncio's RuntimeError at
-        once if the primitive is bound to a loop that is not running.
+        once if the current task cannot be on the bound loop.
 
-        For a primitive where a waiter its loop refuses must never count, not
-        even for the moment before its task resumes (a barrier party).  One
-        loop at most runs in a thread, so a running bound loop is the
-        current task's, short of a task of another thread (where asyncio's
-        primitives are not safe either, and :meth:`_check_loop` still gives
-        the RuntimeError as the task resumes).  ``is_running()`` costs less
-        than a look-up of the running loop.
+        For a primitive where a waiter its loop refuses should not count, not
+        even for the moment before its task resumes (a barrier party).  Two
+        attribute reads stand in for a look-up of the running loop, which
+        costs a system call: one loop at most runs in a thread, so a task is
+        on a bound loop that is running unless trio runs here as its guest
+        (sniffio then names trio), or the task is of another thread.  Such a
+        task, where asyncio's own primitives are not safe either, counts
+        until its loop refuses the waiter, and :meth:`_check_loop` gives it
+        the RuntimeError then.
         """
         loop = self._loop
         if loop is None:
             return self._create_waiter(backend)
-        if not loop.is_running():
+        if not loop.is_running() or backend.sniffio_local.name != backend.sniffio_name:
             raise RuntimeError(f"{self!r} is bound to a different event loop")
         return backend.create_waiter(loop=loop)
 
