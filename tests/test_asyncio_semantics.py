@@ -131,26 +131,29 @@ def test_tasks_of_another_loop_never_fill_a_bound_barrier() -> None:
     assert barrier.n_waiting == 0
 
 
+async def _runtime_error_of_waiting(barrier: loopsync.Barrier) -> RuntimeError | None:
+    """Wait on *barrier*; return the RuntimeError that raises, or None."""
+    try:
+        await barrier.wait()
+    except RuntimeError as exc:
+        return exc
+    return None
+
+
 def test_a_trio_guest_never_counts_at_a_barrier_bound_to_its_host_loop() -> None:
     trio = pytest.importorskip("trio")
     barrier = loopsync.Barrier(2)
 
-    async def trio_party() -> BaseException | None:
-        try:
-            await barrier.wait()
-        except RuntimeError as exc:
-            return exc
-        return None
-
-    async def host() -> BaseException | None:
+    async def host() -> RuntimeError | None:
         task = asyncio.create_task(barrier.wait())  # binds the barrier to this loop
         await asyncio.sleep(0)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         loop = asyncio.get_running_loop()
-        done: asyncio.Future[BaseException | None] = loop.create_future()
+        done: asyncio.Future[RuntimeError | None] = loop.create_future()
         trio.lowlevel.start_guest_run(
-            trio_party,
+            _runtime_error_of_waiting,
+            barrier,
             run_sync_soon_threadsafe=loop.call_soon_threadsafe,
             done_callback=lambda outcome: done.set_result(outcome.unwrap()),
         )
@@ -176,13 +179,6 @@ def test_a_barrier_party_of_another_thread_gets_the_runtime_error() -> None:
     async def pass_once() -> None:
         await asyncio.gather(barrier.wait(), barrier.wait())
 
-    async def wait_from_this_thread() -> BaseException | None:
-        try:
-            await barrier.wait()
-        except RuntimeError as exc:
-            return exc
-        return None
-
     bound_loop.run_until_complete(pass_once())
     thread = threading.Thread(target=bound_loop.run_forever)
     thread.start()
@@ -190,7 +186,7 @@ def test_a_barrier_party_of_another_thread_gets_the_runtime_error() -> None:
         running = threading.Event()
         bound_loop.call_soon_threadsafe(running.set)
         running.wait()
-        exc = asyncio.run(wait_from_this_thread())
+        exc = asyncio.run(_runtime_error_of_waiting(barrier))
     finally:
         bound_loop.call_soon_threadsafe(bound_loop.stop)
         thread.join()
