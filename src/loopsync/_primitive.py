@@ -81,8 +81,9 @@ class Primitive:
         loop up (under asyncio that costs a system call, a tenth of a
         contended hand-off).  So a task elsewhere learns of its mistake when
         it awaits the waiter: asyncio's Task throws a RuntimeError into it,
-        trio a TypeError.  The task calls this as any exception leaves its
-        wait.
+        trio a TypeError.  The task calls this as an exception leaves its
+        wait, unless its waiter was cancelled: a refused waiter never is, for
+        the task never made it the future it awaits.
         """
         if isinstance(sys.exc_info()[1], (RuntimeError, TypeError)) and (
             current_backend().create_waiter().get_loop() is not self._loop
