@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import sys
+import types
 from typing import Any
 
 import pytest
@@ -12,7 +12,8 @@ import sniffio
 import trio
 
 import loopsync
-from loopsync import _backend
+from child import python_output
+from loopsync import _adapters, _ki
 from loopsync._asyncio_backend import AsyncioBackend
 from loopsync._trio_backend import TrioBackend
 
@@ -22,10 +23,8 @@ def test_import_loads_no_async_library() -> None:
         "import sys, loopsync\n"
         "print(sorted(m for m in ('asyncio', 'trio', 'anyio', 'uvloop') if m in sys.modules))"
     )
-    output = subprocess.run(
-        [sys.executable, "-c", code], check=True, capture_output=True, text=True
-    ).stdout
-    assert output.strip() == "[]"
+    output = python_output(code)
+    assert output == "[]"
 
 
 def test_adapter_loads_on_first_use_under_its_library() -> None:
@@ -38,10 +37,8 @@ def test_adapter_loads_on_first_use_under_its_library() -> None:
         "print(sorted(m for m in ('trio', 'anyio', 'loopsync._asyncio_backend',"
         " 'loopsync._trio_backend') if m in sys.modules))"
     )
-    output = subprocess.run(
-        [sys.executable, "-c", code], check=True, capture_output=True, text=True
-    ).stdout
-    assert output.strip() == "['loopsync._asyncio_backend']"
+    output = python_output(code)
+    assert output == "['loopsync._asyncio_backend']"
 
 
 def test_public_names_live_in_loopsync() -> None:
@@ -53,7 +50,7 @@ def test_public_names_live_in_loopsync() -> None:
 def test_no_library_running() -> None:
     expected = "found no async library running; it supports asyncio, trio"
     with pytest.raises(RuntimeError, match=expected):
-        _backend.current_backend()
+        _adapters.current_backend()
 
 
 def test_unsupported_library_is_named() -> None:
@@ -70,7 +67,7 @@ def test_unsupported_library_is_named() -> None:
 
 def test_adapters_are_cached() -> None:
     async def pick() -> object:
-        return _backend.current_backend()
+        return _adapters.current_backend()
 
     first, second = asyncio.run(pick()), asyncio.run(pick())
     assert first is second
@@ -80,7 +77,7 @@ def test_adapters_are_cached() -> None:
 
 def test_asyncio_waiter_is_a_plain_future_of_the_running_loop() -> None:
     async def main() -> None:
-        waiter = AsyncioBackend().create_waiter()
+        waiter = AsyncioBackend().create_waiter(loop=asyncio.get_running_loop())
         # Exactly a Future: the C Task handles those faster than subclasses.
         assert type(waiter) is asyncio.Future
         assert waiter.get_loop() is asyncio.get_running_loop()
@@ -96,7 +93,7 @@ def test_trio_waiter_behaves_as_a_future() -> None:
         parked: list[Any] = []
 
         async def park(value: Any = None) -> None:
-            waiter = backend.create_waiter()
+            waiter = backend.create_waiter(loop=None)
             parked.append(waiter)
             assert waiter.get_loop() is None
             assert not waiter.done()
@@ -151,26 +148,9 @@ def test_asyncio_checkpoints() -> None:
     asyncio.run(main())
 
 
-def test_call_soon_runs_after_what_is_scheduled() -> None:
-    order: list[str] = []
-
-    async def under_asyncio() -> None:
-        asyncio.get_running_loop().call_soon(order.append, "scheduled first")
-        AsyncioBackend().call_soon(order.append, "asyncio")
-        await asyncio.sleep(0)
-
-    async def under_trio() -> None:
-        TrioBackend().call_soon(order.append, "trio")
-        await trio.testing.wait_all_tasks_blocked()
-
-    asyncio.run(under_asyncio())
-    trio.run(under_trio)
-    assert order == ["scheduled first", "asyncio", "trio"]
-
-
 def test_trio_waiter_outside_a_task() -> None:
     with pytest.raises(RuntimeError):
-        TrioBackend().create_waiter()
+        TrioBackend().create_waiter(loop=None)
 
 
 def test_trio_checkpoint_is_cancellable() -> None:
@@ -233,13 +213,53 @@ def test_a_runtime_error_from_trio_s_checkpoint_under_trio_propagates(
     assert sem.value == 0
 
 
-def test_protect_under_trio_loads_the_trio_adapter(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_protect_if_trio_imported_loads_the_trio_adapter(monkeypatch: pytest.MonkeyPatch) -> None:
     # As if no loopsync call had looked up the backend under trio yet.
     monkeypatch.delitem(sys.modules, "loopsync._trio_backend")
     monkeypatch.delattr(loopsync, "_trio_backend")
-    _backend.protect_under_trio()
+    monkeypatch.setattr(_ki, "pending", True)
+    _ki.protect_if_trio_imported()
     assert "loopsync._trio_backend" in sys.modules
-    # Once loaded, it is not loaded again.
-    reloaded = sys.modules["loopsync._trio_backend"]
-    _backend.protect_under_trio()
-    assert sys.modules["loopsync._trio_backend"] is reloaded
+    assert not _ki.pending
+
+
+def test_each_adapter_knows_when_its_library_runs() -> None:
+    asyncio_backend, trio_backend = AsyncioBackend(), TrioBackend()
+    # Outside any library asyncio's may answer either way (before 3.12 the
+    # precise answer costs a system call); trio's is precise.
+    assert not trio_backend.is_current()
+
+    async def under_asyncio() -> None:
+        assert asyncio_backend.is_current()
+        assert not trio_backend.is_current()
+        assert asyncio_backend.current_loop() is asyncio.get_running_loop()
+
+    async def under_trio() -> None:
+        assert trio_backend.is_current()
+        assert not asyncio_backend.is_current()
+        assert trio_backend.current_loop() is None
+
+    asyncio.run(under_asyncio())
+    trio.run(under_trio)
+
+
+def test_a_primitive_used_under_asyncio_names_curio_when_curio_runs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # sniffio finds curio neither by its thread-local nor by a running loop:
+    # a primitive that followed asyncio must not keep the asyncio adapter.
+    curio = types.ModuleType("curio")
+    curio.meta = types.SimpleNamespace(curio_running=lambda: True)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "curio", curio)
+    monkeypatch.setitem(sys.modules, "curio.meta", curio.meta)  # type: ignore[attr-defined]
+    sem = loopsync.Semaphore(2)
+
+    async def under_asyncio() -> None:
+        async with sem:
+            pass
+
+    asyncio.run(under_asyncio())
+    coro = sem.acquire()
+    with pytest.raises(RuntimeError, match=r"found 'curio' running; it supports asyncio, trio"):
+        coro.send(None)
+    assert sem.value == 2

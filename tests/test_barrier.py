@@ -300,10 +300,10 @@ async def test_fillers_timing_out_one_after_another_leave_without_a_sweep(lib: L
     class CountingQueue(WaiterQueue):
         __slots__ = ()
 
-        def sweep(self) -> int:
+        def count_waiting(self) -> int:
             nonlocal sweeps
             sweeps += 1
-            return super().sweep()
+            return super().count_waiting()
 
     barrier = loopsync.Barrier(5)
     barrier._fillers = CountingQueue()
@@ -315,7 +315,7 @@ async def test_fillers_timing_out_one_after_another_leave_without_a_sweep(lib: L
             late.cancel()
             await lib.settle()
             assert late.outcome == "cancelled"
-        # Only the bulk sweep that the cancelled tasks' forget() calls bring
+        # Only the bulk sweep that the cancelled tasks' note_cancelled() brings
         # on after 65 of them; without dropping the last filler at once,
         # every arrival after the first cancellation would sweep.
         assert sweeps == 1
@@ -323,7 +323,7 @@ async def test_fillers_timing_out_one_after_another_leave_without_a_sweep(lib: L
         assert barrier.n_waiting == 3
         last = await lib.start_queued(group, barrier.wait)
         assert await barrier.wait() == 4
-    assert sweeps == 2  # the trip counts the fillers once
+    assert sweeps == 3  # n_waiting counted the fillers once, and the trip once
     assert [handle.result for handle in group.handles if handle.outcome == "returned"] == [
         0,
         1,

@@ -138,8 +138,8 @@ async def test_acquire_returns_true(lib: Lib) -> None:
 async def test_async_with(lib: Lib) -> None:
     sem = loopsync.BoundedSemaphore(1)
     async with sem as entered:
-        # What acquire() returns (asyncio's __aenter__ gives None): see README.
-        assert entered is True
+        # As asyncio's and trio's (CPython's test_pep492 asserts it).
+        assert entered is None
         assert sem.locked()
     assert sem.value == 1
     with pytest.raises(KeyError):

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 import trio
 import trio.testing
 
 import loopsync
+from child import python_output
 from libs import Lib
 
 pytestmark = pytest.mark.family("trio")
@@ -213,7 +211,29 @@ def test_protected_before_anything_awaited_under_trio(calls: str) -> None:
     # In a new process, so that nothing has loaded the trio adapter yet: the
     # first calls are protected all the same.
     code = f"{_RECORDING}\nasync def main():\n    {calls}\n    print(seen)\ntrio.run(main)\n"
-    output = subprocess.run(
-        [sys.executable, "-c", code], check=True, capture_output=True, text=True
-    ).stdout
-    assert output.strip() == "[True, True]"
+    output = python_output(code)
+    assert output == "[True, True]"
+
+
+def test_protected_under_trio_after_use_under_asyncio() -> None:
+    # A semaphore bound to an asyncio loop, then called under trio before any
+    # loopsync call loaded the trio adapter: 0.1 ran these calls unprotected.
+    code = (
+        f"{_RECORDING}\n"
+        "import asyncio\n"
+        "sem = recording(loopsync.Semaphore, '_value')(0)\n"
+        "async def bind():\n"
+        "    task = asyncio.create_task(sem.acquire())\n"
+        "    await asyncio.sleep(0)\n"
+        "    sem.release()\n"
+        "    await task\n"
+        "asyncio.run(bind())\n"
+        "async def main():\n"
+        "    seen.clear()\n"
+        "    sem.release()\n"
+        "    sem.acquire_nowait()\n"
+        "    print(seen)\n"
+        "trio.run(main)\n"
+    )
+    output = python_output(code)
+    assert output == "[True, True]"

@@ -15,7 +15,7 @@ class FakeWaiter:
     def __init__(self, queue: WaiterQueue) -> None:
         self.state = "pending"
         self.value: Any = None
-        queue.append(self)  # type: ignore[arg-type]
+        queue.park(self)  # type: ignore[arg-type]
 
     def done(self) -> bool:
         return self.state != "pending"
@@ -28,13 +28,16 @@ class FakeWaiter:
         self.state = "cancelled"
 
 
-def test_waiting_counts_only_waiters_still_waiting() -> None:
+def test_count_waiting_counts_only_waiters_still_waiting_and_sweeps() -> None:
     queue = WaiterQueue()
-    waiters = [FakeWaiter(queue) for _ in range(5)]
-    waiters[0].cancel()
-    waiters[3].cancel()
-    assert queue.waiting() == 3
-    assert len(queue) == 5  # cancelled ones stay until something passes them
+    waiters = [FakeWaiter(queue) for _ in range(6)]
+    for index in (0, 2, 5):
+        waiters[index].cancel()
+    assert len(queue) == 6  # cancelled ones stay until something passes them
+    assert queue.count_waiting() == 3
+    assert len(queue) == 3
+    assert queue.wake_all_numbered() == 3
+    assert [waiters[i].value for i in (1, 3, 4)] == [0, 1, 2]
 
 
 def test_has_waiting_drops_cancelled_waiters_from_the_front() -> None:
@@ -43,19 +46,31 @@ def test_has_waiting_drops_cancelled_waiters_from_the_front() -> None:
     waiters[0].cancel()
     waiters[2].cancel()
     assert queue.has_waiting()
-    assert list(queue) == waiters[1:]
+    assert len(queue) == 2
     waiters[1].cancel()
     assert not queue.has_waiting()
     assert not queue
 
 
-def test_sweep_keeps_the_order_of_the_waiters_still_waiting() -> None:
+def test_wake_first_passes_over_cancelled_waiters() -> None:
     queue = WaiterQueue()
-    waiters = [FakeWaiter(queue) for _ in range(6)]
-    for index in (0, 2, 5):
+    waiters = [FakeWaiter(queue) for _ in range(3)]
+    waiters[0].cancel()
+    assert queue.wake_first("x")
+    assert [w.value for w in waiters] == [None, "x", None]
+    waiters[2].cancel()
+    assert not queue.wake_first("y")
+    assert not queue
+
+
+def test_drop_cancelled_tail_keeps_the_rest() -> None:
+    queue = WaiterQueue()
+    waiters = [FakeWaiter(queue) for _ in range(5)]
+    for index in (1, 3, 4):
         waiters[index].cancel()
-    assert queue.sweep() == 3
-    assert list(queue) == [waiters[1], waiters[3], waiters[4]]
+    queue.drop_cancelled_tail()
+    assert len(queue) == 3
+    assert queue.count_waiting() == 2
 
 
 def test_cancelled_waiters_are_swept_out() -> None:
@@ -63,11 +78,11 @@ def test_cancelled_waiters_are_swept_out() -> None:
     live = FakeWaiter(queue)
     for _ in range(10_000):
         FakeWaiter(queue).cancel()
-        queue.forget()
-        # The deque never holds more than about twice the live waiters, plus
+        queue.note_cancelled()
+        # The queue never holds more than about twice the live waiters, plus
         # a small constant.
-        assert len(queue) <= 2 * queue.waiting() + 65
-    assert queue.waiting() == 1
+        assert len(queue) <= 2 * 1 + 65
+    assert queue.count_waiting() == 1
     assert queue.wake_all(1) == 1
     assert live.value == 1
 
@@ -86,22 +101,6 @@ async def test_memory_stays_bounded_while_waiters_time_out(lib: Lib) -> None:
         assert len(sem._waiters) <= 65
 
 
-def test_move_to_keeps_order_and_passes_over_cancelled_ones() -> None:
-    source, target = WaiterQueue(), WaiterQueue()
-    first = FakeWaiter(target)
-    waiters = [FakeWaiter(source) for _ in range(4)]
-    waiters[1].cancel()
-    assert source.move_to(target, 2) is waiters[2]
-    assert list(source) == [waiters[3]]
-    assert list(target) == [first, waiters[0], waiters[2]]
-    # A waiter cancelled after the move is passed over by its new queue.
-    waiters[0].cancel()
-    assert target.wake_all(numbered=True) == 2
-    assert [first.value, waiters[2].value] == [0, 1]
-    assert source.move_to(target, 5) is waiters[3]
-    assert source.move_to(target, 5) is None
-
-
 def test_wake_all_with_one_value() -> None:
     queue = WaiterQueue()
     waiters = [FakeWaiter(queue) for _ in range(3)]
@@ -109,4 +108,4 @@ def test_wake_all_with_one_value() -> None:
     assert queue.wake_all("x") == 2
     assert [w.value for w in waiters] == [None, "x", "x"]
     assert not queue
-    assert queue.wake_all() == 0
+    assert queue.wake_all(None) == 0

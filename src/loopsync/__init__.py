@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from ._barrier import Barrier
 from ._exceptions import BrokenBarrierError, WouldBlock
-from ._semaphore import BoundedSemaphore, Semaphore, SemaphoreStatistics
+from ._semaphore import BoundedSemaphore, Semaphore
+from ._statistics import SemaphoreStatistics
 
 __all__ = [
     "Barrier",
@@ -20,7 +21,7 @@ __all__ = [
     "WouldBlock",
 ]
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"
 
 for _name in __all__:
     globals()[_name].__module__ = __name__

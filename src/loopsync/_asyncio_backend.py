@@ -4,58 +4,68 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Callable
-from typing import Any
 
 import sniffio
 
-from ._exceptions import BrokenBarrierError
+from ._exceptions import BrokenBarrierError, WouldBlock, native, would_block_error
 
 __all__ = ["AsyncioBackend"]
 
-
-if sys.version_info >= (3, 11):
-
-    class _BrokenBarrierError(BrokenBarrierError, asyncio.BrokenBarrierError):
-        __doc__ = BrokenBarrierError.__doc__
-
-    _BrokenBarrierError.__module__ = "loopsync"
-    _BrokenBarrierError.__qualname__ = _BrokenBarrierError.__name__ = "BrokenBarrierError"
-else:  # asyncio has no Barrier before 3.11
-    _BrokenBarrierError = BrokenBarrierError
+_sniffio_local = sniffio.thread_local
+_get_running_loop = asyncio._get_running_loop
 
 
 class AsyncioBackend:
     """Backend for asyncio event loops, uvloop included.
 
-    Its checkpoint methods complete the protocol but primitives do not call
-    them under asyncio (``checkpoints`` is False): asyncio's primitives only
-    yield when they must wait.
+    Its checkpoint methods complete the protocol, but primitives do not call
+    them under asyncio (``always_checkpoints`` is False).
     """
 
-    name = "asyncio"
-    sniffio_local: Any = sniffio.thread_local
-    sniffio_name: str | None = None
-    checkpoints = False
-    cancellable_after_wake = True
-    cancelled_error: type[BaseException] = asyncio.CancelledError
-    broken_barrier_error: type[BrokenBarrierError] = _BrokenBarrierError
+    always_checkpoints = False
+    wakeup_revocable = True
+    broken_barrier_error: type[BrokenBarrierError] = (
+        native("AsyncioBrokenBarrierError")  # type: ignore[assignment]
+        if sys.version_info >= (3, 11)
+        else BrokenBarrierError  # asyncio has no Barrier before 3.11
+    )
 
-    # A plain future, not a subclass that would hear of its cancellation: the
-    # C Task awaits and wakes exact futures along a faster path, worth more
-    # than a tenth of a contended hand-off.  The class itself creates it, for
-    # a Python call less.
+    # A plain future, not a subclass: the C Task awaits and wakes exact
+    # futures along a faster path.
     create_waiter = asyncio.Future
 
-    def call_soon(self, callback: Callable[..., object], *args: Any) -> None:
-        asyncio.get_running_loop().call_soon(callback, *args)
+    def would_block_error(self) -> type[WouldBlock]:
+        return would_block_error("asyncio")
+
+    if sys.version_info >= (3, 12):
+
+        def is_current(self) -> bool:
+            # trio (and any library that sets sniffio's thread-local) may run
+            # on top of a running asyncio loop, as its guest.
+            return _sniffio_local.name is None and _get_running_loop() is not None
+
+    else:
+
+        def is_current(self) -> bool:
+            # Before 3.12 a look-up of the running loop costs a system call:
+            # it is spared unless curio, the one library that sniffio finds
+            # neither by its thread-local nor by a running loop, is imported.
+            return _sniffio_local.name is None and (
+                "curio" not in sys.modules or _get_running_loop() is not None
+            )
+
+    def current_loop(self) -> asyncio.AbstractEventLoop:
+        return asyncio.get_running_loop()
+
+    def is_wrong_loop_error(self, exc: BaseException) -> bool:
+        # Task.__step() throws "Task ... got Future ... attached to a different loop".
+        return isinstance(exc, RuntimeError)
 
     async def checkpoint(self) -> None:
         await asyncio.sleep(0)
 
     async def checkpoint_if_cancelled(self) -> None:
-        # asyncio delivers a cancellation only when the task suspends, so
-        # there is nothing to check without yielding.
+        # asyncio delivers a cancellation only when the task suspends.
         return
 
     async def cancel_shielded_checkpoint(self) -> None:

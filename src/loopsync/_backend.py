@@ -1,62 +1,91 @@
-"""What a primitive may ask of the event loop it runs on.
+"""The backend protocol: what a loopsync primitive asks of an async library.
 
-Primitives are written against :class:`Backend`; one adapter implements it
-for asyncio (``_asyncio_backend``) and one for trio (``_trio_backend``).
-:func:`current_backend` picks the adapter of the running library with sniffio
-and imports it on first use, so ``import loopsync`` imports neither library.
+Every primitive is written once against :class:`Backend`.  One adapter
+implements it for asyncio (``_asyncio_backend``, also uvloop and anyio's
+asyncio backend) and one for trio (``_trio_backend``, also anyio's trio
+backend); ``_adapters.current_backend()`` picks the one of the running
+library.
 
-A wait goes like this: the primitive calls ``create_waiter()`` for a new
-:class:`Waiter` for the current task, appends it to one of its queues, and
-awaits it.  Whoever wakes the task takes the waiter off the queue and calls
-its ``set_result(value)``; the ``await`` then gives *value*.  A waiter has the
-methods of an :class:`asyncio.Future` that this needs, so under asyncio it is
-a plain future, which the event loop handles fastest.  If the task is
-cancelled first, the waiter is done but not woken: it stays in the queue,
-where waking passes it over, and the task tells the queue (``forget()``) as
-it leaves.
+How a task waits
+----------------
+A primitive that must make a task wait asks the backend for a
+:class:`Waiter`, appends it to one of its :class:`~loopsync._waitqueue.WaiterQueue`
+and awaits it.  Whoever wakes the task does so through a named operation of
+the queue, which calls ``set_result(value)`` on the first waiter that is not
+done; the ``await`` then returns *value*.
+
+Cancellation is what makes this hard, and the protocol settles it in one
+rule: **the library cancels a waiter the moment it delivers a cancellation
+to its task**, before the task runs again (asyncio's ``Task.cancel()``
+cancels the future its task awaits; trio calls the abort function of the
+parked task).  So a waiter that is done when a waker reaches it was
+cancelled, and the waker passes it over: a permit or a notification is never
+handed to a task that will not take it.  The cancelled task notes its
+departure on the queue when it runs, and the queue sweeps out cancelled
+waiters in bulk.  Every removal is O(1), amortized.
+
+Two flags decide everything else that differs between libraries, each on
+its own, so that every cell of this grid is a consistent set of rules::
+
+                              wakeup_revocable=False    wakeup_revocable=True
+    always_checkpoints=True   trio                      (none so far)
+    always_checkpoints=False  (none so far)             asyncio, uvloop
+
+``always_checkpoints`` is trio's rule: every blocking call is a checkpoint,
+cancellable and yielding even when it need not wait.  When it is False, the
+rule is asyncio's: a call that can finish at once never yields.
+
+``wakeup_revocable`` says whether a task can still be cancelled after it was
+woken and before it runs.  Under asyncio it can, so whatever a primitive
+hands a woken task stays provisional until the task resumes; a cancelled one
+gives it back, and a permit handed over keeps the primitive locked until its
+taker resumes.  Under trio a rescheduled task cannot be cancelled, so a
+hand-off is final the moment it is made.
+
+Loop binding
+------------
+asyncio binds a primitive to the event loop of its first wait.  A waiter
+belongs to a loop (``Waiter.get_loop()``); loopsync binds to it, and later
+waiters are created for that loop directly, without a look-up of the
+running one.  A library refuses a waiter of another loop when its task
+awaits it, with an exception that ``is_wrong_loop_error()`` recognizes.
+trio's waiters belong to no loop, so a primitive is never bound to a trio run.
+
+Writing an adapter
+------------------
+1. Write a waiter class with the methods of :class:`Waiter`.  Its
+   ``__await__`` parks the current task until ``set_result()`` is called; if
+   the task is cancelled first, it marks itself cancelled (so that
+   ``done()`` is true) before the task runs again, and raises the library's
+   cancellation exception.
+2. Write the backend class with the members of :class:`Backend`.
+3. Teach ``_adapters.current_backend()`` the library's sniffio name.
+4. If the library can interrupt a task with KeyboardInterrupt at any bytecode
+   (trio can), protect the functions that ``_ki`` lists when the adapter loads.
 """
 
 from __future__ import annotations
 
-import sys
+from collections.abc import Generator
+from typing import Any, Protocol
 
-# typing is for type checkers only: importing it, and sniffio (which imports
-# it too), when loopsync is imported would triple the time that takes.  At
-# run time the protocols below are plain classes that document the adapters.
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from collections.abc import Callable, Generator
-    from typing import Any, Protocol, TypeVar
+from ._exceptions import BrokenBarrierError, WouldBlock
 
-    from ._exceptions import BrokenBarrierError
-
-    _F = TypeVar("_F", bound=Callable[..., Any])
-else:
-    Protocol = object
-
-__all__ = ["Backend", "Loop", "Waiter", "current_backend", "ki_protected", "protect_under_trio"]
+__all__ = ["Backend", "Loop", "Waiter"]
 
 
 class Loop(Protocol):
-    """The event loop a waiter belongs to, as primitives see it (asyncio's)."""
+    """An event loop a primitive can be bound to (asyncio's)."""
 
     def is_running(self) -> bool:
         """Return True while the loop runs."""
 
 
 class Waiter(Protocol):
-    """A one-shot wake-up for one parked task.
-
-    Awaiting it parks the task until it is woken, and gives the value it was
-    woken with.  If the task is cancelled first, the waiter is cancelled the
-    moment the library delivers the cancellation, before the task runs again,
-    so that nobody wakes it any more; the await then raises the library's
-    cancellation exception.
-    """
+    """A one-shot wake-up for one parked task; a plain future under asyncio."""
 
     def get_loop(self) -> Loop | None:
-        """Return the event loop the waiter belongs to, which primitives bind
-        to, or None if it belongs to none (trio)."""
+        """Return the loop the waiter belongs to, or None if it has none (trio)."""
 
     def done(self) -> bool:
         """Return True once the waiter is woken or cancelled."""
@@ -65,125 +94,54 @@ class Waiter(Protocol):
         """Return True if the waiter was cancelled."""
 
     def set_result(self, value: Any) -> None:
-        """Schedule the parked task to resume with *value*.
-
-        Only for a waiter that is not done.
-        """
+        """Schedule the parked task to resume with *value*; only if not done."""
 
     def result(self) -> Any:
         """Return the value a woken waiter was woken with."""
 
     def cancel(self) -> bool:
-        """Withdraw a waiter that is not done, as a cancellation does.
-
-        Return False, and do nothing, if it was done already.
-        """
+        """Withdraw a waiter that is not done; return False if it was done."""
 
     def __await__(self) -> Generator[Any, None, Any]:
         """Park the current task until the waiter is woken."""
 
 
 class Backend(Protocol):
-    """The operations a primitive needs from an async library."""
+    """The operations and rules of one async library."""
 
-    name: str
-    """The library's name as sniffio reports it."""
+    always_checkpoints: bool
+    """True if every blocking call checkpoints even when it need not wait."""
 
-    sniffio_local: Any
-    """``sniffio.thread_local``, to be looked at on every call."""
-
-    sniffio_name: str | None
-    """What ``sniffio_local.name`` holds while this library runs (trio sets
-    it, asyncio does not): a check cheap enough for every call, to notice that
-    a primitive is now used under another library."""
-
-    checkpoints: bool
-    """True when every blocking call must be a checkpoint even if it need not
-    wait (trio); False when a call that can finish at once must not yield
-    (asyncio)."""
-
-    cancellable_after_wake: bool
-    """True when a woken task can still be cancelled before it resumes
-    (asyncio), so whatever it was handed stays provisional until it runs."""
-
-    cancelled_error: type[BaseException]
-    """The exception the library raises in a cancelled task."""
+    wakeup_revocable: bool
+    """True if a woken task can still be cancelled before it resumes."""
 
     broken_barrier_error: type[BrokenBarrierError]
-    """What a broken barrier raises; under asyncio it also subclasses
-    ``asyncio.BrokenBarrierError``."""
+    """What a broken barrier raises: a subclass of the library's own, if any."""
 
-    def create_waiter(self, *, loop: Any = None) -> Waiter:
-        """Return a new waiter for the current task.
+    def would_block_error(self) -> type[WouldBlock]:
+        """Return what a ``*_nowait`` call raises now: a subclass of the
+        library's own WouldBlock, and of anyio's once anyio is imported."""
 
-        *loop*, if given, is what an earlier waiter's ``get_loop()`` returned:
-        the new waiter belongs to it without a lookup of the running loop, and
-        awaiting it from another loop or library raises an exception.
-        """
+    def is_current(self) -> bool:
+        """Return True if this library runs the current task, False if another
+        one does; either when none does, if that is cheaper to tell."""
 
-    def call_soon(self, callback: Callable[..., object], *args: Any) -> None:
-        """Call ``callback(*args)`` from the event loop once the tasks and
-        callbacks already scheduled have run."""
+    def current_loop(self) -> Loop | None:
+        """Return the running loop, to bind to; None if the library has none."""
+
+    def create_waiter(self, *, loop: Any) -> Waiter:
+        """Return a new waiter for the current task, belonging to *loop*
+        (what ``current_loop()`` returned, now or for an earlier waiter)."""
+
+    def is_wrong_loop_error(self, exc: BaseException) -> bool:
+        """Return True if *exc* may be this library refusing a waiter of
+        another loop or library, thrown into the task that awaited it."""
 
     async def checkpoint(self) -> None:
         """Check for cancellation and let other tasks run."""
 
     async def checkpoint_if_cancelled(self) -> None:
-        """Raise if the current task is cancelled, without yielding otherwise."""
+        """Raise if the current task is cancelled; do not yield otherwise."""
 
     async def cancel_shielded_checkpoint(self) -> None:
         """Let other tasks run without checking for cancellation."""
-
-
-_SUPPORTED = ("asyncio", "trio")
-_backends: dict[str | None, Backend] = {}
-
-
-def current_backend() -> Backend:
-    """Return the adapter for the async library running in this thread.
-
-    Raises RuntimeError if that library is not supported or none is running.
-    """
-    import sniffio
-
-    try:
-        name: str | None = sniffio.current_async_library()
-    except sniffio.AsyncLibraryNotFoundError:
-        name = None
-    if name in _backends:
-        return _backends[name]
-    backend: Backend
-    if name == "asyncio":
-        from ._asyncio_backend import AsyncioBackend
-
-        backend = AsyncioBackend()
-    elif name == "trio":
-        from ._trio_backend import TrioBackend
-
-        backend = TrioBackend()
-    else:
-        found = "no async library" if name is None else repr(name)
-        raise RuntimeError(f"loopsync found {found} running; it supports {', '.join(_SUPPORTED)}")
-    _backends[name] = backend
-    return backend
-
-
-_ki_protected: list[Callable[..., Any]] = []
-
-
-def ki_protected(func: _F) -> _F:
-    """Mark *func* as one that trio must not interrupt with KeyboardInterrupt.
-
-    The function is returned unchanged; the trio adapter protects every marked
-    function when it loads, so asyncio pays nothing for it.
-    """
-    _ki_protected.append(func)
-    return func
-
-
-def protect_under_trio() -> None:
-    """Have the trio adapter protect the marked functions now if trio is
-    imported, for a call that may run under trio before any loopsync call
-    has looked up the backend."""
-    if "trio" in sys.modules and "loopsync._trio_backend" not in sys.modules:
-        from . import _trio_backend  # noqa: F401 - loading it protects them

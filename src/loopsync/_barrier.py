@@ -2,32 +2,36 @@
 
 from __future__ import annotations
 
+import enum
 import operator
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
 
-from ._backend import ki_protected
+from ._ki import ki_protected
 from ._primitive import Primitive
 from ._waitqueue import WaiterQueue
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from collections.abc import Callable, Coroutine
-    from types import TracebackType
-    from typing import Any
-
-    from ._backend import Backend
-
 __all__ = ["Barrier"]
 
-_RETRY = object()
 
-
-class _State:
-    # Plain strings, compared by identity, rather than an enum: importing
-    # enum would take longer than the rest of `import loopsync`.
+class _State(enum.Enum):
     FILLING = "filling"
     DRAINING = "draining"
     RESETTING = "resetting"
     BROKEN = "broken"
+
+
+# What a task held back by a drain is woken with: look at the state again.
+_RETRY = object()
+
+
+def _is_coroutine_function(func: object) -> bool:
+    import inspect  # only for a barrier with an action
+
+    return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(
+        getattr(func, "__call__", None)  # noqa: B004 - an instance's __call__
+    )
 
 
 class Barrier(Primitive):
@@ -41,7 +45,8 @@ class Barrier(Primitive):
     If *action* is given, it is called with no arguments by one of the tasks
     when the barrier trips, before any task is released.  If it raises, the
     barrier is broken: that task gets the exception, the others
-    :exc:`~loopsync.BrokenBarrierError`.
+    :exc:`~loopsync.BrokenBarrierError`.  It must be a plain function: a
+    coroutine function raises :exc:`TypeError`.
 
     Under asyncio it behaves as :class:`asyncio.Barrier` of Python 3.13 and
     its errors are also :exc:`asyncio.BrokenBarrierError`; trio has no barrier
@@ -56,15 +61,13 @@ class Barrier(Primitive):
     # BROKEN from anywhere, and only reset() leaves it.
     # Invariants:
     # - self._fillers holds the tasks waiting for the barrier to trip, in
-    #   arrival order; a task's index is its position there when it trips;
+    #   arrival order; a task's index is its place there when it trips;
     # - self._leaving counts the tasks released (by a trip, reset() or
-    #   abort()) that have not resumed yet; the barrier leaves DRAINING or
-    #   RESETTING when it reaches 0;
-    # - self._blocked holds tasks that arrived while the barrier was DRAINING
-    #   or RESETTING; they try again once it is FILLING (asyncio only);
-    # - self._admissions holds, oldest first, the held-back tasks whose
-    #   arrival a pending callback (_admit) will make, one queue per callback.
-    __slots__ = ("_action", "_admissions", "_blocked", "_fillers", "_leaving", "_parties", "_state")
+    #   abort()) that have not resumed yet (asyncio only: 0 under trio); the
+    #   barrier leaves DRAINING or RESETTING when it reaches 0;
+    # - self._blocked holds the tasks that arrived while the barrier was
+    #   DRAINING or RESETTING; they arrive again once it is FILLING.
+    __slots__ = ("_action", "_blocked", "_fillers", "_leaving", "_parties", "_state")
 
     def __init__(self, parties: int, action: Callable[[], object] | None = None) -> None:
         try:
@@ -73,8 +76,11 @@ class Barrier(Primitive):
             raise TypeError(f"parties must be an integer, not {type(parties).__name__}") from None
         if parties < 1:
             raise ValueError("parties must be > 0")
-        if action is not None and not callable(action):
-            raise TypeError(f"action must be callable or None, not {type(action).__name__}")
+        if action is not None:
+            if not callable(action):
+                raise TypeError(f"action must be callable or None, not {type(action).__name__}")
+            if _is_coroutine_function(action):
+                raise TypeError("action must be a plain function: a barrier cannot await it")
         super().__init__()
         self._parties = parties
         self._action = action
@@ -82,10 +88,12 @@ class Barrier(Primitive):
         self._fillers = WaiterQueue()
         self._blocked = WaiterQueue()
         self._leaving = 0
-        self._admissions: list[WaiterQueue] = []
+
+    def _in_use(self) -> bool:
+        return bool(self._leaving) or self._fillers.has_waiting() or self._blocked.has_waiting()
 
     def _repr_state(self) -> str:
-        state = self._state
+        state = self._state.value
         if not self.broken:
             state += f", waiters:{self.n_waiting}/{self.parties}"
         return state
@@ -98,7 +106,7 @@ class Barrier(Primitive):
     @property
     def n_waiting(self) -> int:
         """The number of tasks currently waiting for the barrier to trip."""
-        return self._fillers.waiting() if self._state is _State.FILLING else 0
+        return self._fillers.count_waiting() if self._state is _State.FILLING else 0
 
     @property
     def broken(self) -> bool:
@@ -115,63 +123,58 @@ class Barrier(Primitive):
         reset or aborted while the task waits.  A task cancelled while it waits
         leaves without breaking the barrier.
         """
-        backend = self._current_backend()
-        if backend.checkpoints:
+        backend = self._library()
+        # Checked before the task counts: a task of another loop must never
+        # fill the barrier, not even until its loop refuses it.
+        self._check_can_wait(backend)
+        if backend.always_checkpoints:
             await backend.checkpoint_if_cancelled()
         while True:
             state = self._state
             if state is _State.FILLING:
                 queue = self._fillers
-                # Fillers that were cancelled as the last to arrive (say, after
-                # a timeout) go at once; the rest only when an arrival may
-                # fill the barrier and counts the fillers exactly, sweeping
-                # them out.
-                while queue and queue[-1].done():
-                    queue.pop()
-                if len(queue) + 1 >= self._parties and queue.sweep() + 1 == self._parties:
+                # Fillers cancelled as the last to arrive (say, after a
+                # timeout) go at once; the rest only when an arrival may fill
+                # the barrier and counts the fillers exactly.
+                queue.drop_cancelled_tail()
+                if len(queue) + 1 >= self._parties and queue.count_waiting() + 1 == self._parties:
                     self._trip()
-                    if backend.checkpoints:
+                    if backend.always_checkpoints:
                         await backend.cancel_shielded_checkpoint()
                     return self._parties - 1
             elif state is _State.BROKEN:
-                if backend.checkpoints:
+                if backend.always_checkpoints:
                     await backend.cancel_shielded_checkpoint()
                 raise backend.broken_barrier_error("Barrier aborted")
             else:
-                # Tasks of the previous cycle are still leaving: join the next
-                # one.  (Only under asyncio: under trio the barrier never drains.)
+                # Tasks of the previous cycle are still leaving: wait for the
+                # next one.  (Only under asyncio: under trio it never drains.)
                 queue = self._blocked
-            # Checked at once: a task of another loop that parked here, even
-            # for one iteration, could fill and trip the barrier.
-            waiter = self._create_checked_waiter(backend)
-            queue.append(waiter)
+            waiter = queue.park(self._new_waiter(backend))
             try:
                 woken_with = await waiter
-            except BaseException:
-                if not waiter.done() or waiter.cancelled():
-                    # A waiter cancelled while the barrier filled took no index
-                    # and counts nowhere; this also covers anything else thrown
-                    # into the task.
-                    waiter.cancel()
-                    # It may have moved from self._blocked to self._fillers
-                    # since it parked: tell both, as a queue told too often
-                    # only sweeps a little sooner.
-                    self._fillers.forget()
-                    self._blocked.forget()
-                elif backend.cancellable_after_wake and waiter.result() is not _RETRY:
-                    # Released by the trip, reset() or abort() (asyncio only),
-                    # then cancelled before it could resume: it leaves all the
-                    # same.  A task held back by a drain and woken only to
-                    # look at the state again never counted.
+            except BaseException as exc:
+                if waiter.cancel() or waiter.cancelled():
+                    # A task cancelled (or hit by anything else) while it waited
+                    # took no index and counts nowhere.  It may have moved from
+                    # self._blocked to self._fillers since it parked: tell both,
+                    # as a queue told too often only sweeps a little sooner.
+                    self._fillers.note_cancelled()
+                    self._blocked.note_cancelled()
+                elif backend.wakeup_revocable and waiter.result() is not _RETRY:
+                    # Released by a trip, reset() or abort(), then cancelled
+                    # before it could resume (asyncio only): it leaves all the
+                    # same.  A task woken only to look at the state again
+                    # never counted.
                     self._leave()
-                self._check_loop()
+                self._check_loop(exc)
                 raise
             if woken_with is not _RETRY:
                 break
         # An index if the barrier tripped, None if it was reset or aborted.
         # As in asyncio, a task released by the trip still fails if the
         # barrier was reset or aborted before it could resume.
-        if backend.cancellable_after_wake:
+        if backend.wakeup_revocable:
             broken = woken_with is None or self._state is not _State.DRAINING
             self._leave()
         else:
@@ -187,96 +190,35 @@ class Barrier(Primitive):
             except BaseException:
                 self._break()
                 raise
-        self._release_fillers(numbered=True)
+        self._release_fillers(self._fillers.wake_all_numbered())
         if self._leaving:
             self._state = _State.DRAINING
 
-    def _release_fillers(self, numbered: bool) -> None:
-        """Wake every task waiting for the trip, in arrival order.
+    def _release_fillers(self, released: int) -> None:
+        """Count the *released* fillers as leaving, under asyncio.
 
-        Under asyncio they still count as inside the barrier until they have
+        Under asyncio they count as inside the barrier until they have
         resumed, since they may be cancelled or see a reset() before that.
         A woken trio task cannot be cancelled and its outcome is the value it
         was woken with, so under trio they are gone at once and the barrier
         never drains or resets: the next cycle can start filling right away.
         """
-        released = self._fillers.wake_all(numbered=numbered)
-        backend = self._backend
-        if backend is not None and backend.cancellable_after_wake:
+        # The waiters were of self._backend's library (see Primitive).
+        if self._backend.wakeup_revocable:  # type: ignore[union-attr]
             self._leaving += released
 
     def _leave(self) -> None:
         """Count out a released task that has resumed (asyncio only)."""
         self._leaving -= 1
         if self._leaving == 0 and self._state is not _State.BROKEN:
-            # The last one has left: start the next cycle.
+            # The last one has left: start the next cycle.  As in asyncio, the
+            # tasks held back look at the state again when they next run.
             self._state = _State.FILLING
-            self._readmit_blocked()
-
-    def _readmit_blocked(self) -> None:
-        """Let the tasks that arrived while the barrier drained or reset try
-        again, as asyncio wakes them all to look at the state once more."""
-        blocked = self._blocked
-        waiting = blocked.sweep()
-        if self._action is not None or waiting < 2:
-            # The action runs in the task that trips the barrier, so with one
-            # every task resumes and arrives by itself.
-            blocked.wake_all(_RETRY)
-            return
-        # Resuming a task only for it to park again costs a task switch, the
-        # most expensive step of a barrier.  So a callback does their arrivals
-        # instead, run where the first of them would have resumed: in asyncio
-        # nothing runs between their resumptions but their own arrivals, so
-        # one callback stands for them all.  But a task whose arrival trips
-        # the barrier must run then, in its own task.  So the callback only
-        # takes as many as cannot trip the barrier even if one more task
-        # arrives before it runs (as the task that ended the drain does, when
-        # the tasks of a cycle loop on wait()); the others resume.  (The
-        # barrier has no fillers yet: they all left or were released.)
-        admitted = WaiterQueue()
-        blocked.move_to(admitted, min(self._parties - 2, waiting - 1))
-        if admitted:
-            self._admissions.append(admitted)
-            assert self._backend is not None
-            self._backend.call_soon(self._admit)
-        blocked.wake_all(_RETRY)
-
-    def _admit(self) -> None:
-        """Let the tasks of the oldest pending admission arrive, in order, as
-        each of them would on resuming."""
-        admitted = self._admissions.pop(0)
-        if self._state is _State.FILLING:
-            # They become fillers, parked where they are.
-            fillers = self._fillers
-            last = admitted.move_to(fillers, self._parties - fillers.sweep())
-            if len(fillers) < self._parties:
-                return
-            # More tasks arrived since the drain ended than the callback could
-            # allow for, and the last one moved trips the barrier.  It cannot
-            # run now, as it would in asyncio: it is released first, ahead of
-            # the others.  The rest of *admitted* would look at the state once
-            # it has run: a second callback, queued behind it, lets them in.
-            assert last is not None
-            assert self._backend is not None
-            last.set_result(self._parties - 1)
-            self._leaving += 1
-            if admitted.has_waiting():
-                self._admissions.append(admitted)
-                self._backend.call_soon(self._admit)
-            self._trip()
-        elif self._state is not _State.BROKEN:
-            # Draining or resetting again: they queue up behind the tasks that
-            # arrived since.  (Once broken, _break() has woken them already.)
-            admitted.move_to(self._blocked, len(admitted))
+            self._blocked.wake_all(_RETRY)
 
     def _break(self) -> None:
         self._state = _State.BROKEN
-        # Tasks due to be admitted by a callback have been woken already in
-        # asyncio, before the tasks woken here: they must resume, first, to
-        # raise BrokenBarrierError.
-        for blocked in self._admissions:
-            blocked.wake_all(_RETRY)
-        self._release_fillers(numbered=False)
+        self._release_fillers(self._fillers.wake_all(None))
         self._blocked.wake_all(_RETRY)
 
     @ki_protected
@@ -286,13 +228,12 @@ class Barrier(Primitive):
         Tasks waiting on it get :exc:`~loopsync.BrokenBarrierError`; the
         barrier starts filling again once they have all left.
         """
-        backend = self._current_backend()
-        self._release_fillers(numbered=False)
+        backend = self._library()
+        self._release_fillers(self._fillers.wake_all(None))
         self._state = _State.RESETTING if self._leaving else _State.FILLING
-        # As in asyncio, tasks blocked by a draining barrier look at the state
-        # again when they next run, and get in at once if the last released
-        # task has left by then.
-        self._readmit_blocked()
+        # As in asyncio, tasks held back by a drain look at the state again
+        # when they next run, and get in at once if nothing is leaving by then.
+        self._blocked.wake_all(_RETRY)
         await self._checkpoint_after_update(backend)
 
     @ki_protected
@@ -302,21 +243,18 @@ class Barrier(Primitive):
         Tasks waiting on it, and those that call :meth:`wait` until
         :meth:`reset` is called, get :exc:`~loopsync.BrokenBarrierError`.
         """
-        backend = self._current_backend()
+        backend = self._library()
         self._break()
         await self._checkpoint_after_update(backend)
 
-    async def _checkpoint_after_update(self, backend: Backend) -> None:
+    async def _checkpoint_after_update(self, backend: Any) -> None:
         # Under trio, reset() and abort() act first and checkpoint after, as
         # trio's aclose() methods do: a cancelled caller still gets the effect.
-        # (They look up the backend before they act: under trio, that loads
-        # the adapter, which protects them from KeyboardInterrupt.)
-        if backend.checkpoints:
+        if backend.always_checkpoints:
             await backend.checkpoint()
 
-    def __aenter__(self) -> Coroutine[Any, Any, int]:
-        # wait() itself, not a coroutine awaiting it: a frame less.
-        return self.wait()
+    async def __aenter__(self) -> int:
+        return await self.wait()
 
     async def __aexit__(
         self,
@@ -325,3 +263,17 @@ class Barrier(Primitive):
         tb: TracebackType | None,
     ) -> None:
         return None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {
+            **super().__getstate__(),
+            "_parties": self._parties,
+            "_action": self._action,
+            "_broken": self.broken,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        Barrier.__init__(self, state.pop("_parties"), state.pop("_action"))
+        if state.pop("_broken"):
+            self._state = _State.BROKEN
+        self.__dict__.update(state)

@@ -1,94 +1,114 @@
-"""What every loopsync primitive shares: finding its backend and its loop."""
+"""What every loopsync primitive shares: the library it serves and its loop."""
 
 from __future__ import annotations
 
-import sys
+from typing import Any
 
-from ._backend import current_backend
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from ._backend import Backend, Loop, Waiter
+from ._adapters import current_backend
+from ._backend import Backend, Loop, Waiter
+from ._exceptions import WouldBlock
 
 __all__ = ["Primitive"]
 
 
 class Primitive:
-    """Base class that binds a primitive to an async library and event loop.
+    """Base class that ties a primitive to an async library and event loop.
 
-    A primitive follows the library that runs it, found with a glance at
-    sniffio's thread-local, until a task first has to wait on it under
-    asyncio.  Then, as in asyncio, it binds to the running loop: from then on
-    it is an asyncio primitive of that loop, and waiting on it from another
-    loop, or under another library, raises RuntimeError.  trio's waiters
-    belong to no loop, so under trio a primitive stays free.
+    A primitive follows the library that runs the calling task until a task
+    first waits on it under asyncio.  Then, as asyncio's primitives do, it
+    binds to the running loop: from then on it is an asyncio primitive of that
+    loop, and a task of another loop, or of another library, that must wait
+    on it gets ``RuntimeError("... is bound to a different event loop")``.
+    trio's waiters belong to no loop, so under trio a primitive stays free.
+
+    The tasks waiting on a primitive are all of one library, whose adapter
+    ``_backend`` is; a task of another library that must wait meanwhile gets
+    a RuntimeError.  So every wake-up follows the rules of the library of
+    the task it wakes.
+
+    Primitives accept new attributes and weak references, as asyncio's do,
+    and can be copied and pickled while no task waits on them; a copy is
+    bound to no loop.
     """
 
-    __slots__ = ("_backend", "_loop")
+    __slots__ = ("__dict__", "__weakref__", "_backend", "_loop")
 
     def __init__(self) -> None:
+        # The adapter of the tasks waiting, or else of the last caller.
         self._backend: Backend | None = None
-        # Set only together with self._backend, which it then fixes.
+        # Once set, it fixes self._backend to the asyncio adapter for good.
         self._loop: Loop | None = None
 
-    def _current_backend(self) -> Backend:
-        """Return the backend to use: the running library's, unless the
-        primitive is bound to a loop."""
+    def _in_use(self) -> bool:
+        """Return True while tasks wait on the primitive, or have been woken
+        and have not resumed yet."""
+        raise NotImplementedError
+
+    def _library(self) -> Backend:
+        """Return the adapter of the library running the current task, or the
+        asyncio adapter once the primitive is bound to a loop."""
         backend = self._backend
-        if self._loop is None and (
-            backend is None or backend.sniffio_local.name != backend.sniffio_name
-        ):
-            backend = self._backend = current_backend()
-        return backend  # type: ignore[return-value]  # set when self._loop is
+        if self._loop is None and (backend is None or not backend.is_current()):
+            backend = current_backend()
+            if not self._in_use():
+                self._backend = backend
+        return backend  # type: ignore[return-value]  # set once self._loop is
 
-    def _create_waiter(self, backend: Backend) -> Waiter:
-        """Return a new waiter of *backend* for the current task, binding to
-        its loop if it has one and this is the first wait."""
-        loop = self._loop
-        if loop is not None:
-            return backend.create_waiter(loop=loop)
-        waiter = backend.create_waiter()
-        self._loop = waiter.get_loop()
-        return waiter
+    def _would_block(self) -> WouldBlock:
+        """Return the WouldBlock to raise, native to the running library."""
+        try:
+            return self._library().would_block_error()()
+        except RuntimeError:  # no library that loopsync supports runs
+            return WouldBlock()
 
-    def _create_checked_waiter(self, backend: Backend) -> Waiter:
-        """Like :meth:`_create_waiter`, but raise asyncio's RuntimeError at
-        once if the current task cannot be on the bound loop.
-
-        For a primitive where a waiter its loop refuses should not count, not
-        even for the moment before its task resumes (a barrier party).  Two
-        attribute reads stand in for a look-up of the running loop, which
-        costs a system call: one loop at most runs in a thread, so a task is
-        on a bound loop that is running unless trio runs here as its guest
-        (sniffio then names trio), or the task is of another thread.  Such a
-        task, where asyncio's own primitives are not safe either, counts
-        until its loop refuses the waiter, and :meth:`_check_loop` gives it
-        the RuntimeError then.
-        """
+    def _new_waiter(self, backend: Backend) -> Waiter:
+        """Return a waiter of *backend* for the current task, binding the
+        primitive to its loop at the first wait under asyncio."""
         loop = self._loop
         if loop is None:
-            return self._create_waiter(backend)
-        if not loop.is_running() or backend.sniffio_local.name != backend.sniffio_name:
-            raise RuntimeError(f"{self!r} is bound to a different event loop")
+            if backend is not self._backend:
+                raise self._other_library_waits()
+            loop = self._loop = backend.current_loop()
         return backend.create_waiter(loop=loop)
 
-    def _check_loop(self) -> None:
-        """Raise asyncio's RuntimeError instead of the exception being
-        handled, if that is how the library refused to let the current task
-        wait on a loop other than the bound one.
+    def _other_library_waits(self) -> RuntimeError:
+        return RuntimeError(f"{self!r} has tasks of another async library waiting on it")
 
-        A waiter is created for the bound loop without looking the running
-        loop up (under asyncio that costs a system call, a tenth of a
-        contended hand-off).  So a task elsewhere learns of its mistake when
-        it awaits the waiter: asyncio's Task throws a RuntimeError into it,
-        trio a TypeError.  The task calls this as an exception leaves its
-        wait, unless its waiter was cancelled: a refused waiter never is, for
-        the task never made it the future it awaits.
+    def _check_can_wait(self, backend: Backend) -> None:
+        """Raise RuntimeError at once if the current task cannot wait here:
+        the primitive is bound to another loop, or tasks of another library
+        wait on it.  For a primitive where a refused waiter must never count,
+        not even until its task resumes (a barrier party).
+
+        At most one loop runs in a thread: a task is on a bound loop that is
+        running, unless trio runs there as its guest (the adapter is then
+        not current) or the task is of another thread.  Such a task, where
+        asyncio's own primitives are not safe either, counts until its loop
+        refuses the waiter and :meth:`_check_loop` raises.
         """
-        if isinstance(sys.exc_info()[1], (RuntimeError, TypeError)) and (
-            current_backend().create_waiter().get_loop() is not self._loop
-        ):
-            raise RuntimeError(f"{self!r} is bound to a different event loop") from None
+        loop = self._loop
+        if loop is not None and not (loop.is_running() and backend.is_current()):
+            raise RuntimeError(f"{self!r} is bound to a different event loop")
+        if backend is not self._backend:
+            raise self._other_library_waits()
+
+    def _check_loop(self, exc: BaseException) -> None:
+        """Raise asyncio's RuntimeError instead of *exc*, if *exc* is the
+        running library refusing a waiter of the bound loop.
+
+        A task that waits on a bound primitive gets a waiter of the bound
+        loop without a look-up of the running one, which costs a system call
+        before Python 3.12: a task elsewhere learns of its mistake from its
+        library when it awaits the waiter.
+        """
+        if self._loop is not None:
+            backend = current_backend()
+            if backend.is_wrong_loop_error(exc) and backend.current_loop() is not self._loop:
+                raise RuntimeError(f"{self!r} is bound to a different event loop") from None
+
+    def _refuse_copy_in_use(self) -> None:
+        if self._in_use():
+            raise TypeError(f"cannot pickle or copy {self!r} while tasks wait on it")
 
     def _repr_state(self) -> str:
         raise NotImplementedError
@@ -96,3 +116,7 @@ class Primitive:
     def __repr__(self) -> str:
         # asyncio's format: the default repr with the state inside it.
         return f"<{object.__repr__(self)[1:-1]} [{self._repr_state()}]>"
+
+    def __getstate__(self) -> dict[str, Any]:
+        self._refuse_copy_in_use()
+        return dict(self.__dict__)

@@ -3,62 +3,23 @@
 from __future__ import annotations
 
 import operator
+from types import TracebackType
+from typing import Any, Literal
 
-from ._backend import ki_protected, protect_under_trio
-from ._exceptions import WouldBlock
+from . import _ki
+from ._ki import ki_protected
 from ._primitive import Primitive
+from ._statistics import SemaphoreStatistics
 from ._waitqueue import WaiterQueue
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from collections.abc import Coroutine
-    from types import TracebackType
-    from typing import Any, Literal
-
-__all__ = ["BoundedSemaphore", "Semaphore", "SemaphoreStatistics"]
+__all__ = ["BoundedSemaphore", "Semaphore"]
 
 
-class SemaphoreStatistics:
-    """A snapshot of a semaphore's state, as returned by
-    :meth:`Semaphore.statistics`.
-
-    Its attribute is read-only; two snapshots are equal if their values are.
-    """
-
-    # Written out rather than a dataclass or a NamedTuple: importing either
-    # module would take longer than the rest of `import loopsync`.
-    __slots__ = ("tasks_waiting",)
-
-    tasks_waiting: int
-    """The number of tasks blocked in :meth:`~Semaphore.acquire` that have not
-    been handed a permit yet."""
-
-    def __init__(self, tasks_waiting: int) -> None:
-        object.__setattr__(self, "tasks_waiting", tasks_waiting)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"{type(self).__name__} is read-only")
-
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not SemaphoreStatistics:
-            return NotImplemented
-        return self.tasks_waiting == other.tasks_waiting
-
-    def __hash__(self) -> int:
-        return hash(self.tasks_waiting)
-
-    def __repr__(self) -> str:
-        return f"SemaphoreStatistics(tasks_waiting={self.tasks_waiting})"
-
-
-def _check_value(value: object) -> int:
+def _check_count(name: str, value: object) -> int:
     try:
-        number = operator.index(value)  # type: ignore[arg-type]
+        return operator.index(value)  # type: ignore[arg-type]
     except TypeError:
-        raise TypeError(f"semaphore value must be an integer, not {type(value).__name__}") from None
-    if number < 0:
-        raise ValueError("Semaphore initial value must be >= 0")
-    return number
+        raise TypeError(f"{name} must be an integer, not {type(value).__name__}") from None
 
 
 class Semaphore(Primitive):
@@ -71,8 +32,10 @@ class Semaphore(Primitive):
     Waiting tasks are served in the order they arrived.
 
     The optional *value* argument gives the initial value for the internal
-    counter (``1`` by default).  If it is less than ``0`` a :exc:`ValueError`
-    is raised; if it is not an integer, a :exc:`TypeError`.
+    counter (``1`` by default).  If *max_value* is given, as in trio and
+    anyio, :meth:`release` refuses to raise the counter above it; it must be
+    at least *value*.  A *value* below ``0`` raises :exc:`ValueError`, and one
+    that is not an integer :exc:`TypeError`.
 
     The preferred way to use a semaphore is an :keyword:`async with`
     statement::
@@ -86,23 +49,34 @@ class Semaphore(Primitive):
     """
 
     # Invariants:
-    # - the waiters in self._waiters that are still waiting are exactly the
-    #   tasks blocked in acquire() that have neither been handed a permit nor
-    #   been cancelled;
+    # - the waiters in self._waiters still waiting are exactly the tasks
+    #   blocked in acquire() that have neither been handed a permit nor been
+    #   cancelled;
     # - self._handoffs counts the tasks handed a permit that may still be
-    #   cancelled before they resume (asyncio only; 0 under trio);
+    #   cancelled before they resume (asyncio only: 0 under trio);
     # - under trio, a waiter still waiting implies self._value == 0.
-    __slots__ = ("_handoffs", "_value", "_waiters")
+    __slots__ = ("_handoffs", "_max_value", "_value", "_waiters")
 
-    def __init__(self, value: int = 1) -> None:
+    def __init__(self, value: int = 1, *, max_value: int | None = None) -> None:
+        value = _check_count("semaphore value", value)
+        if value < 0:
+            raise ValueError("Semaphore initial value must be >= 0")
+        if max_value is not None:
+            max_value = _check_count("max_value", max_value)
+            if max_value < value:
+                raise ValueError("max_value must be >= the initial value")
         super().__init__()
-        self._value = _check_value(value)
+        self._value = value
+        self._max_value = max_value
         self._waiters = WaiterQueue()
         self._handoffs = 0
 
+    def _in_use(self) -> bool:
+        return self._handoffs > 0 or self._waiters.has_waiting()
+
     def _repr_state(self) -> str:
         state = "locked" if self.locked() else f"unlocked, value:{self._value}"
-        waiting = self._waiters.waiting()
+        waiting = self._waiters.count_waiting()
         if waiting:
             state += f", waiters:{waiting}"
         return state
@@ -115,11 +89,11 @@ class Semaphore(Primitive):
     @property
     def max_value(self) -> int | None:
         """The most permits the semaphore may hold, or None if unbounded."""
-        return None
+        return self._max_value
 
     def locked(self) -> bool:
         """Return True if the semaphore cannot be acquired immediately."""
-        # A permit is not taken past tasks that are waiting or that were handed
+        # A free permit is not taken past tasks that wait, or that were handed
         # one and have not resumed yet: arrivals queue behind them (FIFO).
         return not self._value or self._handoffs > 0 or self._waiters.has_waiting()
 
@@ -129,10 +103,10 @@ class Semaphore(Primitive):
 
         Raises :exc:`~loopsync.WouldBlock` if :meth:`locked` is true.
         """
-        if self._backend is None:
-            protect_under_trio()
+        if _ki.pending:
+            _ki.protect_if_trio_imported()
         if self.locked():
-            raise WouldBlock
+            raise self._would_block()
         self._value -= 1
 
     @ki_protected
@@ -144,120 +118,84 @@ class Semaphore(Primitive):
         return True.  Under trio this is always a checkpoint; under asyncio it
         does not yield when it can return at once.
         """
-        backend = self._backend
-        # Inlined _current_backend(), for this is the hot path; and a primitive
-        # bound to a loop is asyncio's for good (see Primitive).
-        if self._loop is None:
-            if backend is not None and backend.checkpoints:
-                # Under trio.  Outside trio its checkpoint raises RuntimeError,
-                # which tells, for less than a look at sniffio, whether trio
-                # still runs here.
-                try:
-                    await backend.checkpoint_if_cancelled()
-                except RuntimeError:
-                    backend = self._current_backend()
-                    if backend.checkpoints:
-                        raise
-            elif backend is None or backend.sniffio_local.name != backend.sniffio_name:
-                backend = self._current_backend()
-                if backend.checkpoints:
-                    await backend.checkpoint_if_cancelled()
-        assert backend is not None
-        # Inlined locked(): this is the hot path.
-        if (
-            self._value
-            and not self._handoffs
-            and not (self._waiters and self._waiters.has_waiting())
-        ):
+        backend = self._library()
+        if backend.always_checkpoints:
+            await backend.checkpoint_if_cancelled()
+        if not self.locked():
             self._value -= 1
-            if backend.checkpoints:
+            if backend.always_checkpoints:
                 await backend.cancel_shielded_checkpoint()
             return True
 
-        # Inlined _create_waiter(): this is the hot path.  (No local variable
-        # more: each would add 8 bytes to every task blocked here.)
-        if self._loop is None:
-            waiter = self._create_waiter(backend)
-        else:
-            waiter = backend.create_waiter(loop=self._loop)
-        self._waiters.append(waiter)
+        waiter = self._waiters.park(self._new_waiter(backend))
         try:
             await waiter
-        except BaseException:
+        except BaseException as exc:
             if waiter.cancelled():
-                # Cancelled while waiting, which cancelled the waiter: the
-                # usual case, and the only one that needs no _check_loop().
-                self._waiters.forget()
-            elif not waiter.done():
-                # Something else was thrown into the task, such as the
-                # RuntimeError of a loop that refuses the waiter: withdraw it.
-                waiter.cancel()
-                self._waiters.forget()
-                self._check_loop()
+                # Cancelled while waiting: the usual case.
+                self._waiters.note_cancelled()
+            elif waiter.cancel():
+                # Something else was thrown into the task while it waited,
+                # such as its library refusing a waiter of the bound loop.
+                self._waiters.note_cancelled()
+                self._check_loop(exc)
             else:
                 # Handed a permit, then cancelled before it could resume
-                # (asyncio only: a woken trio task cannot be cancelled), or
-                # refused by its loop as one of another loop (_check_loop):
-                # give the permit back; the finally clause passes it on
-                # (python/asyncio#270, bpo-27585, bpo-32734).
+                # (asyncio only: a woken trio task cannot be cancelled), or hit
+                # by another exception: give the permit back, and the finally
+                # clause passes it on (python/asyncio#270, bpo-27585, bpo-32734).
                 self._value += 1
-                self._handoffs -= 1
-                self._check_loop()
+                if backend.wakeup_revocable:
+                    self._handoffs -= 1
+                self._check_loop(exc)
             raise
         else:
-            if backend.cancellable_after_wake:
+            if backend.wakeup_revocable:
                 self._handoffs -= 1
         finally:
-            if self._value > 0:
-                self._hand_out_free_permits()
+            # Tasks may have queued behind the pending hand-off even though
+            # permits were free: wake as many as the free permits allow
+            # (gh-111693).  Under trio there are none.
+            while self._value > 0 and self._wake_next():
+                pass
         return True
 
-    def _hand_out_free_permits(self) -> None:
-        """Hand free permits to the first waiting tasks, while there are both.
-
-        Tasks that arrived while hand-offs were pending queued up even if
-        permits were free: a task leaving acquire() wakes as many as the free
-        permits allow (gh-111693).  Under trio there are none.
-        """
-        while self._value > 0 and self._waiters.has_waiting():
-            # The permit is one the counter holds, not a new one: pass it on
-            # with the plain release, past BoundedSemaphore's check.
-            self._value -= 1
-            Semaphore.release(self)
+    def _wake_next(self) -> bool:
+        """Hand a free permit to the first waiting task; False if none waits."""
+        if not self._waiters.wake_first(True):
+            return False
+        self._value -= 1
+        # The waiters are of self._backend's library (see Primitive).
+        if self._backend.wakeup_revocable:  # type: ignore[union-attr]
+            self._handoffs += 1
+        return True
 
     @ki_protected
     def release(self) -> None:
-        """Release a permit, handing it to the first waiting task if any."""
-        if self._backend is None:
-            protect_under_trio()
-        waiters = self._waiters
-        while waiters:
-            waiter = waiters.popleft()
-            # A cancellation cancels the waiter at once (Task.cancel() cancels
-            # the future its task awaits; trio calls the abort callback), while
-            # the task only cleans up when it next runs.  So a waiter that is
-            # done here was cancelled, and is passed over: the permit goes
-            # straight to a task that will take it (anyio #1145,
-            # python/asyncio#270).
-            if not waiter.done():
-                # The permit does not pass through the counter, which reads as
-                # asyncio's does after its release().
-                waiter.set_result(True)
-                # A waiter implies an acquire() that found the backend.
-                if self._backend.cancellable_after_wake:  # type: ignore[union-attr]
-                    self._handoffs += 1
-                return
+        """Release a permit, handing it to the first waiting task if any.
+
+        Raises :exc:`ValueError` if the counter would exceed *max_value*,
+        and leaves it unchanged.
+        """
+        if _ki.pending:
+            _ki.protect_if_trio_imported()
+        if self._max_value is not None and self._value >= self._max_value:
+            # trio hands a permit straight to a waiting task, even past a
+            # bound of 0; under asyncio a woken task may still give it back.
+            backend = self._backend
+            if backend is None or backend.wakeup_revocable or not self._waiters.has_waiting():
+                raise ValueError(self._too_many_releases)
         self._value += 1
+        self._wake_next()
+
+    _too_many_releases = "semaphore released too many times"
 
     def statistics(self) -> SemaphoreStatistics:
         """Return a :class:`SemaphoreStatistics` snapshot of this semaphore."""
-        return SemaphoreStatistics(tasks_waiting=self._waiters.waiting())
+        return SemaphoreStatistics(tasks_waiting=self._waiters.count_waiting())
 
-    def __aenter__(self) -> Coroutine[Any, Any, Literal[True]]:
-        # acquire() itself, not a coroutine awaiting it: a frame less on
-        # every entry, a twentieth of a contended hand-off.  So, unlike
-        # asyncio's, ``async with sem as x`` binds True rather than None.
-        return self.acquire()
+    async def __aenter__(self) -> None:
+        await self.acquire()
 
     @ki_protected
     async def __aexit__(
@@ -268,6 +206,13 @@ class Semaphore(Primitive):
     ) -> None:
         self.release()
 
+    def __getstate__(self) -> dict[str, Any]:
+        return {**super().__getstate__(), "_value": self._value, "_max_value": self._max_value}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        Semaphore.__init__(self, state.pop("_value"), max_value=state.pop("_max_value"))
+        self.__dict__.update(state)
+
 
 class BoundedSemaphore(Semaphore):
     """A semaphore that refuses to be released more often than acquired.
@@ -276,32 +221,10 @@ class BoundedSemaphore(Semaphore):
     above the initial *value*, and leaves the counter unchanged.
     """
 
-    __slots__ = ("_bound_value",)
+    __slots__ = ()
 
     def __init__(self, value: int = 1) -> None:
         super().__init__(value)
-        self._bound_value = self._value
+        self._max_value = self._value
 
-    @property
-    def max_value(self) -> int:
-        """The initial value, which the counter may never exceed."""
-        return self._bound_value
-
-    @ki_protected
-    def release(self) -> None:
-        """Release a permit; raise ValueError if none is held."""
-        if self._value >= self._bound_value and not self._hand_off_is_final():
-            raise ValueError("BoundedSemaphore released too many times")
-        super().release()
-
-    def _hand_off_is_final(self) -> bool:
-        # Under trio a release with tasks waiting hands the permit over for
-        # good, so the counter cannot pass the bound (this matters only for a
-        # bound of 0).  Under asyncio the woken task may still be cancelled
-        # and give the permit back to the counter, so the bound comes first.
-        backend = self._backend
-        return (
-            backend is not None
-            and not backend.cancellable_after_wake
-            and self._waiters.has_waiting()
-        )
+    _too_many_releases = "BoundedSemaphore released too many times"

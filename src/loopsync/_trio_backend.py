@@ -9,13 +9,22 @@ import outcome
 import sniffio
 import trio
 
-from ._backend import _ki_protected
-from ._exceptions import BrokenBarrierError
+from . import _ki
+from ._exceptions import BrokenBarrierError, WouldBlock, would_block_error
 
-__all__ = ["TrioBackend"]
+__all__ = ["TrioBackend", "protect"]
 
-for _func in _ki_protected:
-    trio.lowlevel.enable_ki_protection(_func)
+_sniffio_local = sniffio.thread_local
+
+
+def protect(func: Callable[..., Any]) -> None:
+    """Have trio protect *func* from KeyboardInterrupt."""
+    trio.lowlevel.enable_ki_protection(func)
+
+
+for _func in _ki.marked:
+    protect(_func)
+_ki.pending = False
 
 
 class _Waiter:
@@ -23,16 +32,13 @@ class _Waiter:
 
     __slots__ = ("_cancelled", "_done", "_result", "_task")
 
-    def __init__(self, *, loop: object = None) -> None:
-        # *loop* is never given: get_loop() reports none to bind to.
+    def __init__(self, *, loop: None = None) -> None:
         self._task = trio.lowlevel.current_task()
         self._done = False
         self._cancelled = False
         self._result: Any = None
 
     def get_loop(self) -> None:
-        # trio's own primitives may be used from one trio.run() after
-        # another, so a primitive does not bind to a trio run.
         return None
 
     def done(self) -> bool:
@@ -68,21 +74,28 @@ class _Waiter:
 class TrioBackend:
     """Backend for trio."""
 
-    name = "trio"
-    sniffio_local: Any = sniffio.thread_local
-    sniffio_name: str | None = "trio"
-    checkpoints = True
-    cancellable_after_wake = False
-    cancelled_error: type[BaseException] = trio.Cancelled
-    broken_barrier_error: type[BrokenBarrierError] = BrokenBarrierError
+    always_checkpoints = True
+    wakeup_revocable = False
+    broken_barrier_error = BrokenBarrierError  # trio has no barrier
 
     create_waiter = _Waiter
 
-    def call_soon(self, callback: Callable[..., object], *args: Any) -> None:
-        trio.lowlevel.current_trio_token().run_sync_soon(callback, *args)
+    def would_block_error(self) -> type[WouldBlock]:
+        return would_block_error("trio")
 
-    # trio's own functions, not wrappers: the fast path of acquire() awaits
-    # two of them, and a coroutine frame more would cost more than they do.
+    def is_current(self) -> bool:
+        return _sniffio_local.name == "trio"
+
+    def current_loop(self) -> None:
+        # trio's own primitives may be used from one trio.run() after
+        # another, so a primitive does not bind to a trio run.
+        return None
+
+    def is_wrong_loop_error(self, exc: BaseException) -> bool:
+        # trio's run loop throws TypeError into a task that yields a foreign future.
+        return isinstance(exc, TypeError)
+
+    # trio's own functions, not wrappers: a coroutine frame less.
     checkpoint = staticmethod(trio.lowlevel.checkpoint)
     checkpoint_if_cancelled = staticmethod(trio.lowlevel.checkpoint_if_cancelled)
     cancel_shielded_checkpoint = staticmethod(trio.lowlevel.cancel_shielded_checkpoint)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
+from collections.abc import Iterator
+from typing import Any
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any
-
-    from ._backend import Waiter
+from ._backend import Waiter
 
 __all__ = ["WaiterQueue"]
 
@@ -16,80 +15,98 @@ __all__ = ["WaiterQueue"]
 _SWEEP_AFTER = 64
 
 
-class WaiterQueue(deque["Waiter"]):
-    """Parked waiters, in arrival order.
+class WaiterQueue:
+    """Parked waiters, in arrival order, with the operations primitives need.
 
-    A cancelled waiter is not searched for: it stays where it is until an
-    operation comes across it, and waking passes it over.  The task of a
-    cancelled waiter calls :meth:`forget` as it leaves; once more than 64 have
-    and they could make up half the queue, the queue sweeps out every
-    cancelled waiter.  So each operation is O(1), amortized, per waiter it
-    touches, and memory stays proportional to the tasks still waiting.
-
-    Being a deque, the queue is true while it holds any entry, and ``len()``
-    counts cancelled waiters not swept out yet too; :meth:`waiting` counts
-    only the waiters still waiting.
+    A cancelled waiter is not searched for: it stays where it is, and the
+    operations that wake pass it over.  Its task calls :meth:`note_cancelled`
+    as it leaves; once more than 64 have and they could make up half the
+    queue, the queue sweeps out every cancelled waiter.  So each operation is
+    O(1), amortized, per waiter it touches, and memory stays proportional to
+    the tasks still waiting.
     """
 
-    __slots__ = ("_forgotten",)
+    __slots__ = ("_cancelled", "_waiters")
 
     def __init__(self) -> None:
-        super().__init__()
-        self._forgotten = 0
+        self._waiters: deque[Waiter] = deque()
+        self._cancelled = 0
 
-    def waiting(self) -> int:
-        """Return the number of waiters neither woken nor cancelled."""
-        return sum(not waiter.done() for waiter in self)
+    def __bool__(self) -> bool:
+        """True while the queue holds a waiter, possibly a cancelled one."""
+        return bool(self._waiters)
 
-    def sweep(self) -> int:
-        """Drop every cancelled waiter; return the number still waiting."""
-        if any(waiter.done() for waiter in self):
-            waiters = [waiter for waiter in self if not waiter.done()]
-            self.clear()
-            self.extend(waiters)
-        self._forgotten = 0
-        return len(self)
+    def __len__(self) -> int:
+        """The number of waiters held, cancelled ones not swept out yet included."""
+        return len(self._waiters)
 
-    def forget(self) -> None:
-        """Note that a waiter of this queue was cancelled; its task calls this
-        once, as it leaves."""
-        self._forgotten += 1
-        if self._forgotten > _SWEEP_AFTER and 2 * self._forgotten > len(self):
-            self.sweep()
+    def park(self, waiter: Waiter) -> Waiter:
+        """Append *waiter* and return it."""
+        self._waiters.append(waiter)
+        return waiter
 
     def has_waiting(self) -> bool:
         """Return True if a waiter is still waiting."""
-        while self:
-            if not self[0].done():
+        waiters = self._waiters
+        while waiters:
+            if not waiters[0].done():
                 return True
-            self.popleft()
+            waiters.popleft()
         return False
 
-    def wake_all(self, value: Any = None, *, numbered: bool = False) -> int:
-        """Wake every waiter still waiting, in order, with *value*, or with
-        its rank among them (from 0) if *numbered* is true.
+    def count_waiting(self) -> int:
+        """Return the number of waiters still waiting, sweeping out the others."""
+        waiters = self._waiters
+        if any(waiter.done() for waiter in waiters):
+            kept = [waiter for waiter in waiters if not waiter.done()]
+            waiters.clear()
+            waiters.extend(kept)
+        self._cancelled = 0
+        return len(waiters)
 
-        Return how many were woken.
-        """
+    def note_cancelled(self) -> None:
+        """Note that a waiter of this queue was cancelled; its task calls this
+        once, as it leaves."""
+        self._cancelled += 1
+        if self._cancelled > _SWEEP_AFTER and 2 * self._cancelled > len(self._waiters):
+            self.count_waiting()
+
+    def drop_cancelled_tail(self) -> None:
+        """Drop the cancelled waiters at the end of the queue."""
+        waiters = self._waiters
+        while waiters and waiters[-1].done():
+            waiters.pop()
+
+    def wake_first(self, value: Any) -> bool:
+        """Wake the first waiter still waiting with *value*; return False if
+        there was none."""
+        waiters = self._waiters
+        while waiters:
+            # A cancellation cancels the waiter at once, while its task only
+            # cleans up when it next runs: a waiter that is done here was
+            # cancelled, and the wake-up goes to the next one (anyio #1145,
+            # python/asyncio#270).
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(value)
+                return True
+        return False
+
+    def wake_all(self, value: Any) -> int:
+        """Wake every waiter still waiting with *value*, in order; return how
+        many were woken."""
+        return self._wake_each(itertools.repeat(value))
+
+    def wake_all_numbered(self) -> int:
+        """Wake every waiter still waiting with its rank among them (from 0),
+        in order; return how many were woken."""
+        return self._wake_each(itertools.count())
+
+    def _wake_each(self, values: Iterator[Any]) -> int:
         woken = 0
-        for waiter in self:
+        for waiter in self._waiters:
             if not waiter.done():
-                waiter.set_result(woken if numbered else value)
+                waiter.set_result(next(values))
                 woken += 1
-        self.clear()
+        self._waiters.clear()
         return woken
-
-    def move_to(self, other: WaiterQueue, count: int) -> Waiter | None:
-        """Move the first *count* waiters still waiting to the end of *other*,
-        in order.
-
-        Return the last one moved, or None if none was.
-        """
-        moved = None
-        while count and self:
-            waiter = self.popleft()
-            if not waiter.done():
-                other.append(waiter)
-                moved = waiter
-                count -= 1
-        return moved
