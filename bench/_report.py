@@ -291,7 +291,7 @@ def _barrier_targets(results: Results) -> list[Target]:
             label = f"barrier {param}, {context}"
             if context in ASYNCIO_FAMILY and parties >= 10:
                 found.append(
-                    _ratio_target(results, label, "barrier", param, context, "asyncio.Barrier", 0.5)
+                    _ratio_target(results, label, "barrier", param, context, "asyncio.Barrier", 0.6)
                 )
             found.append(
                 _ratio_target(results, label, "barrier", param, context, "aiologic.Barrier", 1.0)

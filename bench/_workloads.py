@@ -24,7 +24,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from _contexts import Context, Group
+from _contexts import Context, TaskGroup
 from _impls import BarrierImpl, SemaphoreImpl
 
 __all__ = [
@@ -83,7 +83,7 @@ def _check_final(impl: SemaphoreImpl, sem: Any, value: int, errors: list[str]) -
         errors.append(f"{impl.waiting(sem)} task(s) still counted as waiting")
 
 
-async def _finish(group: Group, count: int, give_up_after: float, errors: list[str]) -> bool:
+async def _finish(group: TaskGroup, count: int, give_up_after: float, errors: list[str]) -> bool:
     """Wait for *count* finished tasks; record a failed check if they do not finish."""
     if await group.wait_finished(count, give_up_after):
         return True
@@ -97,7 +97,7 @@ def _has_at_least(items: list[int], count: int) -> Callable[[], bool]:
 
 
 async def _drain(
-    group: Group, release: Callable[[], object], acquired: list[int], count: int
+    group: TaskGroup, release: Callable[[], object], acquired: list[int], count: int
 ) -> bool:
     """Release *count* permits one at a time, each once the last one was taken.
 
@@ -110,7 +110,7 @@ async def _drain(
     for _ in range(count):
         release()
         target += 1
-        if not await group.settle(_has_at_least(acquired, target)):
+        if not await group.run_until(_has_at_least(acquired, target)):
             return False
     return True
 
@@ -161,7 +161,7 @@ async def contended(
             done[i] += 1
 
     errors: list[str] = []
-    async with ctx.group(give_up_after) as group:
+    async with ctx.task_group(give_up_after) as group:
         for i in range(param.tasks):
             group.spawn(worker, i)
         start = perf_counter()  # the tasks start when this one waits
@@ -222,7 +222,7 @@ async def storm(
     arrivals: list[int] = []
     acquired: list[int] = []
     cancelled: list[int] = []
-    cancelled_error = ctx.cancelled_error
+    cancelled_error = ctx.cancelled
 
     async def waiter(i: int) -> None:
         """Record arrival, block on the semaphore, record the outcome."""
@@ -242,14 +242,14 @@ async def storm(
         await event.wait()
         acquired.append(mark)
 
-    async with ctx.group(give_up_after) as group:
+    async with ctx.task_group(give_up_after) as group:
         for i in range(waiters):
             group.spawn(waiter, i)
         if kind == "release":
             first, last = ctx.new_event(), ctx.new_event()
             group.spawn(sentinel, first, _FIRST)
             group.spawn(sentinel, last, _LAST)
-        if not await group.settle(lambda: impl.waiting(sem) >= waiters):
+        if not await group.run_until(lambda: impl.waiting(sem) >= waiters):
             errors.append(f"only {impl.waiting(sem)} of {waiters} tasks blocked")
             return Outcome(math.nan, errors + group.errors)
         if kind == "release":
@@ -319,7 +319,7 @@ async def barrier_rounds(
 
     errors: list[str] = []
     elapsed = math.nan
-    async with ctx.group(give_up_after) as group:
+    async with ctx.task_group(give_up_after) as group:
         for _ in range(param.parties):
             group.spawn(party)
         start = perf_counter()
@@ -360,14 +360,14 @@ async def memory_per_waiter(
         acquired.append(i)
 
     errors: list[str] = []
-    async with ctx.group(give_up_after) as group:
+    async with ctx.task_group(give_up_after) as group:
         gc.collect()
         tracemalloc.start()
         try:
             before = tracemalloc.get_traced_memory()[0]
             for i in range(waiters):
                 group.spawn(waiter, i)
-            settled = await group.settle(lambda: impl.waiting(sem) >= waiters)
+            settled = await group.run_until(lambda: impl.waiting(sem) >= waiters)
             after = tracemalloc.get_traced_memory()[0]
         finally:
             tracemalloc.stop()

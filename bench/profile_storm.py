@@ -49,6 +49,9 @@ from _workloads import STORM_KINDS, run_in_context, storm
 OWNERS = ("anyio", "asyncio", "trio", "loopsync", "bench")
 """Where a function's time is counted: the directory of these its file is in."""
 
+SHARED_CONTEXTS = sys.modules[Context.__module__].__file__
+"""The file of the contexts the benchmark shares with the tests: the benchmark's code."""
+
 
 class ProfilingClock:
     """A clock that profiles the stretch between its first and second reading."""
@@ -71,8 +74,11 @@ class ProfilingClock:
 def owner_of(filename: str) -> str:
     """Return the library a function's file belongs to, or "other".
 
-    The innermost matching directory wins, wherever the project is checked out.
+    The innermost matching directory wins, wherever the project is checked out;
+    the contexts the benchmark shares with the tests count as the benchmark's.
     """
+    if filename == SHARED_CONTEXTS:
+        return "bench"
     for part in reversed(Path(filename).parts[:-1]):
         if part in OWNERS:
             return part
