@@ -95,7 +95,11 @@ class Semaphore(Primitive):
         """Return True if the semaphore cannot be acquired immediately."""
         # A free permit is not taken past tasks that wait, or that were handed
         # one and have not resumed yet: arrivals queue behind them (FIFO).
-        return not self._value or self._handoffs > 0 or self._waiters.has_waiting()
+        return (
+            not self._value
+            or self._handoffs > 0
+            or (bool(self._waiters) and self._waiters.has_waiting())
+        )
 
     @ki_protected
     def acquire_nowait(self) -> None:
@@ -186,7 +190,8 @@ class Semaphore(Primitive):
             if backend is None or backend.wakeup_revocable or not self._waiters.has_waiting():
                 raise ValueError(self._too_many_releases)
         self._value += 1
-        self._wake_next()
+        if self._waiters:
+            self._wake_next()
 
     _too_many_releases = "semaphore released too many times"
 

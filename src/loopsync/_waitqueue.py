@@ -15,7 +15,7 @@ __all__ = ["WaiterQueue"]
 _SWEEP_AFTER = 64
 
 
-class WaiterQueue:
+class WaiterQueue(deque[Waiter]):
     """Parked waiters, in arrival order, with the operations primitives need.
 
     A cancelled waiter is not searched for: it stays where it is, and the
@@ -24,69 +24,61 @@ class WaiterQueue:
     queue, the queue sweeps out every cancelled waiter.  So each operation is
     O(1), amortized, per waiter it touches, and memory stays proportional to
     the tasks still waiting.
+
+    A deque, so that its truth and ``len()`` cost no Python call; both count
+    cancelled waiters not swept out yet.  Primitives use only the operations
+    below.
     """
 
-    __slots__ = ("_cancelled", "_waiters")
+    __slots__ = ("_cancelled",)
 
     def __init__(self) -> None:
-        self._waiters: deque[Waiter] = deque()
+        super().__init__()
         self._cancelled = 0
-
-    def __bool__(self) -> bool:
-        """True while the queue holds a waiter, possibly a cancelled one."""
-        return bool(self._waiters)
-
-    def __len__(self) -> int:
-        """The number of waiters held, cancelled ones not swept out yet included."""
-        return len(self._waiters)
 
     def park(self, waiter: Waiter) -> Waiter:
         """Append *waiter* and return it."""
-        self._waiters.append(waiter)
+        self.append(waiter)
         return waiter
 
     def has_waiting(self) -> bool:
         """Return True if a waiter is still waiting."""
-        waiters = self._waiters
-        while waiters:
-            if not waiters[0].done():
+        while self:
+            if not self[0].done():
                 return True
-            waiters.popleft()
+            self.popleft()
         return False
 
     def count_waiting(self) -> int:
         """Return the number of waiters still waiting, sweeping out the others."""
-        waiters = self._waiters
-        if any(waiter.done() for waiter in waiters):
-            kept = [waiter for waiter in waiters if not waiter.done()]
-            waiters.clear()
-            waiters.extend(kept)
+        if any(waiter.done() for waiter in self):
+            kept = [waiter for waiter in self if not waiter.done()]
+            self.clear()
+            self.extend(kept)
         self._cancelled = 0
-        return len(waiters)
+        return len(self)
 
     def note_cancelled(self) -> None:
         """Note that a waiter of this queue was cancelled; its task calls this
         once, as it leaves."""
         self._cancelled += 1
-        if self._cancelled > _SWEEP_AFTER and 2 * self._cancelled > len(self._waiters):
+        if self._cancelled > _SWEEP_AFTER and 2 * self._cancelled > len(self):
             self.count_waiting()
 
     def drop_cancelled_tail(self) -> None:
         """Drop the cancelled waiters at the end of the queue."""
-        waiters = self._waiters
-        while waiters and waiters[-1].done():
-            waiters.pop()
+        while self and self[-1].done():
+            self.pop()
 
     def wake_first(self, value: Any) -> bool:
         """Wake the first waiter still waiting with *value*; return False if
         there was none."""
-        waiters = self._waiters
-        while waiters:
+        while self:
             # A cancellation cancels the waiter at once, while its task only
             # cleans up when it next runs: a waiter that is done here was
             # cancelled, and the wake-up goes to the next one (anyio #1145,
             # python/asyncio#270).
-            waiter = waiters.popleft()
+            waiter = self.popleft()
             if not waiter.done():
                 waiter.set_result(value)
                 return True
@@ -104,9 +96,9 @@ class WaiterQueue:
 
     def _wake_each(self, values: Iterator[Any]) -> int:
         woken = 0
-        for waiter in self._waiters:
+        for waiter in self:
             if not waiter.done():
                 waiter.set_result(next(values))
                 woken += 1
-        self._waiters.clear()
+        self.clear()
         return woken
