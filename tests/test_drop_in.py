@@ -12,7 +12,7 @@ import copy
 import functools
 import pickle
 import weakref
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import pytest
@@ -217,22 +217,39 @@ def test_a_barrier_refuses_a_coroutine_function_as_action(action: Any) -> None:
 
 
 class _Closed(loopsync.Semaphore):
-    """A semaphore that a subclass keeps locked, as asyncio's allows."""
+    """A subclass that only reports itself locked."""
 
     def locked(self) -> bool:
         return True
 
 
-async def test_acquire_asks_locked_so_that_a_subclass_can_override_it(lib: Lib) -> None:
+class _Counting(loopsync.Semaphore):
+    """A subclass that counts its acquisitions."""
+
+    acquired = 0
+
+    async def acquire(self) -> Literal[True]:
+        self.acquired += 1
+        return await super().acquire()
+
+
+async def test_overriding_locked_changes_what_it_reports_not_what_acquire_does(lib: Lib) -> None:
     sem = _Closed(1)
-    with pytest.raises(loopsync.WouldBlock):
-        sem.acquire_nowait()
+    assert sem.locked()
+    sem.acquire_nowait()
     async with lib.task_group() as group:
         waiter = await lib.start_queued(group, sem.acquire)
         assert not waiter.done
-        sem.release()  # hands the permit straight to the waiting task
-        await lib.settle()
-        assert waiter.outcome == "returned"
+        sem.release()
+    assert waiter.outcome == "returned"
+
+
+async def test_async_with_runs_a_subclass_s_acquire(lib: Lib) -> None:
+    sem = _Counting(1)
+    async with sem as entered:
+        assert entered is None
+    await sem.acquire()
+    assert sem.acquired == 2
 
 
 # -- a trio guest run and its asyncio host ------------------------------------

@@ -75,10 +75,8 @@ __all__ = ["Backend", "Loop", "Waiter"]
 
 
 class Loop(Protocol):
-    """An event loop a primitive can be bound to (asyncio's)."""
-
-    def is_running(self) -> bool:
-        """Return True while the loop runs."""
+    """An event loop a primitive can be bound to (asyncio's); primitives only
+    keep it and hand it back to the adapter that gave it."""
 
 
 class Waiter(Protocol):
@@ -128,6 +126,10 @@ class Backend(Protocol):
 
     def current_loop(self) -> Loop | None:
         """Return the running loop, to bind to; None if the library has none."""
+
+    def is_running_loop(self, loop: Any) -> bool:
+        """Return True if *loop* runs the current task, cheaply: a primitive
+        asks before a task counts as waiting on it (a barrier party)."""
 
     def create_waiter(self, *, loop: Any) -> Waiter:
         """Return a new waiter for the current task, belonging to *loop*

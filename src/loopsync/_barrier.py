@@ -8,6 +8,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
+from ._backend import Backend
 from ._ki import ki_protected
 from ._primitive import Primitive
 from ._waitqueue import WaiterQueue
@@ -123,20 +124,29 @@ class Barrier(Primitive):
         reset or aborted while the task waits.  A task cancelled while it waits
         leaves without breaking the barrier.
         """
-        backend = self._library()
-        # Checked before the task counts: a task of another loop must never
-        # fill the barrier, not even until its loop refuses it.
-        self._check_can_wait(backend)
+        # self._library(), inlined: this is the hot path.
+        backend: Backend = self._backend  # type: ignore[assignment]  # checked below
+        if self._loop is None and (backend is None or not backend.is_current()):
+            backend = self._follow_library()
+        # Checked before the task counts: a task of another loop or library
+        # must never fill the barrier, not even until its loop refuses it.
+        # Only a task of another thread, where asyncio's own primitives are
+        # not safe either, counts until then (see _check_loop()).
+        loop = self._loop
+        if loop is not None:
+            if not backend.is_running_loop(loop):
+                raise self._bound_elsewhere()
+        elif backend is not self._backend:
+            raise self._other_library_waits()
         if backend.always_checkpoints:
             await backend.checkpoint_if_cancelled()
         while True:
             state = self._state
             if state is _State.FILLING:
                 queue = self._fillers
-                # Fillers cancelled as the last to arrive (say, after a
-                # timeout) go at once; the rest only when an arrival may fill
-                # the barrier and counts the fillers exactly.
-                queue.drop_cancelled_tail()
+                # Cancelled fillers are counted out only when an arrival may
+                # fill the barrier and counts the fillers exactly (but see the
+                # except clause below).
                 if len(queue) + 1 >= self._parties and queue.count_waiting() + 1 == self._parties:
                     self._trip()
                     if backend.always_checkpoints:
@@ -150,7 +160,11 @@ class Barrier(Primitive):
                 # Tasks of the previous cycle are still leaving: wait for the
                 # next one.  (Only under asyncio: under trio it never drains.)
                 queue = self._blocked
-            waiter = queue.park(self._new_waiter(backend))
+            # Primitive._new_waiter(), inlined for a barrier bound to its loop.
+            waiter = (
+                backend.create_waiter(loop=loop) if loop is not None else self._new_waiter(backend)
+            )
+            queue.park(waiter)
             try:
                 woken_with = await waiter
             except BaseException as exc:
@@ -161,6 +175,10 @@ class Barrier(Primitive):
                     # as a queue told too often only sweeps a little sooner.
                     self._fillers.note_cancelled()
                     self._blocked.note_cancelled()
+                    # A filler cancelled as the last to arrive (say, after a
+                    # timeout) goes at once, so that such tasks never make
+                    # an arrival count the fillers.
+                    self._fillers.drop_cancelled_tail()
                 elif backend.wakeup_revocable and waiter.result() is not _RETRY:
                     # Released by a trip, reset() or abort(), then cancelled
                     # before it could resume (asyncio only): it leaves all the
@@ -176,7 +194,11 @@ class Barrier(Primitive):
         # barrier was reset or aborted before it could resume.
         if backend.wakeup_revocable:
             broken = woken_with is None or self._state is not _State.DRAINING
-            self._leave()
+            # self._leave(), inlined for all but the last to leave.
+            if self._leaving > 1:
+                self._leaving -= 1
+            else:
+                self._leave()
         else:
             broken = woken_with is None
         if broken:

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-__all__ = ["ki_protected", "marked", "protect_if_trio_imported"]
+__all__ = ["ki_protected", "marked", "modules", "pending", "protect_if_trio_imported"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -38,6 +38,14 @@ def ki_protected(func: _F) -> _F:
 
 def protect_if_trio_imported() -> None:
     """Load the trio adapter, which protects the marked functions, if trio
-    is imported and the adapter is not loaded yet."""
-    if "trio" in sys.modules:
+    is imported.
+
+    A synchronous call that may run under trio before any call looked the
+    library up makes this check first, inline, as
+    ``if _ki.pending and "trio" in _ki.modules``.
+    """
+    if "trio" in modules:
         from . import _trio_backend  # noqa: F401 - loading it protects them
+
+
+modules = sys.modules

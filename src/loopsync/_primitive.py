@@ -49,10 +49,16 @@ class Primitive:
         asyncio adapter once the primitive is bound to a loop."""
         backend = self._backend
         if self._loop is None and (backend is None or not backend.is_current()):
-            backend = current_backend()
-            if not self._in_use():
-                self._backend = backend
+            return self._follow_library()
         return backend  # type: ignore[return-value]  # set once self._loop is
+
+    def _follow_library(self) -> Backend:
+        """Return the adapter of the running library, and make it the
+        primitive's unless tasks of another library wait on it."""
+        backend = current_backend()
+        if not self._in_use():
+            self._backend = backend
+        return backend
 
     def _would_block(self) -> WouldBlock:
         """Return the WouldBlock to raise, native to the running library."""
@@ -74,23 +80,8 @@ class Primitive:
     def _other_library_waits(self) -> RuntimeError:
         return RuntimeError(f"{self!r} has tasks of another async library waiting on it")
 
-    def _check_can_wait(self, backend: Backend) -> None:
-        """Raise RuntimeError at once if the current task cannot wait here:
-        the primitive is bound to another loop, or tasks of another library
-        wait on it.  For a primitive where a refused waiter must never count,
-        not even until its task resumes (a barrier party).
-
-        At most one loop runs in a thread: a task is on a bound loop that is
-        running, unless trio runs there as its guest (the adapter is then
-        not current) or the task is of another thread.  Such a task, where
-        asyncio's own primitives are not safe either, counts until its loop
-        refuses the waiter and :meth:`_check_loop` raises.
-        """
-        loop = self._loop
-        if loop is not None and not (loop.is_running() and backend.is_current()):
-            raise RuntimeError(f"{self!r} is bound to a different event loop")
-        if backend is not self._backend:
-            raise self._other_library_waits()
+    def _bound_elsewhere(self) -> RuntimeError:
+        return RuntimeError(f"{self!r} is bound to a different event loop")
 
     def _check_loop(self, exc: BaseException) -> None:
         """Raise asyncio's RuntimeError instead of *exc*, if *exc* is the
@@ -104,7 +95,7 @@ class Primitive:
         if self._loop is not None:
             backend = current_backend()
             if backend.is_wrong_loop_error(exc) and backend.current_loop() is not self._loop:
-                raise RuntimeError(f"{self!r} is bound to a different event loop") from None
+                raise self._bound_elsewhere() from None
 
     def _refuse_copy_in_use(self) -> None:
         if self._in_use():

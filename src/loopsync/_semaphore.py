@@ -7,6 +7,7 @@ from types import TracebackType
 from typing import Any, Literal
 
 from . import _ki
+from ._backend import Backend
 from ._ki import ki_protected
 from ._primitive import Primitive
 from ._statistics import SemaphoreStatistics
@@ -20,6 +21,10 @@ def _check_count(name: str, value: object) -> int:
         return operator.index(value)  # type: ignore[arg-type]
     except TypeError:
         raise TypeError(f"{name} must be an integer, not {type(value).__name__}") from None
+
+
+async def _enter_through_acquire(sem: Semaphore) -> None:
+    await sem.acquire()
 
 
 class Semaphore(Primitive):
@@ -92,7 +97,12 @@ class Semaphore(Primitive):
         return self._max_value
 
     def locked(self) -> bool:
-        """Return True if the semaphore cannot be acquired immediately."""
+        """Return True if the semaphore cannot be acquired immediately.
+
+        :meth:`acquire` and :meth:`acquire_nowait` apply the same rule without
+        calling this method, so a subclass that overrides it changes what it
+        reports, not what they do.
+        """
         # A free permit is not taken past tasks that wait, or that were handed
         # one and have not resumed yet: arrivals queue behind them (FIFO).
         return (
@@ -107,31 +117,35 @@ class Semaphore(Primitive):
 
         Raises :exc:`~loopsync.WouldBlock` if :meth:`locked` is true.
         """
-        if _ki.pending:
+        if _ki.pending and "trio" in _ki.modules:
             _ki.protect_if_trio_imported()
-        if self.locked():
+        if Semaphore.locked(self):
             raise self._would_block()
         self._value -= 1
 
     @ki_protected
-    async def acquire(self) -> Literal[True]:
-        """Acquire a permit.
-
-        If one is free and no task is waiting for one, take it and return True.
-        Otherwise wait until :meth:`release` hands this task a permit, then
-        return True.  Under trio this is always a checkpoint; under asyncio it
-        does not yield when it can return at once.
-        """
-        backend = self._library()
+    async def _acquire(self) -> None:
+        """Acquire a permit; what acquire() and ``async with`` run."""
+        # self._library(), inlined: this is the hot path.
+        backend: Backend = self._backend  # type: ignore[assignment]  # checked below
+        if self._loop is None and (backend is None or not backend.is_current()):
+            backend = self._follow_library()
         if backend.always_checkpoints:
             await backend.checkpoint_if_cancelled()
-        if not self.locked():
+        if (
+            self._value
+            and not self._handoffs
+            and not (self._waiters and self._waiters.has_waiting())
+        ):
             self._value -= 1
             if backend.always_checkpoints:
                 await backend.cancel_shielded_checkpoint()
-            return True
+            return
 
-        waiter = self._waiters.park(self._new_waiter(backend))
+        # Primitive._new_waiter(), inlined for a primitive bound to its loop.
+        loop = self._loop
+        waiter = backend.create_waiter(loop=loop) if loop is not None else self._new_waiter(backend)
+        self._waiters.park(waiter)
         try:
             await waiter
         except BaseException as exc:
@@ -160,17 +174,26 @@ class Semaphore(Primitive):
             # Tasks may have queued behind the pending hand-off even though
             # permits were free: wake as many as the free permits allow
             # (gh-111693).  Under trio there are none.
-            while self._value > 0 and self._wake_next():
-                pass
+            while self._value > 0 and self._hand_over():
+                self._value -= 1
+
+    async def acquire(self) -> Literal[True]:
+        """Acquire a permit.
+
+        If one is free and no task is waiting for one, take it and return True.
+        Otherwise wait until :meth:`release` hands this task a permit, then
+        return True.  Under trio this is always a checkpoint; under asyncio it
+        does not yield when it can return at once.
+        """
+        await self._acquire()
         return True
 
-    def _wake_next(self) -> bool:
-        """Hand a free permit to the first waiting task; False if none waits."""
+    def _hand_over(self) -> bool:
+        """Hand a permit to the first waiting task; False if none waits."""
         if not self._waiters.wake_first(True):
             return False
-        self._value -= 1
         # The waiters are of self._backend's library (see Primitive).
-        if self._backend.wakeup_revocable:  # type: ignore[union-attr]
+        if self._backend.wakeup_revocable:  # type: ignore[union-attr]  # set: a task waits
             self._handoffs += 1
         return True
 
@@ -181,7 +204,7 @@ class Semaphore(Primitive):
         Raises :exc:`ValueError` if the counter would exceed *max_value*,
         and leaves it unchanged.
         """
-        if _ki.pending:
+        if _ki.pending and "trio" in _ki.modules:
             _ki.protect_if_trio_imported()
         if self._max_value is not None and self._value >= self._max_value:
             # trio hands a permit straight to a waiting task, even past a
@@ -189,9 +212,9 @@ class Semaphore(Primitive):
             backend = self._backend
             if backend is None or backend.wakeup_revocable or not self._waiters.has_waiting():
                 raise ValueError(self._too_many_releases)
-        self._value += 1
-        if self._waiters:
-            self._wake_next()
+        # The permit goes straight to a waiting task, past the counter.
+        if not (self._waiters and self._hand_over()):
+            self._value += 1
 
     _too_many_releases = "semaphore released too many times"
 
@@ -199,8 +222,16 @@ class Semaphore(Primitive):
         """Return a :class:`SemaphoreStatistics` snapshot of this semaphore."""
         return SemaphoreStatistics(tasks_waiting=self._waiters.count_waiting())
 
-    async def __aenter__(self) -> None:
-        await self.acquire()
+    # _acquire() itself, not a coroutine that awaits acquire(): a frame less
+    # (see __init_subclass__ for subclasses).
+    __aenter__ = _acquire
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # asyncio's __aenter__ calls acquire(), so a subclass's acquire() runs
+        # in ``async with`` too: so it does here.
+        if "acquire" in cls.__dict__ and "__aenter__" not in cls.__dict__:
+            cls.__aenter__ = _enter_through_acquire  # type: ignore[assignment]
 
     @ki_protected
     async def __aexit__(

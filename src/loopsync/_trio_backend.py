@@ -91,6 +91,9 @@ class TrioBackend:
         # another, so a primitive does not bind to a trio run.
         return None
 
+    def is_running_loop(self, loop: object) -> bool:
+        return False
+
     def is_wrong_loop_error(self, exc: BaseException) -> bool:
         # trio's run loop throws TypeError into a task that yields a foreign future.
         return isinstance(exc, TypeError)

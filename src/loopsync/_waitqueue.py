@@ -36,10 +36,8 @@ class WaiterQueue(deque[Waiter]):
         super().__init__()
         self._cancelled = 0
 
-    def park(self, waiter: Waiter) -> Waiter:
-        """Append *waiter* and return it."""
-        self.append(waiter)
-        return waiter
+    park = deque.append
+    """Append a waiter (``deque.append`` itself, for it is on every wait)."""
 
     def has_waiting(self) -> bool:
         """Return True if a waiter is still waiting."""
