@@ -226,22 +226,92 @@ def test_waiting_from_another_library_after_binding() -> None:
     assert sem.value == 0
 
 
-def test_a_release_racing_the_refusal_of_another_loop_keeps_the_permit() -> None:
+def test_a_task_of_another_loop_is_refused_before_it_waits() -> None:
+    # As asyncio's: the RuntimeError comes at once, and the task never counts.
     sem = _semaphore_bound_to_a_finished_loop()
 
-    async def race() -> None:
+    async def wait_from_another_loop() -> None:
         task = asyncio.create_task(sem.acquire())
         await asyncio.sleep(0)
-        # The task waits on a future of the bound loop; its own loop throws a
-        # RuntimeError into it when it next runs.  A permit handed to it
-        # before then must not be lost.
-        assert sem.statistics().tasks_waiting == 1
-        sem.release()
+        assert task.done()
+        assert sem.statistics().tasks_waiting == 0
         with pytest.raises(RuntimeError, match="is bound to a different event loop"):
             await task
 
-    asyncio.run(race())
-    assert sem.value == 1
+    asyncio.run(wait_from_another_loop())
+    assert sem.value == 0
+
+
+def test_a_trio_guest_is_refused_before_it_waits_on_its_host_s_semaphore() -> None:
+    trio = pytest.importorskip("trio")
+    sem = loopsync.Semaphore(0)
+
+    async def guest() -> BaseException | None:
+        try:
+            await sem.acquire()
+        except RuntimeError as exc:
+            return exc
+        return None
+
+    async def host() -> BaseException | None:
+        first = asyncio.create_task(sem.acquire())  # binds the semaphore here
+        await asyncio.sleep(0)
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[BaseException | None] = loop.create_future()
+        trio.lowlevel.start_guest_run(
+            guest,
+            run_sync_soon_threadsafe=loop.call_soon_threadsafe,
+            done_callback=lambda outcome: done.set_result(outcome.unwrap()),
+        )
+        while not done.done():
+            assert sem.statistics().tasks_waiting == 1  # the guest never counts
+            await asyncio.sleep(0)
+        sem.release()
+        await first
+        return done.result()
+
+    exc = asyncio.run(host())
+    assert isinstance(exc, RuntimeError)
+    assert str(exc).endswith("is bound to a different event loop")
+    assert sem.value == 0
+
+
+def test_a_semaphore_waiter_of_another_thread_gets_the_runtime_error() -> None:
+    # While the bound loop runs a task in another thread, a task of this
+    # thread cannot be told from one of the bound loop at once: it parks, and
+    # its own loop refuses the future as it suspends.  It leaves no trace.
+    sem = loopsync.Semaphore(0)
+    bound_loop = asyncio.new_event_loop()
+    running, finished = threading.Event(), threading.Event()
+
+    async def bind() -> None:
+        task = asyncio.create_task(sem.acquire())
+        await asyncio.sleep(0)
+        sem.release()
+        await task
+
+    bound_loop.run_until_complete(bind())
+
+    async def busy() -> None:
+        running.set()
+        finished.wait()  # blocks the bound loop inside a task of its own
+
+    async def wait_here() -> None:
+        running.wait()
+        try:
+            await sem.acquire()
+        finally:
+            finished.set()
+
+    thread = threading.Thread(target=bound_loop.run_until_complete, args=(busy(),))
+    thread.start()
+    try:
+        with pytest.raises(RuntimeError, match="is bound to a different event loop"):
+            asyncio.run(wait_here())
+    finally:
+        thread.join()
+        bound_loop.close()
+    assert sem.value == 0
     assert sem.statistics().tasks_waiting == 0
 
 

@@ -13,6 +13,12 @@ __all__ = ["AsyncioBackend"]
 
 _sniffio_local = sniffio.thread_local
 _get_running_loop = asyncio._get_running_loop
+if sys.version_info >= (3, 12):
+    _task_of = asyncio.current_task
+else:
+    # current_task(loop) looks the running loop up all the same before 3.12;
+    # the table it then reads is at hand.
+    _task_of = asyncio.tasks._current_tasks.get  # type: ignore[attr-defined]
 _modules = sys.modules
 
 
@@ -38,32 +44,28 @@ class AsyncioBackend:
     def would_block_error(self) -> type[WouldBlock]:
         return would_block_error("asyncio")
 
-    # trio (and any library that sets sniffio's thread-local) may run on top
-    # of a running asyncio loop, as its guest: asyncio runs the current task
-    # only while that thread-local is unset.
     if sys.version_info >= (3, 12):
 
         def is_current(self) -> bool:
+            # trio (and any library that sets sniffio's thread-local) may run
+            # on top of a running asyncio loop, as its guest.
             return _sniffio_local.name is None and _get_running_loop() is not None
 
-        def is_running_loop(self, loop: asyncio.AbstractEventLoop) -> bool:
-            return _get_running_loop() is loop and _sniffio_local.name is None
-
     else:
-        # Before 3.12 a look-up of the running loop costs a system call.
 
         def is_current(self) -> bool:
-            # Spared unless curio, the one library that sniffio finds neither
-            # by its thread-local nor by a running loop, is imported.
+            # Before 3.12 a look-up of the running loop costs a system call:
+            # it is spared unless curio, the one library that sniffio finds
+            # neither by its thread-local nor by a running loop, is imported.
             return _sniffio_local.name is None and (
                 "curio" not in _modules or _get_running_loop() is not None
             )
 
-        def is_running_loop(self, loop: asyncio.AbstractEventLoop) -> bool:
-            # At most one loop runs in a thread, so a running *loop* runs the
-            # current task, unless the task is of another thread (where
-            # asyncio's own primitives are not safe either).
-            return loop.is_running() and _sniffio_local.name is None
+    def runs_on(self, loop: asyncio.AbstractEventLoop) -> bool:
+        # No task of *loop* runs if another loop runs in this thread, or trio
+        # runs on top of *loop* as its guest.  (A task of another thread,
+        # while *loop* runs a task of its own, is let through.)
+        return _task_of(loop) is not None
 
     def current_loop(self) -> asyncio.AbstractEventLoop:
         return asyncio.get_running_loop()

@@ -42,14 +42,25 @@ gives it back, and a permit handed over keeps the primitive locked until its
 taker resumes.  Under trio a rescheduled task cannot be cancelled, so a
 hand-off is final the moment it is made.
 
-Loop binding
-------------
-asyncio binds a primitive to the event loop of its first wait.  A waiter
-belongs to a loop (``Waiter.get_loop()``); loopsync binds to it, and later
-waiters are created for that loop directly, without a look-up of the
-running one.  A library refuses a waiter of another loop when its task
-awaits it, with an exception that ``is_wrong_loop_error()`` recognizes.
-trio's waiters belong to no loop, so a primitive is never bound to a trio run.
+Loop binding, and one library at a time
+---------------------------------------
+asyncio binds a primitive to the event loop of its first wait.  loopsync
+binds to what ``current_loop()`` returns at the first wait, and later
+waiters are created for that loop directly (``create_waiter(loop=...)``),
+without a look-up of the running loop, which costs a system call before
+Python 3.12.  A task of another loop learns of its mistake from its own
+library, which refuses the waiter when the task awaits it, with an
+exception that ``is_wrong_loop_error()`` recognizes.  Before a task waits,
+a primitive asks ``runs_on()``, which catches a task of another loop or
+library of the same thread at once, as asyncio does, so that such a task
+never counts as waiting.  trio has no
+loop to bind to (``current_loop()`` is None), so a primitive is never bound
+to a trio run.
+
+The tasks waiting on a primitive are all of one library, so that every
+wake-up follows the rules of the library of the task it wakes: a task of
+another library that must wait meanwhile gets a RuntimeError.  This only
+matters where two libraries share a thread (trio as a guest of asyncio).
 
 Writing an adapter
 ------------------
@@ -81,9 +92,6 @@ class Loop(Protocol):
 
 class Waiter(Protocol):
     """A one-shot wake-up for one parked task; a plain future under asyncio."""
-
-    def get_loop(self) -> Loop | None:
-        """Return the loop the waiter belongs to, or None if it has none (trio)."""
 
     def done(self) -> bool:
         """Return True once the waiter is woken or cancelled."""
@@ -127,9 +135,10 @@ class Backend(Protocol):
     def current_loop(self) -> Loop | None:
         """Return the running loop, to bind to; None if the library has none."""
 
-    def is_running_loop(self, loop: Any) -> bool:
-        """Return True if *loop* runs the current task, cheaply: a primitive
-        asks before a task counts as waiting on it (a barrier party)."""
+    def runs_on(self, loop: Any) -> bool:
+        """Return True if the current task may run on *loop*: False if another
+        loop, or another library, runs it in this thread.  (A task of another
+        thread may get True, and learn it when its library refuses the waiter.)"""
 
     def create_waiter(self, *, loop: Any) -> Waiter:
         """Return a new waiter for the current task, belonging to *loop*

@@ -128,13 +128,11 @@ class Barrier(Primitive):
         backend: Backend = self._backend  # type: ignore[assignment]  # checked below
         if self._loop is None and (backend is None or not backend.is_current()):
             backend = self._follow_library()
-        # Checked before the task counts: a task of another loop or library
-        # must never fill the barrier, not even until its loop refuses it.
-        # Only a task of another thread, where asyncio's own primitives are
-        # not safe either, counts until then (see _check_loop()).
+        # Checked before the task counts, even if it need not wait: a task of
+        # another loop or library must never fill the barrier.
         loop = self._loop
         if loop is not None:
-            if not backend.is_running_loop(loop):
+            if not backend.runs_on(loop):
                 raise self._bound_elsewhere()
         elif backend is not self._backend:
             raise self._other_library_waits()
@@ -160,7 +158,7 @@ class Barrier(Primitive):
                 # Tasks of the previous cycle are still leaving: wait for the
                 # next one.  (Only under asyncio: under trio it never drains.)
                 queue = self._blocked
-            # Primitive._new_waiter(), inlined for a barrier bound to its loop.
+            # Primitive._new_waiter(), less the checks made above.
             waiter = (
                 backend.create_waiter(loop=loop) if loop is not None else self._new_waiter(backend)
             )

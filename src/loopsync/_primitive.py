@@ -68,13 +68,16 @@ class Primitive:
             return WouldBlock()
 
     def _new_waiter(self, backend: Backend) -> Waiter:
-        """Return a waiter of *backend* for the current task, binding the
-        primitive to its loop at the first wait under asyncio."""
+        """Return a waiter of *backend* for the current task, binding to its
+        loop at the first wait under asyncio; raise RuntimeError if the task
+        cannot wait here."""
         loop = self._loop
         if loop is None:
             if backend is not self._backend:
                 raise self._other_library_waits()
             loop = self._loop = backend.current_loop()
+        elif not backend.runs_on(loop):
+            raise self._bound_elsewhere()
         return backend.create_waiter(loop=loop)
 
     def _other_library_waits(self) -> RuntimeError:

@@ -144,7 +144,10 @@ class Semaphore(Primitive):
 
         # Primitive._new_waiter(), inlined for a primitive bound to its loop.
         loop = self._loop
-        waiter = backend.create_waiter(loop=loop) if loop is not None else self._new_waiter(backend)
+        if loop is not None and backend.runs_on(loop):
+            waiter = backend.create_waiter(loop=loop)
+        else:
+            waiter = self._new_waiter(backend)
         self._waiters.park(waiter)
         try:
             await waiter
@@ -213,7 +216,11 @@ class Semaphore(Primitive):
             if backend is None or backend.wakeup_revocable or not self._waiters.has_waiting():
                 raise ValueError(self._too_many_releases)
         # The permit goes straight to a waiting task, past the counter.
-        if not (self._waiters and self._hand_over()):
+        # (self._hand_over(), inlined: this is the hot path.)
+        if self._waiters and self._waiters.wake_first(True):
+            if self._backend.wakeup_revocable:  # type: ignore[union-attr]  # set: a task waits
+                self._handoffs += 1
+        else:
             self._value += 1
 
     _too_many_releases = "semaphore released too many times"

@@ -38,9 +38,6 @@ class _Waiter:
         self._cancelled = False
         self._result: Any = None
 
-    def get_loop(self) -> None:
-        return None
-
     def done(self) -> bool:
         return self._done
 
@@ -91,7 +88,7 @@ class TrioBackend:
         # another, so a primitive does not bind to a trio run.
         return None
 
-    def is_running_loop(self, loop: object) -> bool:
+    def runs_on(self, loop: object) -> bool:
         return False
 
     def is_wrong_loop_error(self, exc: BaseException) -> bool:
