@@ -23,11 +23,8 @@ _modules = sys.modules
 
 
 class AsyncioBackend:
-    """Backend for asyncio event loops, uvloop included.
-
-    Its checkpoint methods complete the protocol, but primitives do not call
-    them under asyncio (``always_checkpoints`` is False).
-    """
+    """Backend for asyncio event loops, uvloop included; primitives do not
+    call its checkpoints (``always_checkpoints`` is False)."""
 
     always_checkpoints = False
     wakeup_revocable = True

@@ -215,14 +215,13 @@ class Barrier(Primitive):
             self._state = _State.DRAINING
 
     def _release_fillers(self, released: int) -> None:
-        """Count the *released* fillers as leaving, under asyncio.
-
-        Under asyncio they count as inside the barrier until they have
-        resumed, since they may be cancelled or see a reset() before that.
-        A woken trio task cannot be cancelled and its outcome is the value it
-        was woken with, so under trio they are gone at once and the barrier
-        never drains or resets: the next cycle can start filling right away.
-        """
+        """Count the *released* fillers as leaving, if they can still be
+        cancelled before they resume (asyncio)."""
+        # Under asyncio they are inside the barrier until they have resumed,
+        # for they may be cancelled or see a reset() before that.  A woken
+        # trio task cannot be cancelled and its outcome is the value it was
+        # woken with, so under trio they are gone at once: the barrier never
+        # drains or resets, and the next cycle can start filling right away.
         # The waiters were of self._backend's library (see Primitive).
         if self._backend.wakeup_revocable:  # type: ignore[union-attr]
             self._leaving += released

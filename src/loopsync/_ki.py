@@ -38,12 +38,8 @@ def ki_protected(func: _F) -> _F:
 
 def protect_if_trio_imported() -> None:
     """Load the trio adapter, which protects the marked functions, if trio
-    is imported.
-
-    A synchronous call that may run under trio before any call looked the
-    library up makes this check first, inline, as
-    ``if _ki.pending and "trio" in _ki.modules``.
-    """
+    is imported; callers check ``_ki.pending and "trio" in _ki.modules``
+    first, inline."""
     if "trio" in modules:
         from . import _trio_backend  # noqa: F401 - loading it protects them
 

@@ -1,4 +1,21 @@
-"""What every loopsync primitive shares: the library it serves and its loop."""
+"""What every loopsync primitive shares: the library it serves and its loop.
+
+A primitive follows the library that runs the calling task until a task first
+waits on it under asyncio.  Then, as asyncio's primitives do, it binds to the
+running loop: from then on it is an asyncio primitive of that loop, and a task
+of another loop, or of another library, that must wait on it gets
+``RuntimeError("... is bound to a different event loop")``.  trio's waiters
+belong to no loop, so under trio a primitive stays free.
+
+The tasks waiting on a primitive are all of one library, whose adapter
+``_backend`` is; a task of another library that must wait meanwhile gets a
+RuntimeError.  So every wake-up follows the rules of the library of the task
+it wakes.
+
+Primitives accept new attributes and weak references, as asyncio's do, and
+can be copied and pickled while no task waits on them; a copy is bound to no
+loop.
+"""
 
 from __future__ import annotations
 
@@ -12,24 +29,8 @@ __all__ = ["Primitive"]
 
 
 class Primitive:
-    """Base class that ties a primitive to an async library and event loop.
-
-    A primitive follows the library that runs the calling task until a task
-    first waits on it under asyncio.  Then, as asyncio's primitives do, it
-    binds to the running loop: from then on it is an asyncio primitive of that
-    loop, and a task of another loop, or of another library, that must wait
-    on it gets ``RuntimeError("... is bound to a different event loop")``.
-    trio's waiters belong to no loop, so under trio a primitive stays free.
-
-    The tasks waiting on a primitive are all of one library, whose adapter
-    ``_backend`` is; a task of another library that must wait meanwhile gets
-    a RuntimeError.  So every wake-up follows the rules of the library of
-    the task it wakes.
-
-    Primitives accept new attributes and weak references, as asyncio's do,
-    and can be copied and pickled while no task waits on them; a copy is
-    bound to no loop.
-    """
+    """Base class: the library a primitive serves, the loop it is bound to
+    (see "Loop binding" in ``_backend``), repr, copies and pickles."""
 
     __slots__ = ("__dict__", "__weakref__", "_backend", "_loop")
 
@@ -88,13 +89,10 @@ class Primitive:
 
     def _check_loop(self, exc: BaseException) -> None:
         """Raise asyncio's RuntimeError instead of *exc*, if *exc* is the
-        running library refusing a waiter of the bound loop.
-
-        A task that waits on a bound primitive gets a waiter of the bound
-        loop without a look-up of the running one, which costs a system call
-        before Python 3.12: a task elsewhere learns of its mistake from its
-        library when it awaits the waiter.
-        """
+        running library refusing a waiter of the bound loop."""
+        # Only a task of another thread gets that far (see runs_on()): the
+        # bound loop runs a task of its own there, so the task could not be
+        # told from one of the bound loop before it waited.
         if self._loop is not None:
             backend = current_backend()
             if backend.is_wrong_loop_error(exc) and backend.current_loop() is not self._loop:

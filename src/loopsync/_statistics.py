@@ -9,10 +9,8 @@ __all__ = ["SemaphoreStatistics"]
 
 class _Snapshot:
     """Read-only fields named by ``__slots__``: equal, hashable, picklable.
-
     Written out rather than a frozen dataclass, whose import would double
-    the time ``import loopsync`` takes.
-    """
+    the time ``import loopsync`` takes."""
 
     __slots__: tuple[str, ...] = ()
 

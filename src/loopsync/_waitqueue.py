@@ -1,4 +1,13 @@
-"""The queue of parked waiters that every primitive keeps."""
+"""The queue of parked waiters that every primitive keeps.
+
+A cancelled waiter is not searched for: it stays where it is, and the
+operations that wake pass it over.  Its task calls ``note_cancelled()`` as it
+leaves; once more than 64 have and they could make up half the queue, the
+queue sweeps out every cancelled waiter.  So each operation is O(1),
+amortized, per waiter it touches, and memory stays proportional to the tasks
+still waiting.  Primitives use only the named operations, as trio's use
+ParkingLot's.
+"""
 
 from __future__ import annotations
 
@@ -16,19 +25,9 @@ _SWEEP_AFTER = 64
 
 
 class WaiterQueue(deque[Waiter]):
-    """Parked waiters, in arrival order, with the operations primitives need.
-
-    A cancelled waiter is not searched for: it stays where it is, and the
-    operations that wake pass it over.  Its task calls :meth:`note_cancelled`
-    as it leaves; once more than 64 have and they could make up half the
-    queue, the queue sweeps out every cancelled waiter.  So each operation is
-    O(1), amortized, per waiter it touches, and memory stays proportional to
-    the tasks still waiting.
-
-    A deque, so that its truth and ``len()`` cost no Python call; both count
-    cancelled waiters not swept out yet.  Primitives use only the operations
-    below.
-    """
+    """Parked waiters, in arrival order, with the operations primitives need;
+    a deque, so that its truth and ``len()`` (cancelled waiters not swept
+    out yet included) cost no Python call."""
 
     __slots__ = ("_cancelled",)
 
