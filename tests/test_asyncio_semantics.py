@@ -198,17 +198,18 @@ def test_a_barrier_party_of_another_thread_gets_the_runtime_error() -> None:
     assert barrier.n_waiting == 0
 
 
+async def _bind(sem: loopsync.Semaphore) -> None:
+    """Bind *sem*, locked, to the running loop: a task waits on it."""
+    task = asyncio.create_task(sem.acquire())
+    await asyncio.sleep(0)
+    sem.release()
+    await task
+
+
 def _semaphore_bound_to_a_finished_loop() -> loopsync.Semaphore:
     """Return a Semaphore(0) that a task has waited on under asyncio.run()."""
     sem = loopsync.Semaphore(0)
-
-    async def bind() -> None:
-        task = asyncio.create_task(sem.acquire())
-        await asyncio.sleep(0)
-        sem.release()
-        await task
-
-    asyncio.run(bind())
+    asyncio.run(_bind(sem))
     return sem
 
 
@@ -284,13 +285,7 @@ def test_a_semaphore_waiter_of_another_thread_gets_the_runtime_error() -> None:
     bound_loop = asyncio.new_event_loop()
     running, finished = threading.Event(), threading.Event()
 
-    async def bind() -> None:
-        task = asyncio.create_task(sem.acquire())
-        await asyncio.sleep(0)
-        sem.release()
-        await task
-
-    bound_loop.run_until_complete(bind())
+    bound_loop.run_until_complete(_bind(sem))
 
     async def busy() -> None:
         running.set()
