@@ -168,15 +168,11 @@ class Barrier(Primitive):
             except BaseException as exc:
                 if waiter.cancel() or waiter.cancelled():
                     # A task cancelled (or hit by anything else) while it waited
-                    # took no index and counts nowhere.  It may have moved from
-                    # self._blocked to self._fillers since it parked: tell both,
-                    # as a queue told too often only sweeps a little sooner.
-                    self._fillers.note_cancelled()
-                    self._blocked.note_cancelled()
-                    # A filler cancelled as the last to arrive (say, after a
-                    # timeout) goes at once, so that such tasks never make
-                    # an arrival count the fillers.
-                    self._fillers.drop_cancelled_tail()
+                    # took no index and counts nowhere.  One cancelled as the
+                    # last to arrive (say, after a timeout) goes at once, so
+                    # that such tasks never make an arrival count the fillers.
+                    queue.note_cancelled()
+                    queue.drop_cancelled_tail()
                 elif backend.wakeup_revocable and waiter.result() is not _RETRY:
                     # Released by a trip, reset() or abort(), then cancelled
                     # before it could resume (asyncio only): it leaves all the

@@ -200,6 +200,8 @@ class Semaphore(Primitive):
             self._handoffs += 1
         return True
 
+    _too_many_releases = "semaphore released too many times"
+
     @ki_protected
     def release(self) -> None:
         """Release a permit, handing it to the first waiting task if any.
@@ -216,14 +218,8 @@ class Semaphore(Primitive):
             if backend is None or backend.wakeup_revocable or not self._waiters.has_waiting():
                 raise ValueError(self._too_many_releases)
         # The permit goes straight to a waiting task, past the counter.
-        # (self._hand_over(), inlined: this is the hot path.)
-        if self._waiters and self._waiters.wake_first(True):
-            if self._backend.wakeup_revocable:  # type: ignore[union-attr]  # set: a task waits
-                self._handoffs += 1
-        else:
+        if not (self._waiters and self._hand_over()):
             self._value += 1
-
-    _too_many_releases = "semaphore released too many times"
 
     def statistics(self) -> SemaphoreStatistics:
         """Return a :class:`SemaphoreStatistics` snapshot of this semaphore."""
