@@ -131,11 +131,8 @@ class Barrier(Primitive):
         # Checked before the task counts, even if it need not wait: a task of
         # another loop or library must never fill the barrier.
         loop = self._loop
-        if loop is not None:
-            if not backend.runs_on(loop):
-                raise self._bound_elsewhere()
-        elif backend is not self._backend:
-            raise self._other_library_waits()
+        if loop is not None and not backend.runs_on(loop):
+            raise self._bound_elsewhere()
         if backend.always_checkpoints:
             await backend.checkpoint_if_cancelled()
         while True:
@@ -165,7 +162,7 @@ class Barrier(Primitive):
             queue.park(waiter)
             try:
                 woken_with = await waiter
-            except BaseException as exc:
+            except BaseException:
                 if waiter.cancel() or waiter.cancelled():
                     # A task cancelled (or hit by anything else) while it waited
                     # took no index and counts nowhere.  One cancelled as the
@@ -179,7 +176,7 @@ class Barrier(Primitive):
                     # same.  A task woken only to look at the state again
                     # never counted.
                     self._leave()
-                self._check_loop(exc)
+                self._check_loop()
                 raise
             if woken_with is not _RETRY:
                 break

@@ -19,6 +19,7 @@ loop.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from ._adapters import current_backend
@@ -54,10 +55,12 @@ class Primitive:
         return backend  # type: ignore[return-value]  # set once self._loop is
 
     def _follow_library(self) -> Backend:
-        """Return the adapter of the running library, and make it the
-        primitive's unless tasks of another library wait on it."""
+        """Make the adapter of the running library the primitive's, and
+        return it; raise RuntimeError if tasks of another library wait on it."""
         backend = current_backend()
-        if not self._in_use():
+        if backend is not self._backend:
+            if self._in_use():
+                raise self._other_library_waits()
             self._backend = backend
         return backend
 
@@ -71,11 +74,9 @@ class Primitive:
     def _new_waiter(self, backend: Backend) -> Waiter:
         """Return a waiter of *backend* for the current task, binding to its
         loop at the first wait under asyncio; raise RuntimeError if the task
-        cannot wait here."""
+        runs on another loop."""
         loop = self._loop
         if loop is None:
-            if backend is not self._backend:
-                raise self._other_library_waits()
             loop = self._loop = backend.current_loop()
         elif not backend.runs_on(loop):
             raise self._bound_elsewhere()
@@ -87,15 +88,16 @@ class Primitive:
     def _bound_elsewhere(self) -> RuntimeError:
         return RuntimeError(f"{self!r} is bound to a different event loop")
 
-    def _check_loop(self, exc: BaseException) -> None:
-        """Raise asyncio's RuntimeError instead of *exc*, if *exc* is the
-        running library refusing a waiter of the bound loop."""
+    def _check_loop(self) -> None:
+        """Raise asyncio's RuntimeError instead of the exception being
+        handled, if that is the library refusing a waiter of the bound loop."""
         # Only a task of another thread gets that far (see runs_on()): the
         # bound loop runs a task of its own there, so the task could not be
         # told from one of the bound loop before it waited.
         if self._loop is not None:
             backend = current_backend()
-            if backend.is_wrong_loop_error(exc) and backend.current_loop() is not self._loop:
+            exc = sys.exc_info()[1]
+            if backend.is_wrong_loop_error(exc) and backend.current_loop() is not self._loop:  # type: ignore[arg-type]
                 raise self._bound_elsewhere() from None
 
     def _refuse_copy_in_use(self) -> None:

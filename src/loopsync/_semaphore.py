@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import operator
+from collections.abc import Callable, Coroutine
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, TypeVar
 
 from . import _ki
-from ._backend import Backend
+from ._backend import Waiter
 from ._ki import ki_protected
 from ._primitive import Primitive
 from ._statistics import SemaphoreStatistics
@@ -23,8 +24,60 @@ def _check_count(name: str, value: object) -> int:
         raise TypeError(f"{name} must be an integer, not {type(value).__name__}") from None
 
 
+_T = TypeVar("_T")
+
+
 async def _enter_through_acquire(sem: Semaphore) -> None:
     await sem.acquire()
+
+
+def _acquire_returning(result: _T) -> Callable[[Semaphore], Coroutine[Any, Any, _T]]:
+    """Return a Semaphore.acquire() that returns *result*: acquire() and
+    ``async with`` are two functions of one body, so that each runs in a
+    single frame, and a task blocked in either holds no frame more."""
+
+    @ki_protected
+    async def acquire(self: Semaphore) -> _T:
+        """Acquire a permit.
+
+        If one is free and no task is waiting for one, take it and return True.
+        Otherwise wait until :meth:`release` hands this task a permit, then
+        return True (``async with`` binds None, as in asyncio).  Under trio
+        this is always a checkpoint; under asyncio it does not yield when it
+        can return at once.
+        """
+        # self._library(), inlined: this is the hot path.  It leaves the
+        # adapter in self._backend, read from there rather than kept in a
+        # local: each local adds 8 bytes to every task blocked here.
+        if self._loop is None and (self._backend is None or not self._backend.is_current()):
+            self._follow_library()
+        if self._backend.always_checkpoints:  # type: ignore[union-attr]
+            await self._backend.checkpoint_if_cancelled()  # type: ignore[union-attr]
+        if (
+            self._value
+            and not self._handoffs
+            and not (self._waiters and self._waiters.has_waiting())
+        ):
+            self._value -= 1
+            if self._backend.always_checkpoints:  # type: ignore[union-attr]
+                await self._backend.cancel_shielded_checkpoint()  # type: ignore[union-attr]
+            return result
+
+        waiter = self._new_waiter(self._backend)  # type: ignore[arg-type]
+        self._waiters.park(waiter)
+        try:
+            await waiter
+        except BaseException:
+            self._withdraw(waiter)
+            raise
+        finally:
+            if self._value > 0:
+                self._hand_out_free_permits()
+        if self._backend.wakeup_revocable:  # type: ignore[union-attr]
+            self._handoffs -= 1
+        return result
+
+    return acquire
 
 
 class Semaphore(Primitive):
@@ -123,73 +176,37 @@ class Semaphore(Primitive):
             raise self._would_block()
         self._value -= 1
 
-    @ki_protected
-    async def _acquire(self) -> None:
-        """Acquire a permit; what acquire() and ``async with`` run."""
-        # self._library(), inlined: this is the hot path.
-        backend: Backend = self._backend  # type: ignore[assignment]  # checked below
-        if self._loop is None and (backend is None or not backend.is_current()):
-            backend = self._follow_library()
-        if backend.always_checkpoints:
-            await backend.checkpoint_if_cancelled()
-        if (
-            self._value
-            and not self._handoffs
-            and not (self._waiters and self._waiters.has_waiting())
-        ):
-            self._value -= 1
-            if backend.always_checkpoints:
-                await backend.cancel_shielded_checkpoint()
-            return
+    acquire = _acquire_returning(True)
+    # None, as asyncio's and trio's ``async with sem as x`` bind.
+    __aenter__ = _acquire_returning(None)
 
-        # Primitive._new_waiter(), inlined for a primitive bound to its loop.
-        loop = self._loop
-        if loop is not None and backend.runs_on(loop):
-            waiter = backend.create_waiter(loop=loop)
+    def _withdraw(self, waiter: Waiter) -> None:
+        """Clean up after an exception left a wait in acquire()."""
+        if waiter.cancelled():
+            # Cancelled while waiting: the usual case.
+            self._waiters.note_cancelled()
+        elif waiter.cancel():
+            # Something else was thrown into the task while it waited, such
+            # as its library refusing a waiter of the bound loop.
+            self._waiters.note_cancelled()
+            self._check_loop()
         else:
-            waiter = self._new_waiter(backend)
-        self._waiters.park(waiter)
-        try:
-            await waiter
-        except BaseException as exc:
-            if waiter.cancelled():
-                # Cancelled while waiting: the usual case.
-                self._waiters.note_cancelled()
-            elif waiter.cancel():
-                # Something else was thrown into the task while it waited,
-                # such as its library refusing a waiter of the bound loop.
-                self._waiters.note_cancelled()
-                self._check_loop(exc)
-            else:
-                # Handed a permit, then cancelled before it could resume
-                # (asyncio only: a woken trio task cannot be cancelled), or hit
-                # by another exception: give the permit back, and the finally
-                # clause passes it on (python/asyncio#270, bpo-27585, bpo-32734).
-                self._value += 1
-                if backend.wakeup_revocable:
-                    self._handoffs -= 1
-                self._check_loop(exc)
-            raise
-        else:
-            if backend.wakeup_revocable:
+            # Handed a permit, then cancelled before it could resume (asyncio
+            # only: a woken trio task cannot be cancelled), or hit by another
+            # exception: give the permit back, for acquire() to pass it on
+            # (python/asyncio#270, bpo-27585, bpo-32734).
+            self._value += 1
+            if self._backend.wakeup_revocable:  # type: ignore[union-attr]
                 self._handoffs -= 1
-        finally:
-            # Tasks may have queued behind the pending hand-off even though
-            # permits were free: wake as many as the free permits allow
-            # (gh-111693).  Under trio there are none.
-            while self._value > 0 and self._hand_over():
-                self._value -= 1
+            self._check_loop()
 
-    async def acquire(self) -> Literal[True]:
-        """Acquire a permit.
-
-        If one is free and no task is waiting for one, take it and return True.
-        Otherwise wait until :meth:`release` hands this task a permit, then
-        return True.  Under trio this is always a checkpoint; under asyncio it
-        does not yield when it can return at once.
-        """
-        await self._acquire()
-        return True
+    def _hand_out_free_permits(self) -> None:
+        """Wake as many waiting tasks as the free permits allow, as a task
+        leaves acquire() (gh-111693); under trio there are none."""
+        # Tasks may have queued behind a pending hand-off although permits
+        # were free.
+        while self._value > 0 and self._hand_over():
+            self._value -= 1
 
     def _hand_over(self) -> bool:
         """Hand a permit to the first waiting task; False if none waits."""
@@ -225,16 +242,12 @@ class Semaphore(Primitive):
         """Return a :class:`SemaphoreStatistics` snapshot of this semaphore."""
         return SemaphoreStatistics(tasks_waiting=self._waiters.count_waiting())
 
-    # _acquire() itself, not a coroutine that awaits acquire(): a frame less
-    # (see __init_subclass__ for subclasses).
-    __aenter__ = _acquire
-
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         # asyncio's __aenter__ calls acquire(), so a subclass's acquire() runs
         # in ``async with`` too: so it does here.
         if "acquire" in cls.__dict__ and "__aenter__" not in cls.__dict__:
-            cls.__aenter__ = _enter_through_acquire  # type: ignore[assignment]
+            cls.__aenter__ = _enter_through_acquire
 
     @ki_protected
     async def __aexit__(
