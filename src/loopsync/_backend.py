@@ -135,10 +135,11 @@ class Backend(Protocol):
     def current_loop(self) -> Loop | None:
         """Return the running loop, to bind to; None if the library has none."""
 
-    def runs_on(self, loop: Any) -> bool:
-        """Return True if the current task may run on *loop*: False if another
-        loop, or another library, runs it in this thread.  (A task of another
-        thread may get True, and learn it when its library refuses the waiter.)"""
+    def runs_on(self, loop: Any) -> object:
+        """Return something true if the current task may run on *loop*; false
+        if another loop, or another library, runs it in this thread.  (A task
+        of another thread may get true, and learn it when its library refuses
+        the waiter.)"""
 
     def create_waiter(self, *, loop: Any) -> Waiter:
         """Return a new waiter for the current task, belonging to *loop*

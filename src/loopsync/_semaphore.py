@@ -63,7 +63,12 @@ def _acquire_returning(result: _T) -> Callable[[Semaphore], Coroutine[Any, Any, 
                 await self._backend.cancel_shielded_checkpoint()  # type: ignore[union-attr]
             return result
 
-        waiter = self._new_waiter(self._backend)  # type: ignore[arg-type]
+        # Primitive._new_waiter(), inlined for a primitive bound to its loop.
+        waiter = (
+            self._backend.create_waiter(loop=self._loop)  # type: ignore[union-attr]
+            if self._loop is not None and self._backend.runs_on(self._loop)  # type: ignore[union-attr]
+            else self._new_waiter(self._backend)  # type: ignore[arg-type]
+        )
         self._waiters.park(waiter)
         try:
             await waiter
