@@ -237,3 +237,55 @@ def test_protected_under_trio_after_use_under_asyncio() -> None:
     )
     output = python_output(code)
     assert output == "[True, True]"
+
+
+def test_a_bound_primitive_is_protected_under_trio_in_a_fresh_process() -> None:
+    # Bound to an asyncio loop, a primitive never looks the library up; its
+    # first calls under trio must load the protecting adapter all the same.
+    code = (
+        f"{_RECORDING}\n"
+        "import asyncio\n"
+        "sem = recording(loopsync.Semaphore, '_value')(0)\n"
+        "barrier = recording(loopsync.Barrier, '_state')(1)\n"
+        "async def bind():\n"
+        "    task = asyncio.create_task(sem.acquire())\n"
+        "    await asyncio.sleep(0)\n"
+        "    sem.release()\n"
+        "    await task\n"
+        "    await barrier.wait()\n"
+        "asyncio.run(bind())\n"
+        "sem._value = 1\n"
+        "async def main():\n"
+        "    seen.clear()\n"
+        "    await sem.acquire()\n"
+        "    await barrier.abort()\n"
+        "    await barrier.reset()\n"
+        "    print(seen)\n"
+        "trio.run(main)\n"
+    )
+    assert python_output(code) == "[True, True, True]"
+
+
+async def test_counting_the_waiters_is_protected_from_keyboard_interrupt(lib: Lib) -> None:
+    # statistics(), n_waiting and repr() rebuild a queue from unprotected code.
+    from loopsync._waitqueue import WaiterQueue
+
+    seen: list[bool] = []
+
+    class Recording(WaiterQueue):
+        __slots__ = ()
+
+        def clear(self) -> None:
+            seen.append(trio.lowlevel.currently_ki_protected())
+            super().clear()
+
+    sem = loopsync.Semaphore(0)
+    sem._waiters = Recording()
+    async with lib.task_group() as group:
+        first = await lib.start_queued(group, sem.acquire)
+        await lib.start_queued(group, sem.acquire)
+        first.cancel()
+        await lib.settle()
+        assert sem.statistics().tasks_waiting == 1
+        sem.release()
+    assert seen == [True]

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
+from . import _ki
 from ._backend import Backend
 from ._ki import ki_protected
 from ._primitive import Primitive
@@ -126,8 +127,11 @@ class Barrier(Primitive):
         """
         # self._library(), inlined: this is the hot path.
         backend: Backend = self._backend  # type: ignore[assignment]  # checked below
-        if self._loop is None and (backend is None or not backend.is_current()):
-            backend = self._follow_library()
+        if self._loop is None:
+            if backend is None or not backend.is_current():
+                backend = self._follow_library()
+        elif _ki.pending and "trio" in _ki.modules:
+            _ki.protect_if_trio_imported()  # see Primitive._library()
         # Checked before the task counts, even if it need not wait: a task of
         # another loop or library must never fill the barrier.
         loop = self._loop

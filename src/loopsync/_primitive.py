@@ -22,6 +22,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from . import _ki
 from ._adapters import current_backend
 from ._backend import Backend, Loop, Waiter
 from ._exceptions import WouldBlock
@@ -50,8 +51,14 @@ class Primitive:
         """Return the adapter of the library running the current task, or the
         asyncio adapter once the primitive is bound to a loop."""
         backend = self._backend
-        if self._loop is None and (backend is None or not backend.is_current()):
-            return self._follow_library()
+        if self._loop is None:
+            if backend is None or not backend.is_current():
+                return self._follow_library()
+        elif _ki.pending and "trio" in _ki.modules:
+            # A bound primitive never looks the library up, so under trio the
+            # adapter, which protects loopsync from KeyboardInterrupt as it
+            # loads, may not have loaded yet.
+            _ki.protect_if_trio_imported()
         return backend  # type: ignore[return-value]  # set once self._loop is
 
     def _follow_library(self) -> Backend:

@@ -49,8 +49,11 @@ def _acquire_returning(result: _T) -> Callable[[Semaphore], Coroutine[Any, Any, 
         # self._library(), inlined: this is the hot path.  It leaves the
         # adapter in self._backend, read from there rather than kept in a
         # local: each local adds 8 bytes to every task blocked here.
-        if self._loop is None and (self._backend is None or not self._backend.is_current()):
-            self._follow_library()
+        if self._loop is None:
+            if self._backend is None or not self._backend.is_current():
+                self._follow_library()
+        elif _ki.pending and "trio" in _ki.modules:
+            _ki.protect_if_trio_imported()  # see Primitive._library()
         if self._backend.always_checkpoints:  # type: ignore[union-attr]
             await self._backend.checkpoint_if_cancelled()  # type: ignore[union-attr]
         if (
@@ -251,7 +254,7 @@ class Semaphore(Primitive):
         super().__init_subclass__(**kwargs)
         # asyncio's __aenter__ calls acquire(), so a subclass's acquire() runs
         # in ``async with`` too: so it does here.
-        if "acquire" in cls.__dict__ and "__aenter__" not in cls.__dict__:
+        if cls.acquire is not Semaphore.acquire and cls.__aenter__ is Semaphore.__aenter__:
             cls.__aenter__ = _enter_through_acquire
 
     @ki_protected

@@ -6,7 +6,9 @@ leaves; once more than 64 have and they could make up half the queue, the
 queue sweeps out every cancelled waiter.  So each operation is O(1),
 amortized, per waiter it touches, and memory stays proportional to the tasks
 still waiting.  Primitives use only the named operations, as trio's use
-ParkingLot's.
+ParkingLot's.  Those that change the queue are protected from
+KeyboardInterrupt under trio, since statistics() and repr() reach them from
+unprotected code.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ._backend import Waiter
+from ._ki import ki_protected
 
 __all__ = ["WaiterQueue"]
 
@@ -38,6 +41,7 @@ class WaiterQueue(deque[Waiter]):
     park = deque.append
     """Append a waiter (``deque.append`` itself, for it is on every wait)."""
 
+    @ki_protected
     def has_waiting(self) -> bool:
         """Return True if a waiter is still waiting."""
         while self:
@@ -46,6 +50,7 @@ class WaiterQueue(deque[Waiter]):
             self.popleft()
         return False
 
+    @ki_protected
     def count_waiting(self) -> int:
         """Return the number of waiters still waiting, sweeping out the others."""
         if any(waiter.done() for waiter in self):
@@ -55,6 +60,7 @@ class WaiterQueue(deque[Waiter]):
         self._cancelled = 0
         return len(self)
 
+    @ki_protected
     def note_cancelled(self) -> None:
         """Note that a waiter of this queue was cancelled; its task calls this
         once, as it leaves."""
@@ -62,11 +68,13 @@ class WaiterQueue(deque[Waiter]):
         if self._cancelled > _SWEEP_AFTER and 2 * self._cancelled > len(self):
             self.count_waiting()
 
+    @ki_protected
     def drop_cancelled_tail(self) -> None:
         """Drop the cancelled waiters at the end of the queue."""
         while self and self[-1].done():
             self.pop()
 
+    @ki_protected
     def wake_first(self, value: Any) -> bool:
         """Wake the first waiter still waiting with *value*; return False if
         there was none."""
@@ -91,6 +99,7 @@ class WaiterQueue(deque[Waiter]):
         in order; return how many were woken."""
         return self._wake_each(itertools.count())
 
+    @ki_protected
     def _wake_each(self, values: Iterator[Any]) -> int:
         woken = 0
         for waiter in self:
