@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 ASYNCIO_FAMILY = ("asyncio", "uvloop", "anyio-asyncio")
-IMPORT_TARGET = 0.25
+IMPORT_TARGET = 0.5
 """``import loopsync`` counts as "a small fraction" of ``import asyncio`` at
 most this share of its cold time."""
 
