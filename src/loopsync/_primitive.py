@@ -107,10 +107,6 @@ class Primitive:
             if backend.is_wrong_loop_error(exc) and backend.current_loop() is not self._loop:  # type: ignore[arg-type]
                 raise self._bound_elsewhere() from None
 
-    def _refuse_copy_in_use(self) -> None:
-        if self._in_use():
-            raise TypeError(f"cannot pickle or copy {self!r} while tasks wait on it")
-
     def _repr_state(self) -> str:
         raise NotImplementedError
 
@@ -119,5 +115,7 @@ class Primitive:
         return f"<{object.__repr__(self)[1:-1]} [{self._repr_state()}]>"
 
     def __getstate__(self) -> dict[str, Any]:
-        self._refuse_copy_in_use()
+        # Subclasses add their state, and restore it in __setstate__().
+        if self._in_use():
+            raise TypeError(f"cannot pickle or copy {self!r} while tasks wait on it")
         return dict(self.__dict__)
