@@ -263,7 +263,7 @@ class Barrier(Primitive):
         self._break()
         await self._checkpoint_after_update(backend)
 
-    async def _checkpoint_after_update(self, backend: Any) -> None:
+    async def _checkpoint_after_update(self, backend: Backend) -> None:
         # Under trio, reset() and abort() act first and checkpoint after, as
         # trio's aclose() methods do: a cancelled caller still gets the effect.
         if backend.always_checkpoints:

@@ -81,6 +81,8 @@ def _acquire_returning(result: _T) -> Callable[[Semaphore], Coroutine[Any, Any, 
         finally:
             if self._value > 0:
                 self._hand_out_free_permits()
+        # self._backend is still the adapter this task waited under: it cannot
+        # change while a task waits or a hand-off is pending (_follow_library).
         if self._backend.wakeup_revocable:  # type: ignore[union-attr]
             self._handoffs -= 1
         return result
