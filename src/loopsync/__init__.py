@@ -8,14 +8,32 @@ detected when a primitive is first used; ``import loopsync`` imports neither.
 from __future__ import annotations
 
 from ._barrier import Barrier
+from ._capacity_limiter import CapacityLimiter
+from ._condition import Condition
+from ._event import Event
 from ._exceptions import BrokenBarrierError, WouldBlock
+from ._lock import Lock
 from ._semaphore import BoundedSemaphore, Semaphore
-from ._statistics import SemaphoreStatistics
+from ._statistics import (
+    CapacityLimiterStatistics,
+    ConditionStatistics,
+    EventStatistics,
+    LockStatistics,
+    SemaphoreStatistics,
+)
 
 __all__ = [
     "Barrier",
     "BoundedSemaphore",
     "BrokenBarrierError",
+    "CapacityLimiter",
+    "CapacityLimiterStatistics",
+    "Condition",
+    "ConditionStatistics",
+    "Event",
+    "EventStatistics",
+    "Lock",
+    "LockStatistics",
     "Semaphore",
     "SemaphoreStatistics",
     "WouldBlock",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, NoReturn, TypeVar
 
 import sniffio
 
@@ -20,6 +22,7 @@ else:
     # the table it then reads is at hand.
     _task_of = asyncio.tasks._current_tasks.get  # type: ignore[attr-defined]
 _modules = sys.modules
+_T = TypeVar("_T")
 
 
 class AsyncioBackend:
@@ -28,6 +31,8 @@ class AsyncioBackend:
 
     always_checkpoints = False
     wakeup_revocable = True
+    tracks_owners = False
+    event_bool_error = None
     broken_barrier_error: type[BrokenBarrierError] = (
         native("AsyncioBrokenBarrierError")  # type: ignore[assignment]
         if sys.version_info >= (3, 11)
@@ -40,6 +45,18 @@ class AsyncioBackend:
 
     def would_block_error(self) -> type[WouldBlock]:
         return would_block_error("asyncio")
+
+    current_task = staticmethod(asyncio.current_task)
+
+    # asyncio's locks have no owner (tracks_owners is False): never called.
+    def broken_resource_error(self) -> NoReturn:
+        raise NotImplementedError("asyncio's locks have no owner")
+
+    def watch_exit(self, task: Any, on_exit: Callable[[Any], None]) -> NoReturn:
+        raise NotImplementedError("asyncio's locks have no owner")
+
+    def unwatch_exit(self, task: Any, handle: object) -> NoReturn:
+        raise NotImplementedError("asyncio's locks have no owner")
 
     if sys.version_info >= (3, 12):
 
@@ -89,3 +106,20 @@ class AsyncioBackend:
             if sys.version_info >= (3, 11):
                 task.uncancel()
             task.cancel()
+
+    async def uncancellable(self, async_fn: Callable[[], Awaitable[_T]]) -> _T:
+        # asyncio cannot shield a task from cancellation: start again after
+        # each one, and raise the last once done (asyncio.Condition.wait()'s way).
+        cancelled = None
+        while True:
+            try:
+                result = await async_fn()
+                break
+            except asyncio.CancelledError as exc:
+                cancelled = exc
+        if cancelled is not None:
+            try:
+                raise cancelled
+            finally:
+                cancelled = None  # no reference cycle through the traceback
+        return result

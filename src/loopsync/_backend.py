@@ -24,8 +24,9 @@ handed to a task that will not take it.  The cancelled task notes its
 departure on the queue when it runs, and the queue sweeps out cancelled
 waiters in bulk.  Every removal is O(1), amortized.
 
-Two flags decide everything else that differs between libraries, each on
-its own, so that every cell of this grid is a consistent set of rules::
+Two flags decide everything else that differs between libraries in how
+tasks wait, each on its own, so that every cell of this grid is a
+consistent set of rules::
 
                               wakeup_revocable=False    wakeup_revocable=True
     always_checkpoints=True   trio                      (none so far)
@@ -41,6 +42,11 @@ hands a woken task stays provisional until the task resumes; a cancelled one
 gives it back, and a permit handed over keeps the primitive locked until its
 taker resumes.  Under trio a rescheduled task cannot be cancelled, so a
 hand-off is final the moment it is made.
+
+A third flag, ``tracks_owners``, is trio's rule that a lock belongs to the
+task that acquired it: only that task may release it, it may not acquire it
+again, and if it exits still holding the lock, the lock is broken
+(``watch_exit()``).  asyncio's locks have no owner.
 
 Loop binding, and one library at a time
 ---------------------------------------
@@ -77,12 +83,14 @@ Writing an adapter
 
 from __future__ import annotations
 
-from collections.abc import Generator
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Generator
+from typing import Any, Protocol, TypeVar
 
 from ._exceptions import BrokenBarrierError, WouldBlock
 
 __all__ = ["Backend", "Loop", "Waiter"]
+
+_T = TypeVar("_T")
 
 
 class Loop(Protocol):
@@ -121,12 +129,33 @@ class Backend(Protocol):
     wakeup_revocable: bool
     """True if a woken task can still be cancelled before it resumes."""
 
+    tracks_owners: bool
+    """True if a lock belongs to the task that acquired it (trio's rule)."""
+
     broken_barrier_error: type[BrokenBarrierError]
     """What a broken barrier raises: a subclass of the library's own, if any."""
+
+    event_bool_error: str | None
+    """The message of the NotImplementedError that ``bool(event)`` raises,
+    or None if an event is simply true (asyncio's)."""
 
     def would_block_error(self) -> type[WouldBlock]:
         """Return what a ``*_nowait`` call raises now: a subclass of the
         library's own WouldBlock, and of anyio's once anyio is imported."""
+
+    def broken_resource_error(self) -> type[Exception]:
+        """Return what a lock whose owner exited raises (``tracks_owners``)."""
+
+    def current_task(self) -> object:
+        """Return the running task: a lock's owner, a limiter's default borrower."""
+
+    def watch_exit(self, task: Any, on_exit: Callable[[Any], None]) -> object:
+        """Have ``on_exit(task)`` called if *task* exits before
+        ``unwatch_exit()`` is called with the handle returned
+        (``tracks_owners`` only)."""
+
+    def unwatch_exit(self, task: Any, handle: object) -> None:
+        """Cancel what ``watch_exit()`` arranged."""
 
     def is_current(self) -> bool:
         """Return True if this library runs the current task, False if another
@@ -157,3 +186,9 @@ class Backend(Protocol):
 
     async def cancel_shielded_checkpoint(self) -> None:
         """Let other tasks run without checking for cancellation."""
+
+    async def uncancellable(self, async_fn: Callable[[], Awaitable[_T]]) -> _T:
+        """Return ``await async_fn()``, which no cancellation interrupts;
+        one requested meanwhile reaches the task afterwards, as the library
+        delivers it (asyncio: raised right after; trio: at the next
+        checkpoint)."""

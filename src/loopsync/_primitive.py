@@ -51,15 +51,14 @@ class Primitive:
         """Return the adapter of the library running the current task, or the
         asyncio adapter once the primitive is bound to a loop."""
         backend = self._backend
-        if self._loop is None:
-            if backend is None or not backend.is_current():
-                return self._follow_library()
-        elif _ki.pending and "trio" in _ki.modules:
+        if backend is None or (self._loop is None and not backend.is_current()):
+            return self._follow_library()
+        if _ki.pending and "trio" in _ki.modules:
             # A bound primitive never looks the library up, so under trio the
             # adapter, which protects loopsync from KeyboardInterrupt as it
             # loads, may not have loaded yet.
             _ki.protect_if_trio_imported()
-        return backend  # type: ignore[return-value]  # set once self._loop is
+        return backend
 
     def _follow_library(self) -> Backend:
         """Make the adapter of the running library the primitive's, and

@@ -62,7 +62,7 @@ def _acquire_returning(result: _T) -> Callable[[Semaphore], Coroutine[Any, Any, 
             and not (self._waiters and self._waiters.has_waiting())
         ):
             self._value -= 1
-            if self._backend.always_checkpoints:  # type: ignore[union-attr]
+            if self._backend.always_checkpoints or self._always_checkpoint:  # type: ignore[union-attr]
                 await self._backend.cancel_shielded_checkpoint()  # type: ignore[union-attr]
             return result
 
@@ -105,6 +105,11 @@ class Semaphore(Primitive):
     at least *value*.  A *value* below ``0`` raises :exc:`ValueError`, and one
     that is not an integer :exc:`TypeError`.
 
+    If *always_checkpoint* is true, :meth:`acquire` yields to other tasks
+    once (without being cancellable there) even when it takes a permit at
+    once, as anyio's primitives do by default under asyncio; under trio it
+    always does.
+
     The preferred way to use a semaphore is an :keyword:`async with`
     statement::
 
@@ -123,9 +128,11 @@ class Semaphore(Primitive):
     # - self._handoffs counts the tasks handed a permit that may still be
     #   cancelled before they resume (asyncio only: 0 under trio);
     # - under trio, a waiter still waiting implies self._value == 0.
-    __slots__ = ("_handoffs", "_max_value", "_value", "_waiters")
+    __slots__ = ("_always_checkpoint", "_handoffs", "_max_value", "_value", "_waiters")
 
-    def __init__(self, value: int = 1, *, max_value: int | None = None) -> None:
+    def __init__(
+        self, value: int = 1, *, max_value: int | None = None, always_checkpoint: bool = False
+    ) -> None:
         value = _check_count("semaphore value", value)
         if value < 0:
             raise ValueError("Semaphore initial value must be >= 0")
@@ -138,6 +145,7 @@ class Semaphore(Primitive):
         self._max_value = max_value
         self._waiters = WaiterQueue()
         self._handoffs = 0
+        self._always_checkpoint = bool(always_checkpoint)
 
     def _in_use(self) -> bool:
         return self._handoffs > 0 or self._waiters.has_waiting()
@@ -269,10 +277,20 @@ class Semaphore(Primitive):
         self.release()
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**super().__getstate__(), "_value": self._value, "_max_value": self._max_value}
+        return {
+            **super().__getstate__(),
+            "_value": self._value,
+            "_max_value": self._max_value,
+            "_always_checkpoint": self._always_checkpoint,
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        Semaphore.__init__(self, state.pop("_value"), max_value=state.pop("_max_value"))
+        Semaphore.__init__(
+            self,
+            state.pop("_value"),
+            max_value=state.pop("_max_value"),
+            always_checkpoint=state.pop("_always_checkpoint"),
+        )
         self.__dict__.update(state)
 
 
@@ -285,8 +303,8 @@ class BoundedSemaphore(Semaphore):
 
     __slots__ = ()
 
-    def __init__(self, value: int = 1) -> None:
-        super().__init__(value)
+    def __init__(self, value: int = 1, *, always_checkpoint: bool = False) -> None:
+        super().__init__(value, always_checkpoint=always_checkpoint)
         self._max_value = self._value
 
     _too_many_releases = "BoundedSemaphore released too many times"

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["SemaphoreStatistics"]
+__all__ = [
+    "CapacityLimiterStatistics",
+    "ConditionStatistics",
+    "EventStatistics",
+    "LockStatistics",
+    "SemaphoreStatistics",
+]
 
 
 class _Snapshot:
@@ -56,3 +62,80 @@ class SemaphoreStatistics(_Snapshot):
     tasks_waiting: int
     """The number of tasks blocked in :meth:`~loopsync.Semaphore.acquire`
     that have not been handed a permit yet."""
+
+
+class Borrowers(list[Any]):
+    """The borrowers of a capacity limiter: a list, as trio's statistics
+    give, that also compares equal to a tuple of the same borrowers, as
+    anyio's give."""
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, tuple):
+            return tuple(self) == other
+        return list.__eq__(self, other)  # type: ignore[arg-type]
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class LockStatistics(_Snapshot):
+    """A snapshot of a lock's state, as returned by
+    :meth:`Lock.statistics() <loopsync.Lock.statistics>`.
+    """
+
+    __slots__ = ("locked", "owner", "tasks_waiting")
+
+    locked: bool
+    """Whether the lock is held (as :meth:`~loopsync.Lock.locked` says)."""
+    owner: object
+    """The task holding the lock under trio, where a lock has an owner;
+    always None under asyncio, where it has none."""
+    tasks_waiting: int
+    """The number of tasks blocked in :meth:`~loopsync.Lock.acquire`."""
+
+
+class EventStatistics(_Snapshot):
+    """A snapshot of an event's state, as returned by
+    :meth:`Event.statistics() <loopsync.Event.statistics>`.
+    """
+
+    __slots__ = ("tasks_waiting",)
+
+    tasks_waiting: int
+    """The number of tasks blocked in :meth:`~loopsync.Event.wait`."""
+
+
+class ConditionStatistics(_Snapshot):
+    """A snapshot of a condition's state, as returned by
+    :meth:`Condition.statistics() <loopsync.Condition.statistics>`.
+    """
+
+    __slots__ = ("tasks_waiting", "lock_statistics")
+
+    tasks_waiting: int
+    """The number of tasks blocked in :meth:`~loopsync.Condition.wait` that
+    have not been notified."""
+    lock_statistics: LockStatistics
+    """The statistics of the condition's lock."""
+
+
+class CapacityLimiterStatistics(_Snapshot):
+    """A snapshot of a capacity limiter's state, as returned by
+    :meth:`CapacityLimiter.statistics() <loopsync.CapacityLimiter.statistics>`.
+    """
+
+    __slots__ = ("borrowed_tokens", "total_tokens", "borrowers", "tasks_waiting")
+
+    borrowed_tokens: int
+    """The number of tokens borrowed now."""
+    total_tokens: float
+    """The number of tokens in all (an int, or :data:`math.inf`)."""
+    borrowers: Borrowers
+    """The borrowers holding a token, in no particular order: a list that
+    also compares equal to a tuple of the same borrowers."""
+    tasks_waiting: int
+    """The number of tasks blocked waiting for a token."""

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
-from typing import Any
+from collections.abc import Awaitable, Callable, Generator
+from typing import Any, TypeVar
 
 import outcome
 import sniffio
@@ -15,6 +15,7 @@ from ._exceptions import BrokenBarrierError, WouldBlock, would_block_error
 __all__ = ["TrioBackend", "protect"]
 
 _sniffio_local = sniffio.thread_local
+_T = TypeVar("_T")
 
 
 def protect(func: Callable[..., Any]) -> None:
@@ -68,17 +69,46 @@ class _Waiter:
         return trio.lowlevel.wait_task_rescheduled(self._abort).__await__()  # noqa: ASYNC105
 
 
+class _ExitWatch:
+    """What trio's parking-lot breaker hooks expect: its ``break_lot(task)``
+    runs as a watched task exits."""
+
+    __slots__ = ("break_lot",)
+
+    def __init__(self, on_exit: Callable[[Any], None]) -> None:
+        self.break_lot = on_exit
+
+
 class TrioBackend:
     """Backend for trio."""
 
     always_checkpoints = True
     wakeup_revocable = False
+    tracks_owners = True
     broken_barrier_error = BrokenBarrierError  # trio has no barrier
+    event_bool_error = (
+        "Trio events cannot be treated as bools; consider using `event.is_set()` instead."
+    )
 
     create_waiter = _Waiter
 
     def would_block_error(self) -> type[WouldBlock]:
         return would_block_error("trio")
+
+    def broken_resource_error(self) -> type[Exception]:
+        return trio.BrokenResourceError
+
+    current_task = staticmethod(trio.lowlevel.current_task)
+
+    def watch_exit(self, task: Any, on_exit: Callable[[Any], None]) -> object:
+        # trio's own hook for a lock whose owner exits (trio#3035), which
+        # calls break_lot(task) on what it was given.
+        watch = _ExitWatch(on_exit)
+        trio.lowlevel.add_parking_lot_breaker(task, watch)  # type: ignore[arg-type]
+        return watch
+
+    def unwatch_exit(self, task: Any, handle: object) -> None:
+        trio.lowlevel.remove_parking_lot_breaker(task, handle)  # type: ignore[arg-type]
 
     def is_current(self) -> bool:
         return _sniffio_local.name == "trio"
@@ -99,3 +129,7 @@ class TrioBackend:
     checkpoint = staticmethod(trio.lowlevel.checkpoint)
     checkpoint_if_cancelled = staticmethod(trio.lowlevel.checkpoint_if_cancelled)
     cancel_shielded_checkpoint = staticmethod(trio.lowlevel.cancel_shielded_checkpoint)
+
+    async def uncancellable(self, async_fn: Callable[[], Awaitable[_T]]) -> _T:
+        with trio.CancelScope(shield=True):
+            return await async_fn()

@@ -75,9 +75,9 @@ class WaiterQueue(deque[Waiter]):
             self.pop()
 
     @ki_protected
-    def wake_first(self, value: Any) -> bool:
-        """Wake the first waiter still waiting with *value*; return False if
-        there was none."""
+    def wake_first(self, value: Any) -> Waiter | None:
+        """Wake the first waiter still waiting with *value*, and return it;
+        return None if there was none."""
         while self:
             # A cancellation cancels the waiter at once, while its task only
             # cleans up when it next runs: a waiter that is done here was
@@ -86,8 +86,20 @@ class WaiterQueue(deque[Waiter]):
             waiter = self.popleft()
             if not waiter.done():
                 waiter.set_result(value)
-                return True
-        return False
+                return waiter
+        return None
+
+    @ki_protected
+    def move_first(self, count: float, other: WaiterQueue) -> list[Waiter]:
+        """Move up to *count* waiters still waiting, without waking them, to
+        the end of *other*, in order; return them (trio's repark)."""
+        moved: list[Waiter] = []
+        while self and len(moved) < count:
+            waiter = self.popleft()
+            if not waiter.done():
+                other.append(waiter)
+                moved.append(waiter)
+        return moved
 
     def wake_all(self, value: Any) -> int:
         """Wake every waiter still waiting with *value*, in order; return how
@@ -107,4 +119,5 @@ class WaiterQueue(deque[Waiter]):
                 waiter.set_result(next(values))
                 woken += 1
         self.clear()
+        self._cancelled = 0
         return woken

@@ -30,10 +30,13 @@ TEST_MODULE = "trio._tests.test_sync"
 
 
 def concerns(test_name: str, names: list[str]) -> bool:
-    """Whether *test_name* (with its parameters) names one of *names* as a
-    word of its own: ``test_Semaphore_bounded`` and
-    ``test_generic_lock_exclusion[Semaphore(1)]`` concern ``Semaphore``."""
-    return any(re.search(rf"(?<![A-Za-z]){name}(?![A-Za-z])", test_name) for name in names)
+    """Whether *test_name* concerns one of *names*: its parameters name one
+    as a word of their own (``test_generic_lock_exclusion[Semaphore(1)]``),
+    or, if it has none, its function's name does, in any case
+    (``test_Semaphore_bounded``, ``test_lock_handover``)."""
+    function, _, parameters = test_name.partition("[")
+    text, flags = (parameters, 0) if parameters else (function, re.IGNORECASE)
+    return any(re.search(rf"(?<![A-Za-z]){name}(?![A-Za-z])", text, flags) for name in names)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -1,0 +1,216 @@
+"""Condition."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, TypeVar
+
+from ._backend import Backend, Waiter
+from ._ki import ki_protected
+from ._lock import Lock
+from ._primitive import Primitive
+from ._statistics import ConditionStatistics
+from ._waitqueue import WaiterQueue
+
+__all__ = ["Condition"]
+
+_T = TypeVar("_T")
+
+
+class Condition(Primitive):
+    """A condition variable that works under asyncio, uvloop, trio and anyio.
+
+    A condition lets tasks wait, with its lock released, until another task
+    notifies them.  It is used with its lock held::
+
+        cond = loopsync.Condition()
+        async with cond:
+            await cond.wait_for(lambda: queue)  # releases the lock while it waits
+            item = queue.pop()
+
+    The optional *lock* argument must be a :class:`~loopsync.Lock`, which
+    the condition then shares; otherwise it makes one.  Any other lock
+    raises :exc:`TypeError`.
+
+    Under asyncio it behaves as :class:`asyncio.Condition` of Python 3.13:
+    a notified task is woken, and takes the lock again before :meth:`wait`
+    returns.  Under trio it behaves as :class:`trio.Condition`: a notified
+    task moves to the lock's queue, without being woken, and the lock's owner
+    rules hold.
+    """
+
+    # Invariants:
+    # - the waiters in self._waiters still waiting are exactly the tasks
+    #   blocked in wait() that have not been notified;
+    # - under trio, self._waiting_tasks maps each waiter queued here to its
+    #   task; notify() moves both waiter and entry to the lock.
+    __slots__ = ("_lock", "_waiters", "_waiting_tasks")
+
+    def __init__(self, lock: Lock | None = None) -> None:
+        if lock is None:
+            lock = Lock()
+        elif not isinstance(lock, Lock):
+            raise TypeError(f"Condition's lock must be a loopsync.Lock, not {lock!r}")
+        super().__init__()
+        self._lock = lock
+        self._waiters = WaiterQueue()
+        self._waiting_tasks: dict[Waiter, Any] = {}
+
+    def _in_use(self) -> bool:
+        return self._waiters.has_waiting()
+
+    def _repr_state(self) -> str:
+        state = "locked" if self._lock.locked() else "unlocked"
+        waiting = self._waiters.count_waiting()
+        if waiting:
+            state += f", waiters:{waiting}"
+        return state
+
+    @property
+    def lock(self) -> Lock:
+        """The lock this condition uses."""
+        return self._lock
+
+    def locked(self) -> bool:
+        """Return True if the condition's lock is held."""
+        return self._lock.locked()
+
+    async def acquire(self) -> bool:
+        """Acquire the condition's lock (see :meth:`Lock.acquire`)."""
+        return await self._lock.acquire()
+
+    def acquire_nowait(self) -> None:
+        """Acquire the condition's lock without blocking (see
+        :meth:`Lock.acquire_nowait`)."""
+        self._lock.acquire_nowait()
+
+    def release(self) -> None:
+        """Release the condition's lock (see :meth:`Lock.release`)."""
+        self._lock.release()
+
+    async def __aenter__(self) -> None:
+        await self._lock.acquire()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._lock.release()
+
+    def _check_holder(self, backend: Backend, action: str) -> None:
+        """Raise RuntimeError unless the current task may *action*: under
+        asyncio, if the lock is held; under trio, if this task holds it."""
+        if backend.tracks_owners:
+            if backend.current_task() is not self._lock._owner:
+                raise RuntimeError(f"must hold the lock to {action}")
+        elif not self._lock._locked:
+            raise RuntimeError(f"cannot {action} on un-acquired lock")
+
+    async def wait(self) -> bool:
+        """Release the lock, wait until notified, take the lock again and
+        return True.
+
+        The lock is held again when :meth:`wait` returns or raises, even if
+        the task is cancelled.  Raises :exc:`RuntimeError` if the lock is not
+        held (under trio: by the calling task).
+        """
+        backend = self._library()
+        self._check_holder(backend, "wait")
+        waiter = self._new_waiter(backend)
+        lock = self._lock
+        if backend.tracks_owners:
+            # notify() moves the waiter to the lock, which hands it over.
+            self._waiting_tasks[waiter] = lock._owner
+        lock.release()
+        self._waiters.park(waiter)
+        try:
+            try:
+                await waiter
+            except BaseException:
+                self._withdraw(waiter)
+                raise
+            finally:
+                # Take the lock back, even if cancelled meanwhile (then the
+                # cancellation comes after): under asyncio always, under trio
+                # unless the lock was handed over with the wake-up.
+                if backend.wakeup_revocable or waiter.cancelled():
+                    await backend.uncancellable(lock.acquire)
+            if not backend.wakeup_revocable and waiter.result() is not True:
+                raise lock._broken_error(backend)
+            return True
+        except BaseException:
+            if backend.wakeup_revocable:
+                # As asyncio: the exception may have come after this task
+                # was notified, so notify another one in its place; a
+                # spurious wake-up at worst (gh-112202).
+                self._notify(1)
+            raise
+
+    def _withdraw(self, waiter: Waiter) -> None:
+        """Clean up after an exception left a wait in wait()."""
+        lock = self._lock
+        if waiter.cancelled() or waiter.cancel():
+            # Cancelled (or hit by another exception) in the queue it was in.
+            if lock._waiting_tasks.pop(waiter, None) is not None:
+                lock._waiters.note_cancelled()
+            else:
+                self._waiting_tasks.pop(waiter, None)
+                self._waiters.note_cancelled()
+        self._check_loop()
+
+    async def wait_for(self, predicate: Callable[[], _T]) -> _T:
+        """Wait until *predicate* returns a true value, and return it.
+
+        *predicate* is called with the lock held: once at first, then each
+        time this task is notified.
+        """
+        result = predicate()
+        while not result:
+            await self.wait()
+            result = predicate()
+        return result
+
+    @ki_protected
+    def notify(self, n: int = 1) -> None:
+        """Wake up to *n* tasks waiting on this condition (one by default).
+
+        Raises :exc:`RuntimeError` if the lock is not held (under trio: by
+        the calling task).  Under trio the tasks notified wait for the lock
+        in its queue, behind those already there.
+        """
+        self._check_holder(self._library(), "notify")
+        self._notify(n)
+
+    @ki_protected
+    def notify_all(self) -> None:
+        """Wake every task waiting on this condition (see :meth:`notify`)."""
+        self._check_holder(self._library(), "notify")
+        self._notify(len(self._waiters))
+
+    def _notify(self, n: float) -> None:
+        if not self._waiters:
+            return
+        if self._backend is not None and not self._backend.wakeup_revocable:
+            lock = self._lock
+            for waiter in self._waiters.move_first(n, lock._waiters):
+                lock._waiting_tasks[waiter] = self._waiting_tasks.pop(waiter)
+        else:
+            while n > 0 and self._waiters.wake_first(False):
+                n -= 1
+
+    def statistics(self) -> ConditionStatistics:
+        """Return a :class:`ConditionStatistics` snapshot of this condition."""
+        return ConditionStatistics(
+            tasks_waiting=self._waiters.count_waiting(),
+            lock_statistics=self._lock.statistics(),
+        )
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        Condition.__init__(self, state.pop("_lock"))
+        self.__dict__.update(state)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**super().__getstate__(), "_lock": self._lock}

@@ -1,0 +1,111 @@
+"""Event."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import _ki
+from ._adapters import current_backend
+from ._ki import ki_protected
+from ._primitive import Primitive
+from ._statistics import EventStatistics
+from ._waitqueue import WaiterQueue
+
+__all__ = ["Event"]
+
+
+class Event(Primitive):
+    """An event that works under asyncio, uvloop, trio and anyio.
+
+    An event holds a flag, false at first.  :meth:`set` makes it true and
+    wakes every task waiting in :meth:`wait`; :meth:`clear` makes it false
+    again.  A task woken by :meth:`set` returns from :meth:`wait` even if the
+    event is cleared before it resumes.
+
+    Under asyncio it behaves as :class:`asyncio.Event` of Python 3.13.  Under
+    trio it behaves as :class:`trio.Event`, and also has :meth:`clear`, which
+    trio's has not; as trio's, it refuses to be used as a truth value there.
+    """
+
+    __slots__ = ("_flag", "_waiters")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._flag = False
+        self._waiters = WaiterQueue()
+
+    def _in_use(self) -> bool:
+        return self._waiters.has_waiting()
+
+    def _repr_state(self) -> str:
+        state = "set" if self._flag else "unset"
+        waiting = self._waiters.count_waiting()
+        if waiting:
+            state += f", waiters:{waiting}"
+        return state
+
+    def is_set(self) -> bool:
+        """Return True if the flag is set."""
+        return self._flag
+
+    @ki_protected
+    def set(self) -> None:
+        """Set the flag, and wake every task waiting for it."""
+        if _ki.pending and "trio" in _ki.modules:
+            _ki.protect_if_trio_imported()
+        if not self._flag:
+            self._flag = True
+            if self._waiters:
+                self._waiters.wake_all(True)
+
+    def clear(self) -> None:
+        """Clear the flag; tasks calling :meth:`wait` then block until
+        :meth:`set` is called again."""
+        self._flag = False
+
+    async def wait(self) -> bool:
+        """Wait until the flag is set, then return True.
+
+        Under asyncio this returns at once, without yielding, if the flag is
+        set; under trio it is always a checkpoint.
+        """
+        backend = self._library()
+        if self._flag:
+            if backend.always_checkpoints:
+                await backend.checkpoint()
+            return True
+        waiter = self._new_waiter(backend)
+        self._waiters.park(waiter)
+        try:
+            await waiter
+        except BaseException:
+            # Woken by set(), then cancelled before resuming (asyncio): the
+            # wake-up was this task's alone, so nothing is passed on.
+            if waiter.cancelled() or waiter.cancel():
+                self._waiters.note_cancelled()
+            self._check_loop()
+            raise
+        return True
+
+    def statistics(self) -> EventStatistics:
+        """Return an :class:`EventStatistics` snapshot of this event."""
+        return EventStatistics(tasks_waiting=self._waiters.count_waiting())
+
+    def __bool__(self) -> bool:
+        """Return True, as asyncio's events do; under trio, raise
+        :exc:`NotImplementedError`, as trio's do (use :meth:`is_set`)."""
+        try:
+            message = current_backend().event_bool_error
+        except RuntimeError:  # no async library runs
+            return True
+        if message is not None:
+            raise NotImplementedError(message)
+        return True
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**super().__getstate__(), "_flag": self._flag}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        Event.__init__(self)
+        self._flag = state.pop("_flag")
+        self.__dict__.update(state)

@@ -1,0 +1,294 @@
+"""Lock."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from types import TracebackType
+from typing import Any, TypeVar
+
+from . import _ki
+from ._backend import Backend, Waiter
+from ._ki import ki_protected
+from ._primitive import Primitive
+from ._statistics import LockStatistics
+from ._waitqueue import WaiterQueue
+
+__all__ = ["Lock"]
+
+_T = TypeVar("_T")
+
+# What the waiters of a lock whose owner exited are woken with (trio only).
+_BROKEN = object()
+
+
+def _acquire_returning(result: _T) -> Callable[[Lock], Coroutine[Any, Any, _T]]:
+    """Return a Lock.acquire() that returns *result*: acquire() and
+    ``async with`` run one body in a single frame each, as the semaphore's."""
+
+    @ki_protected
+    async def acquire(self: Lock) -> _T:
+        """Acquire the lock.
+
+        If the lock is free and no task is waiting for it, take it and return
+        True.  Otherwise wait until it is handed to this task, in the order
+        the tasks arrived, then return True (``async with`` binds None).
+        Under trio this is always a checkpoint; under asyncio it does not
+        yield when it can return at once.
+
+        Under trio, the task that holds the lock cannot acquire it again
+        (:exc:`RuntimeError`), and if the holder exits without releasing it,
+        every waiting and later :meth:`acquire` raises
+        :exc:`trio.BrokenResourceError`.
+        """
+        # self._library(), inlined: this is the hot path.
+        backend = self._backend
+        if backend is None or (self._loop is None and not backend.is_current()):
+            backend = self._follow_library()
+        elif _ki.pending and "trio" in _ki.modules:
+            _ki.protect_if_trio_imported()  # see Primitive._library()
+        task = None
+        if backend.tracks_owners:
+            await backend.checkpoint_if_cancelled()
+            task = backend.current_task()
+            if task is self._owner:
+                raise RuntimeError("attempt to re-acquire an already held Lock")
+        if (
+            not self._locked
+            and not self._handoffs
+            and not (self._waiters and self._waiters.has_waiting())
+        ):
+            self._take(backend, task)
+            if backend.always_checkpoints or self._always_checkpoint:
+                await backend.cancel_shielded_checkpoint()
+            return result
+        if self._broken:
+            raise self._broken_error(backend)
+
+        waiter = self._new_waiter(backend)
+        if task is not None:
+            self._waiting_tasks[waiter] = task
+        self._waiters.park(waiter)
+        try:
+            handed = await waiter
+        except BaseException:
+            self._withdraw(waiter, backend)
+            raise
+        if handed is _BROKEN:
+            raise self._broken_error(backend)
+        if backend.wakeup_revocable:
+            # Handed over provisionally (see release()): now it is ours.
+            self._handoffs -= 1
+            self._locked = True
+        return result
+
+    return acquire
+
+
+class Lock(Primitive):
+    """A mutual-exclusion lock that works under asyncio, uvloop, trio and anyio.
+
+    A lock is held by at most one task at a time.  :meth:`acquire` takes it,
+    waiting if another task holds it, and :meth:`release` gives it back, to
+    the first waiting task if there is one: waiting tasks are served in the
+    order they arrived.  The preferred way to use a lock is an
+    :keyword:`async with` statement::
+
+        lock = loopsync.Lock()
+        async with lock:
+            ...  # one task at a time gets here
+
+    Under asyncio it behaves as :class:`asyncio.Lock` of Python 3.13,
+    whichever Python runs it: it has no owner, and any task may release it.
+    Under trio it behaves as :class:`trio.Lock`: it belongs to the task that
+    acquired it, and passes straight to the next waiting task on release.
+
+    If *always_checkpoint* is true, :meth:`acquire` yields to other tasks
+    once (without being cancellable there) even when it takes the lock at
+    once, as anyio's lock does by default under asyncio; under trio it
+    always does.
+    """
+
+    # Invariants:
+    # - the waiters in self._waiters still waiting are exactly the tasks
+    #   blocked in acquire() that have not been handed the lock;
+    # - under asyncio, release() clears self._locked and counts a hand-off in
+    #   self._handoffs (at most 1) until the task handed the lock resumes and
+    #   sets it again, or, cancelled first, passes it on;
+    # - under trio, self._owner is the task holding the lock, and the lock
+    #   passes to its next owner on release; self._waiting_tasks maps each
+    #   waiter queued here (Condition's too) to its task.
+    __slots__ = (
+        "_always_checkpoint",
+        "_broken",
+        "_exit_watch",
+        "_handoffs",
+        "_locked",
+        "_owner",
+        "_waiters",
+        "_waiting_tasks",
+    )
+
+    def __init__(self, *, always_checkpoint: bool = False) -> None:
+        super().__init__()
+        self._always_checkpoint = bool(always_checkpoint)
+        self._locked = False
+        self._handoffs = 0
+        self._waiters = WaiterQueue()
+        self._owner: Any = None
+        self._waiting_tasks: dict[Waiter, Any] = {}
+        self._exit_watch: object = None
+        self._broken = False
+
+    def _in_use(self) -> bool:
+        return self._handoffs > 0 or self._waiters.has_waiting()
+
+    def _repr_state(self) -> str:
+        state = "locked" if self._locked else "unlocked"
+        waiting = self._waiters.count_waiting()
+        if waiting:
+            state += f", waiters:{waiting}"
+        return state
+
+    def locked(self) -> bool:
+        """Return True if the lock is held.
+
+        Under asyncio, as in :class:`asyncio.Lock`, a lock just released to a
+        waiting task counts as not held until that task resumes, although
+        :meth:`acquire` would still queue behind it.
+        """
+        return self._locked
+
+    acquire = _acquire_returning(True)
+    __aenter__ = _acquire_returning(None)
+
+    @ki_protected
+    def acquire_nowait(self) -> None:
+        """Acquire the lock without blocking.
+
+        Raises :exc:`~loopsync.WouldBlock` if the lock is held, or if tasks
+        are waiting for it.
+        """
+        backend = self._library()
+        task = None
+        if backend.tracks_owners:
+            task = backend.current_task()
+            if task is self._owner:
+                raise RuntimeError("attempt to re-acquire an already held Lock")
+        if self._locked or self._handoffs or (self._waiters and self._waiters.has_waiting()):
+            raise self._would_block()
+        self._take(backend, task)
+
+    def _take(self, backend: Backend, task: Any) -> None:
+        self._locked = True
+        if task is not None:
+            self._owner = task
+            self._exit_watch = backend.watch_exit(task, self._owner_exited)
+
+    def _broken_error(self, backend: Backend) -> Exception:
+        return backend.broken_resource_error()(
+            f"Owner of this lock exited without releasing: {self._owner}"
+        )
+
+    @ki_protected
+    def _owner_exited(self, task: Any) -> None:
+        """Break the lock: its owner exited without releasing it (trio only);
+        the waiting and later acquire() calls raise BrokenResourceError."""
+        self._broken = True
+        self._exit_watch = None
+        self._waiting_tasks.clear()
+        self._waiters.wake_all(_BROKEN)
+
+    def _withdraw(self, waiter: Waiter, backend: Backend) -> None:
+        """Clean up after an exception left a wait in acquire()."""
+        self._waiting_tasks.pop(waiter, None)
+        if waiter.cancelled() or waiter.cancel():
+            # Cancelled while waiting, or something else was thrown in (such
+            # as asyncio refusing a waiter of another loop).
+            self._waiters.note_cancelled()
+        elif backend.wakeup_revocable:
+            # Handed the lock, then cancelled before it could resume (asyncio
+            # only): pass it on (bpo-27585).
+            self._handoffs -= 1
+            self._hand_over(backend)
+        else:
+            self._pass_on(backend)
+        self._check_loop()
+
+    def _hand_over(self, backend: Backend) -> None:
+        """Hand the free lock to the first waiting task, if any (asyncio:
+        provisionally, until the task resumes)."""
+        waiter = self._waiters.wake_first(True) if self._waiters else None
+        if waiter is not None:
+            self._handoffs += 1
+
+    def _pass_on(self, backend: Backend) -> None:
+        """Pass the owner's lock to the first waiting task, or free it (trio)."""
+        backend.unwatch_exit(self._owner, self._exit_watch)
+        waiter = self._waiters.wake_first(True) if self._waiters else None
+        if waiter is None:
+            self._locked = False
+            self._owner = self._exit_watch = None
+        else:
+            self._owner = self._waiting_tasks.pop(waiter)
+            self._exit_watch = backend.watch_exit(self._owner, self._owner_exited)
+
+    @ki_protected
+    def release(self) -> None:
+        """Release the lock, handing it to the first waiting task if any.
+
+        Under asyncio, releasing a lock that is not held raises
+        :exc:`RuntimeError`.  Under trio, only the task holding the lock may
+        release it; any other raises :exc:`RuntimeError`.
+        """
+        if _ki.pending and "trio" in _ki.modules:
+            _ki.protect_if_trio_imported()
+        backend = self._backend
+        if backend is not None and backend.tracks_owners:
+            if self._owner is None or backend.current_task() is not self._owner:
+                raise RuntimeError("can't release a Lock you don't own")
+            self._pass_on(backend)
+            return
+        if not self._locked:
+            raise RuntimeError("Lock is not acquired.")
+        self._locked = False
+        if backend is not None:
+            self._hand_over(backend)
+
+    def statistics(self) -> LockStatistics:
+        """Return a :class:`LockStatistics` snapshot of this lock."""
+        return LockStatistics(
+            locked=self._locked, owner=self._owner, tasks_waiting=self._waiters.count_waiting()
+        )
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # As asyncio's, ``async with`` calls a subclass's own acquire().
+        if cls.acquire is not Lock.acquire and cls.__aenter__ is Lock.__aenter__:
+            cls.__aenter__ = _enter_through_acquire
+
+    @ki_protected
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+    def __getstate__(self) -> dict[str, Any]:
+        if self._owner is not None:
+            raise TypeError(f"cannot pickle or copy {self!r} while a trio task owns it")
+        return {
+            **super().__getstate__(),
+            "_locked": self._locked,
+            "_always_checkpoint": self._always_checkpoint,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        Lock.__init__(self, always_checkpoint=state.pop("_always_checkpoint"))
+        self._locked = state.pop("_locked")
+        self.__dict__.update(state)
+
+
+async def _enter_through_acquire(lock: Lock) -> None:
+    await lock.acquire()
