@@ -22,23 +22,57 @@ from typing import NoReturn
 import pytest
 
 from upstream import suites
-from upstream.judge import FAST_ACQUIRE, PRIVATE, WORDING, describe, judge, kind_of
+from upstream.judge import (
+    ANYIO_OWN,
+    ANYIO_RULE,
+    FAST_ACQUIRE,
+    PRIVATE,
+    WORDING,
+    describe,
+    judge,
+    kind_of,
+)
 from upstream.results import Outcome, SuiteRecord
 
 # Test id -> why it may fail.  The only reasons allowed (see upstream.judge,
 # which checks that each test does what its excuse says, and that its failure
 # is the one excused) are: the test reads private attributes, it needs anyio's
-# fast_acquire=, or it asserts trio's exact error-message wording.  An id
-# without [parameters] excuses every parametrization.
+# fast_acquire=, it asserts another library's exact error-message wording, it
+# asserts one of anyio's own rules under asyncio where loopsync keeps
+# asyncio's, or it checks an object anyio makes itself.  An id without
+# [parameters] excuses every parametrization, and one with [asyncio*] those
+# that run on asyncio.
+_ANYIO_OWNER = f"{ANYIO_RULE}a lock has an owner"
+_ANYIO_CHECKPOINT = f"{ANYIO_RULE}a call that need not wait still yields"
+_ANYIO_WORDING = f"{WORDING}: anyio's 'The current task is not holding the underlying lock'"
 EXCUSED: dict[str, str] = {
     # trio: trio/_tests/test_sync.py
     "test_sync.py::test_Semaphore": f"{WORDING}: 'initial value must be >= 0'",
     "test_sync.py::test_Semaphore_bounded": (
         f"{WORDING}: 'max_values must be >= initial_value', 'semaphore released too many times'"
     ),
+    "test_sync.py::test_lock_acquire_unowned_lock": f"{PRIVATE}_lot",
+    "test_sync.py::test_lock_handover": f"{PRIVATE}_lot",
     # anyio: tests/test_synchronization.py, on every backend
     "test_synchronization.py::TestSemaphore::test_fast_acquire": FAST_ACQUIRE,
     "test_synchronization.py::TestSemaphore::test_fast_acquire_outside_event_loop": FAST_ACQUIRE,
+    "test_synchronization.py::TestLock::test_fast_acquire": FAST_ACQUIRE,
+    "test_synchronization.py::TestLock::test_acquire_twice_async": FAST_ACQUIRE,
+    "test_synchronization.py::TestLock::test_acquire_twice_sync[asyncio*]": _ANYIO_OWNER,
+    "test_synchronization.py::TestLock::test_acquire_twice_sync[trio]": (
+        f"{WORDING}: anyio's 'Attempted to acquire an already held Lock'"
+    ),
+    "test_synchronization.py::TestLock::test_cancel_after_release[asyncio*]": _ANYIO_OWNER,
+    "test_synchronization.py::TestLock::test_owner_after_release[asyncio*]": _ANYIO_OWNER,
+    "test_synchronization.py::TestEvent::test_event_cancel[asyncio*]": _ANYIO_CHECKPOINT,
+    "test_synchronization.py::TestCondition::test_wait_no_lock": _ANYIO_WORDING,
+    "test_synchronization.py::TestCondition::test_notify_no_lock": _ANYIO_WORDING,
+    "test_synchronization.py::TestCondition::test_notify_after_release": _ANYIO_WORDING,
+    "test_synchronization.py::TestCapacityLimiter::test_current_default_thread_limiter": ANYIO_OWN,
+    (
+        "test_synchronization.py::TestCapacityLimiter::"
+        "test_cancel_during_acquire_on_behalf_of[asyncio*]"
+    ): _ANYIO_CHECKPOINT,
     # CPython 3.13: Lib/test/test_asyncio/test_locks.py
     "test_locks.py::SemaphoreTests::test_repr": f"{PRIVATE}_waiters",
     "test_locks.py::SemaphoreTests::test_semaphore": f"{PRIVATE}_value",
@@ -46,6 +80,11 @@ EXCUSED: dict[str, str] = {
     "test_locks.py::SemaphoreTests::test_acquire_cancel": f"{PRIVATE}_waiters",
     "test_locks.py::SemaphoreTests::test_acquire_fifo_order_4": f"{PRIVATE}_value, _waiters",
     "test_locks.py::BarrierTests::test_reset_barrier_when_tasks_half_draining": f"{PRIVATE}_count",
+    "test_locks.py::LockTests::test_acquire_cancel": f"{PRIVATE}_waiters",
+    "test_locks.py::EventTests::test_repr": f"{PRIVATE}_waiters",
+    "test_locks.py::EventTests::test_wait_cancel": f"{PRIVATE}_waiters",
+    "test_locks.py::EventTests::test_clear_with_waiters": f"{PRIVATE}_waiters",
+    "test_locks.py::ConditionTests::test_repr": f"{PRIVATE}_waiters",
 }
 
 

@@ -32,7 +32,7 @@ class AsyncioBackend:
     always_checkpoints = False
     wakeup_revocable = True
     tracks_owners = False
-    event_bool_error = None
+    event_bool_error: str | None = None
     broken_barrier_error: type[BrokenBarrierError] = (
         native("AsyncioBrokenBarrierError")  # type: ignore[assignment]
         if sys.version_info >= (3, 11)

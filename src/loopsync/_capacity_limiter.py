@@ -18,9 +18,9 @@ __all__ = ["CapacityLimiter"]
 def _check_total_tokens(value: object) -> float:
     if not isinstance(value, int) and value != math.inf:
         raise TypeError("total_tokens must be an int or math.inf")
-    if value < 0:  # type: ignore[operator]
+    if value < 0:
         raise ValueError("total_tokens must be >= 0")
-    return value  # type: ignore[return-value]
+    return value
 
 
 class CapacityLimiter(Primitive):

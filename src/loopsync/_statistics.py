@@ -74,12 +74,12 @@ class Borrowers(list[Any]):
     def __eq__(self, other: object) -> bool:
         if isinstance(other, tuple):
             return tuple(self) == other
-        return list.__eq__(self, other)  # type: ignore[arg-type]
+        return list.__eq__(self, other)
 
     def __ne__(self, other: object) -> bool:
         return not self == other
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None
 
 
 class LockStatistics(_Snapshot):
@@ -114,7 +114,8 @@ class ConditionStatistics(_Snapshot):
     :meth:`Condition.statistics() <loopsync.Condition.statistics>`.
     """
 
-    __slots__ = ("tasks_waiting", "lock_statistics")
+    # In trio's order, which positional arguments follow.
+    __slots__ = ("tasks_waiting", "lock_statistics")  # noqa: RUF023
 
     tasks_waiting: int
     """The number of tasks blocked in :meth:`~loopsync.Condition.wait` that
@@ -128,7 +129,8 @@ class CapacityLimiterStatistics(_Snapshot):
     :meth:`CapacityLimiter.statistics() <loopsync.CapacityLimiter.statistics>`.
     """
 
-    __slots__ = ("borrowed_tokens", "total_tokens", "borrowers", "tasks_waiting")
+    # In trio's order, which positional arguments follow.
+    __slots__ = ("borrowed_tokens", "total_tokens", "borrowers", "tasks_waiting")  # noqa: RUF023
 
     borrowed_tokens: int
     """The number of tokens borrowed now."""

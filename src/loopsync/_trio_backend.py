@@ -86,7 +86,7 @@ class TrioBackend:
     wakeup_revocable = False
     tracks_owners = True
     broken_barrier_error = BrokenBarrierError  # trio has no barrier
-    event_bool_error = (
+    event_bool_error: str | None = (
         "Trio events cannot be treated as bools; consider using `event.is_set()` instead."
     )
 
@@ -132,4 +132,5 @@ class TrioBackend:
 
     async def uncancellable(self, async_fn: Callable[[], Awaitable[_T]]) -> _T:
         with trio.CancelScope(shield=True):
-            return await async_fn()
+            result = await async_fn()
+        return result

@@ -1,6 +1,6 @@
 """Weigh a suite's report against the tests excused from it.
 
-An excuse is a one-line reason of one of three kinds, and each kind is
+An excuse is a one-line reason of one of five kinds, and each kind is
 checked, so that an excuse covers what it says and nothing more:
 
 * ``reads private attributes: _waiters, _value`` -- the test's source reads
@@ -8,9 +8,14 @@ checked, so that an excuse covers what it says and nothing more:
   that does;
 * ``needs anyio's fast_acquire=`` -- the test passes ``fast_acquire=``, and
   its failure is about it;
-* ``asserts trio's exact error-message wording: ...`` -- the test matches an
-  error message, and fails with an ``AssertionError`` at such a match: the
-  right exception, other words.
+* ``asserts another library's exact error-message wording: ...`` -- the test
+  matches an error message, and fails with an ``AssertionError`` at such a
+  match: the right exception, other words;
+* ``asserts anyio's own rule under asyncio, where loopsync keeps asyncio's:
+  ...`` -- only the test's asyncio parametrizations are excused (their ids
+  say so), and the failure is an assertion or an exception the test expected;
+* ``checks an object anyio makes itself`` -- the failure names an object of
+  anyio's own backends, which no swap reaches.
 
 A test that fails in a way its excuse does not cover counts as failed.
 """
@@ -27,7 +32,9 @@ from upstream.results import CaseRecord, SuiteRecord
 
 PRIVATE = "reads private attributes: "
 FAST_ACQUIRE = "needs anyio's fast_acquire="
-WORDING = "asserts trio's exact error-message wording"
+WORDING = "asserts another library's exact error-message wording"
+ANYIO_RULE = "asserts anyio's own rule under asyncio, where loopsync keeps asyncio's: "
+ANYIO_OWN = "checks an object anyio makes itself"
 
 _MATCHING = re.compile(r"\bmatch=|assertRaisesRegex|assertWarnsRegex")
 
@@ -42,6 +49,10 @@ def kind_of(reason: str) -> str | None:
         return FAST_ACQUIRE
     if reason.startswith(WORDING):
         return WORDING
+    if reason.startswith(ANYIO_RULE) and reason != ANYIO_RULE:
+        return ANYIO_RULE
+    if reason == ANYIO_OWN:
+        return ANYIO_OWN
     return None
 
 
@@ -52,8 +63,12 @@ def private_attributes(reason: str) -> list[str]:
 
 
 def matches(excused_id: str, test_id: str) -> bool:
-    """Whether an excuse for *excused_id* covers *test_id*: the same id, or
-    the id without its parameters (then every parametrization is excused)."""
+    """Whether an excuse for *excused_id* covers *test_id*: the same id, the
+    id without its parameters (then every parametrization is excused), or
+    the id with ``[asyncio*]`` (every parametrization that runs on asyncio:
+    ``[asyncio]``, ``[asyncio+uvloop]``, ``[asyncio+eager]``)."""
+    if excused_id.endswith("[asyncio*]"):
+        return test_id.startswith(excused_id.removesuffix("*]"))
     return excused_id in (test_id, test_id.partition("[")[0])
 
 
@@ -81,8 +96,9 @@ def source_of(path: Path, test_id: str) -> list[tuple[int, str]]:
     return [(number, lines[number - 1]) for number in range(span[0], span[1] + 1)]
 
 
-def claim_problem(reason: str, source: list[tuple[int, str]]) -> str | None:
-    """What is wrong with excusing a test of this *source* for *reason*, if anything."""
+def claim_problem(key: str, reason: str, source: list[tuple[int, str]]) -> str | None:
+    """What is wrong with excusing the test *key*, of this *source*, for
+    *reason*, if anything."""
     text = "\n".join(line for _, line in source)
     kind = kind_of(reason)
     if kind is None:
@@ -97,6 +113,8 @@ def claim_problem(reason: str, source: list[tuple[int, str]]) -> str | None:
         return "the test passes no fast_acquire="
     elif kind == WORDING and not _MATCHING.search(text):
         return "the test matches no error message"
+    elif kind == ANYIO_RULE and not re.search(r"\[asyncio\b", key):
+        return "the excuse is not limited to an asyncio parametrization"
     return None
 
 
@@ -117,6 +135,12 @@ def failure_problem(reason: str, source: list[tuple[int, str]], test: CaseRecord
         test["message"].startswith("AssertionError") and _MATCHING.search(statement)
     ):
         return "fails for something other than an error message's wording"
+    elif kind == ANYIO_RULE and not re.match(
+        r"(in a task group: )?(AssertionError|Failed: DID NOT RAISE|.*WouldBlock)", test["message"]
+    ):
+        return "fails for something other than an assertion"
+    elif kind == ANYIO_OWN and "anyio._backends" not in test["message"]:
+        return "fails for something other than an object of anyio's backends"
     return None
 
 
@@ -164,7 +188,7 @@ def judge(record: SuiteRecord, files: dict[str, Path], excused: dict[str, str]) 
         if not any(matches(key, test["id"]) for test in record["tests"]):
             verdict.problems.append(f"excused, but not in the suite: {key}")
             continue
-        problem = claim_problem(why, source_of(files[key.partition("::")[0]], key))
+        problem = claim_problem(key, why, source_of(files[key.partition("::")[0]], key))
         if problem:
             verdict.problems.append(f"bad excuse for {key}: {problem}")
 
