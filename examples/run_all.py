@@ -29,6 +29,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "crawler.py": ("asyncio", "uvloop", "trio"),
     "anyio_pool.py": ("asyncio", "trio"),
     "barrier_simulation.py": ("asyncio", "uvloop", "trio"),
+    "pipeline.py": ("asyncio", "uvloop", "trio"),
 }
 
 
