@@ -26,8 +26,8 @@ _T = TypeVar("_T")
 
 
 class AsyncioBackend:
-    """Backend for asyncio event loops, uvloop included; primitives do not
-    call its checkpoints (``always_checkpoints`` is False)."""
+    """Backend for asyncio event loops, uvloop included; primitives call its
+    checkpoints only where asked to (``always_checkpoint=True``)."""
 
     always_checkpoints = False
     wakeup_revocable = True
@@ -98,18 +98,20 @@ class AsyncioBackend:
     async def cancel_shielded_checkpoint(self) -> None:
         try:
             await asyncio.sleep(0)
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as exc:
             # asyncio cannot yield without being cancellable: put the request
-            # back, so that it lands at the task's next suspension instead.
+            # back, so that it lands at the task's next suspension instead,
+            # with its message (by which anyio's cancel scopes know their own).
             task = asyncio.current_task()
             assert task is not None
             if sys.version_info >= (3, 11):
                 task.uncancel()
-            task.cancel()
+            task.cancel(exc.args[0] if exc.args else None)
 
     async def uncancellable(self, async_fn: Callable[[], Awaitable[_T]]) -> _T:
-        # asyncio cannot shield a task from cancellation: start again after
-        # each one, and raise the last once done (asyncio.Condition.wait()'s way).
+        # asyncio cannot shield a task from cancellation: start again (at the
+        # end of the lock's queue) after each one, and raise the last once
+        # done, as asyncio.Condition.wait() does.
         cancelled = None
         while True:
             try:

@@ -188,7 +188,8 @@ class Backend(Protocol):
         """Let other tasks run without checking for cancellation."""
 
     async def uncancellable(self, async_fn: Callable[[], Awaitable[_T]]) -> _T:
-        """Return ``await async_fn()``, which no cancellation interrupts;
-        one requested meanwhile reaches the task afterwards, as the library
-        delivers it (asyncio: raised right after; trio: at the next
+        """Return ``await async_fn()`` even if the task is cancelled
+        meanwhile; the cancellation reaches the task afterwards, as the
+        library delivers it (asyncio, which cannot shield a task: by calling
+        *async_fn* again after each one, then raising; trio: at the next
         checkpoint)."""

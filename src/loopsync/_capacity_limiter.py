@@ -122,6 +122,7 @@ class CapacityLimiter(Primitive):
             raise self._would_block()
         self._borrowers.add(borrower)
 
+    @ki_protected
     def acquire_nowait(self) -> None:
         """Lend a token to the current task without blocking (see
         :meth:`acquire_on_behalf_of_nowait`)."""
@@ -164,6 +165,7 @@ class CapacityLimiter(Primitive):
             self._check_loop()
             raise
 
+    @ki_protected
     async def acquire(self) -> None:
         """Lend a token to the current task, waiting until one is free (see
         :meth:`acquire_on_behalf_of`)."""
@@ -182,6 +184,7 @@ class CapacityLimiter(Primitive):
         self._borrowers.remove(borrower)
         self._lend_free_tokens()
 
+    @ki_protected
     def release(self) -> None:
         """Give back the current task's token (see :meth:`release_on_behalf_of`)."""
         self.release_on_behalf_of(self._library().current_task())
@@ -203,9 +206,11 @@ class CapacityLimiter(Primitive):
             tasks_waiting=self._waiters.count_waiting(),
         )
 
+    @ki_protected
     async def __aenter__(self) -> None:
         await self.acquire_on_behalf_of(self._library().current_task())
 
+    @ki_protected
     async def __aexit__(
         self,
         exc_type: type[BaseException] | None,

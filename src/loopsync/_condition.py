@@ -89,9 +89,11 @@ class Condition(Primitive):
         """Release the condition's lock (see :meth:`Lock.release`)."""
         self._lock.release()
 
+    @ki_protected
     async def __aenter__(self) -> None:
         await self._lock.acquire()
 
+    @ki_protected
     async def __aexit__(
         self,
         exc_type: type[BaseException] | None,
@@ -109,6 +111,7 @@ class Condition(Primitive):
         elif not self._lock._locked:
             raise RuntimeError(f"cannot {action} on un-acquired lock")
 
+    @ki_protected
     async def wait(self) -> bool:
         """Release the lock, wait until notified, take the lock again and
         return True.

@@ -7,6 +7,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from . import _ki
+from ._adapters import current_backend
 from ._backend import Backend, Waiter
 from ._ki import ki_protected
 from ._primitive import Primitive
@@ -140,7 +141,8 @@ class Lock(Primitive):
         self._broken = False
 
     def _in_use(self) -> bool:
-        return self._handoffs > 0 or self._waiters.has_waiting()
+        # A held lock too: it is released under the rules it was taken by.
+        return self._locked or self._handoffs > 0 or self._waiters.has_waiting()
 
     def _repr_state(self) -> str:
         state = "locked" if self._locked else "unlocked"
@@ -243,16 +245,23 @@ class Lock(Primitive):
         if _ki.pending and "trio" in _ki.modules:
             _ki.protect_if_trio_imported()
         backend = self._backend
-        if backend is not None and backend.tracks_owners:
-            if self._owner is None or backend.current_task() is not self._owner:
-                raise RuntimeError("can't release a Lock you don't own")
-            self._pass_on(backend)
-            return
         if not self._locked:
+            if not self._in_use():
+                # Nobody holds or waits for it: the caller's library words it.
+                try:
+                    backend = current_backend()
+                except RuntimeError:  # no async library runs
+                    backend = None
+            if backend is not None and backend.tracks_owners:
+                raise RuntimeError("can't release a Lock you don't own")
             raise RuntimeError("Lock is not acquired.")
+        if backend.tracks_owners:  # type: ignore[union-attr]  # set when locked
+            if backend.current_task() is not self._owner:  # type: ignore[union-attr]
+                raise RuntimeError("can't release a Lock you don't own")
+            self._pass_on(backend)  # type: ignore[arg-type]
+            return
         self._locked = False
-        if backend is not None:
-            self._hand_over(backend)
+        self._hand_over(backend)  # type: ignore[arg-type]
 
     def statistics(self) -> LockStatistics:
         """Return a :class:`LockStatistics` snapshot of this lock."""
@@ -276,17 +285,10 @@ class Lock(Primitive):
         self.release()
 
     def __getstate__(self) -> dict[str, Any]:
-        if self._owner is not None:
-            raise TypeError(f"cannot pickle or copy {self!r} while a trio task owns it")
-        return {
-            **super().__getstate__(),
-            "_locked": self._locked,
-            "_always_checkpoint": self._always_checkpoint,
-        }
+        return {**super().__getstate__(), "_always_checkpoint": self._always_checkpoint}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         Lock.__init__(self, always_checkpoint=state.pop("_always_checkpoint"))
-        self._locked = state.pop("_locked")
         self.__dict__.update(state)
 
 

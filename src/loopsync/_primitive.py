@@ -44,7 +44,7 @@ class Primitive:
 
     def _in_use(self) -> bool:
         """Return True while tasks wait on the primitive, or have been woken
-        and have not resumed yet."""
+        and have not resumed yet (or hold it, for a lock)."""
         raise NotImplementedError
 
     def _library(self) -> Backend:
@@ -66,7 +66,7 @@ class Primitive:
         backend = current_backend()
         if backend is not self._backend:
             if self._in_use():
-                raise self._other_library_waits()
+                raise self._other_library_uses()
             self._backend = backend
         return backend
 
@@ -88,8 +88,8 @@ class Primitive:
             raise self._bound_elsewhere()
         return backend.create_waiter(loop=loop)
 
-    def _other_library_waits(self) -> RuntimeError:
-        return RuntimeError(f"{self!r} has tasks of another async library waiting on it")
+    def _other_library_uses(self) -> RuntimeError:
+        return RuntimeError(f"{self!r} is in use by tasks of another async library")
 
     def _bound_elsewhere(self) -> RuntimeError:
         return RuntimeError(f"{self!r} is bound to a different event loop")
@@ -116,5 +116,5 @@ class Primitive:
     def __getstate__(self) -> dict[str, Any]:
         # Subclasses add their state, and restore it in __setstate__().
         if self._in_use():
-            raise TypeError(f"cannot pickle or copy {self!r} while tasks wait on it")
+            raise TypeError(f"cannot pickle or copy {self!r} while it is in use")
         return dict(self.__dict__)

@@ -130,6 +130,7 @@ class TrioBackend:
     checkpoint_if_cancelled = staticmethod(trio.lowlevel.checkpoint_if_cancelled)
     cancel_shielded_checkpoint = staticmethod(trio.lowlevel.cancel_shielded_checkpoint)
 
+    @trio.lowlevel.enable_ki_protection
     async def uncancellable(self, async_fn: Callable[[], Awaitable[_T]]) -> _T:
         with trio.CancelScope(shield=True):
             result = await async_fn()
