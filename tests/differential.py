@@ -1,21 +1,30 @@
-"""What the differential tests of the semaphores and the barrier share.
+"""What the differential tests of the primitives share.
 
-Each of ``test_differential_semaphore`` and ``test_differential_barrier``
-has its own actions, tasks and controller; both use the same hypothesis
-settings, the same asyncio libraries, the same :class:`Run` action, the same
-kind of :class:`Trace` and the same way of letting the tasks run
-(:func:`let_tasks_run`).
+Each ``test_differential_*`` module has its own actions, tasks and
+controller; all use the same hypothesis settings, the same asyncio libraries,
+the same :class:`Run` action, the same kind of :class:`Trace` and the same
+way of letting the tasks run (:func:`let_tasks_run`).  Those of the lock, the
+event and the condition take their asyncio oracle from
+:func:`asyncio_locks_313`, so that they run on every Python.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import importlib.util
+import os
+import re
 import sys
 from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
 
+import pytest
 from hypothesis import settings
 
 from libs import AsyncioLib, Lib, UvloopLib
+from upstream.suites import pyenv_root
 
 # Derandomized, so that every run (CI included) tries the same programs.
 SETTINGS = settings(max_examples=300, deadline=None, derandomize=True, database=None)
@@ -74,3 +83,62 @@ async def let_tasks_run(lib: Lib, iterations: int | None) -> str:
     for _ in range(SETTLE_ITERATIONS if iterations is None else iterations):
         await asyncio.sleep(0)
     return "settle" if iterations is None else f"run {iterations} iteration(s)"
+
+
+# -- the asyncio oracle ---------------------------------------------------------
+
+ORACLE_VERSION = (3, 13)
+
+# The name the oracle module is loaded under: inside the asyncio package, so
+# that its relative imports (``from . import exceptions, mixins``) resolve to
+# the running asyncio.
+_ORACLE_MODULE = "asyncio._loopsync_oracle_locks"
+
+
+def _find_locks_313() -> Path | None:
+    """``asyncio/locks.py`` of the newest Python 3.13 that pyenv installed."""
+    major, minor = ORACLE_VERSION
+    versions = pyenv_root() / "versions"
+    relative = Path(f"lib/python{major}.{minor}/asyncio/locks.py")
+    found: dict[int, Path] = {}
+    if versions.is_dir():
+        for prefix in versions.iterdir():
+            match = re.fullmatch(rf"{major}\.{minor}\.(\d+)", prefix.name)
+            if match and (prefix / relative).is_file():
+                found[int(match[1])] = prefix / relative
+    return found[max(found)] if found else None
+
+
+@functools.cache
+def _load_locks_313() -> ModuleType | str:
+    """The oracle module, or why it cannot be had."""
+    if sys.version_info[:2] >= ORACLE_VERSION:
+        return asyncio.locks
+    path = _find_locks_313()
+    if path is None:
+        return (
+            f"the oracle is asyncio's locks of Python {ORACLE_VERSION[0]}.{ORACLE_VERSION[1]}, "
+            f"and none is installed under {pyenv_root() / 'versions'}"
+        )
+    spec = importlib.util.spec_from_file_location(_ORACLE_MODULE, path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def asyncio_locks_313() -> ModuleType:
+    """The ``asyncio.locks`` module of Python 3.13, the asyncio oracle.
+
+    On Python 3.13 and later it is the running asyncio's own; on an older
+    Python it is the file of an installed Python 3.13 (found through pyenv),
+    run against the running asyncio.  If there is none, the calling test is
+    skipped, or fails under ``CI=true``, as the upstream suites do.
+    """
+    module = _load_locks_313()
+    if isinstance(module, str):
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{module} (CI=true: every oracle must be there)", pytrace=False)
+        pytest.skip(module)
+    return module

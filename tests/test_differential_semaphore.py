@@ -9,7 +9,8 @@ trace: what every task did, the outcome of every action and what the
 semaphore looked like after it.  The two traces must be equal.
 
 - asyncio and uvloop: the oracle is :class:`asyncio.Semaphore` (or
-  ``BoundedSemaphore``) of Python 3.13.  Scheduling is deterministic, so the
+  ``BoundedSemaphore``) of Python 3.13, on every Python (see
+  :func:`differential.asyncio_locks_313`).  Scheduling is deterministic, so the
   traces are compared exactly.  Programs may run several actions in the same
   loop iteration, or let only one to three iterations pass between actions,
   to catch the races around a waiter that was handed a permit but has not
@@ -30,7 +31,6 @@ resumed yet, while loopsync's counts the tasks still waiting, as
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -41,15 +41,8 @@ from hypothesis import example, given, note
 from hypothesis import strategies as st
 
 import loopsync
-from differential import ASYNCIO_LIBS, SETTINGS, Run, Trace, let_tasks_run
+from differential import ASYNCIO_LIBS, SETTINGS, Run, Trace, asyncio_locks_313, let_tasks_run
 from libs import Handle, Lib, TaskGroup, TrioLib
-
-requires_asyncio_313 = pytest.mark.skipif(
-    sys.version_info < (3, 13),
-    reason="the oracle is asyncio.Semaphore of Python 3.13, whose wake-up and "
-    "cancellation rules older versions do not follow",
-)
-
 
 # --------------------------------------------------------------------------
 # Programs
@@ -176,7 +169,8 @@ class AsyncioOracle:
     would_block: type[BaseException] = _OracleWouldBlock
 
     def __init__(self, value: int, bounded: bool) -> None:
-        self.sem = asyncio.BoundedSemaphore(value) if bounded else asyncio.Semaphore(value)
+        locks = asyncio_locks_313()
+        self.sem = locks.BoundedSemaphore(value) if bounded else locks.Semaphore(value)
 
     async def acquire(self) -> object:
         return await self.sem.acquire()
@@ -430,11 +424,11 @@ def _check(
 # Tests
 
 
-@requires_asyncio_313
 @pytest.mark.parametrize("loop", ASYNCIO_LIBS, ids=str)
 @SETTINGS
 @given(program=programs)
 def test_semaphore_matches_asyncio(loop: Lib, program: Program) -> None:
+    asyncio_locks_313()  # skipped at once if there is no oracle
     _check(program, loop, AsyncioOracle, show_result=True)
 
 

@@ -191,11 +191,15 @@ class CapacityLimiter(Primitive):
 
     def _lend_free_tokens(self) -> None:
         """Lend the free tokens to waiting tasks, in order."""
-        while self._waiters and len(self._borrowers) < self._total_tokens:
+        # Counted first, as trio does: two tasks waiting for the same
+        # borrower take two tokens' turns, though it then holds one.
+        free = self._total_tokens - len(self._borrowers)
+        while free > 0 and self._waiters:
             waiter = self._waiters.wake_first(None)
             if waiter is None:
                 break
             self._borrowers.add(self._pending_borrowers.pop(waiter))
+            free -= 1
 
     def statistics(self) -> CapacityLimiterStatistics:
         """Return a :class:`CapacityLimiterStatistics` snapshot of this limiter."""

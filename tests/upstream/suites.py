@@ -171,7 +171,8 @@ def anyio_suite(cache: Path) -> Suite:
 # -- CPython ------------------------------------------------------------------
 
 
-def _pyenv_root() -> Path:
+def pyenv_root() -> Path:
+    """Where pyenv keeps its Pythons."""
     root = os.environ.get("PYENV_ROOT")
     if root:
         return Path(root)
@@ -194,7 +195,7 @@ def _cpython_test_locks() -> Path:
         return path
     relative = Path(f"lib/python{CPYTHON_VERSION}/test/test_asyncio/test_locks.py")
     found: dict[tuple[int, ...], Path] = {}
-    versions = _pyenv_root() / "versions"
+    versions = pyenv_root() / "versions"
     if versions.is_dir():
         for prefix in versions.iterdir():
             match = re.fullmatch(re.escape(CPYTHON_VERSION) + r"\.(\d+)", prefix.name)

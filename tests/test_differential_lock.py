@@ -1,0 +1,533 @@
+"""Differential tests: loopsync's Lock against the library's own.
+
+Hypothesis draws random programs: lists of actions that a controller task
+carries out one after the other (spawn a task that acquires, with
+``acquire()`` or as ``async with`` does, and holds the lock until told to
+release it; tell a holder to release, or to exit without releasing; cancel a
+task; ``acquire_nowait()`` and ``release()`` from the controller; let the
+tasks run).  Each program runs twice, once against the library's own lock
+(the oracle) and once against loopsync's, and each run records a trace: what
+every task did, the outcome of every action, exceptions with their type and
+message, and what the lock looked like after each action.  The two traces
+must be equal.
+
+- asyncio and uvloop: the oracle is :class:`asyncio.Lock` of Python 3.13,
+  on every Python (see :func:`differential.asyncio_locks_313`).  Scheduling
+  is deterministic, so the traces are compared exactly: ``locked()``, the
+  number of tasks waiting, and what ``acquire()`` returns.  Programs may run
+  several actions in the same loop iteration, or let only one to three
+  iterations pass between actions, to catch the races around a waiter that
+  was handed the lock but has not resumed yet (bpo-27585).
+
+  One difference is intended, and kept out.  When ``release()`` finds the
+  first queued waiter already cancelled (its task has not run yet),
+  asyncio's lock wakes nobody: the cancelled task wakes the next waiter when
+  it runs, one loop iteration later.  loopsync wakes the first waiter still
+  waiting at once, so that task gets the lock an iteration earlier.  Only
+  the controller can see the difference: a task that releases runs after
+  the cancelled task was scheduled, so the controller, which runs after
+  both, finds the next waiter woken either way.  So under asyncio, the
+  controller's ``release()`` is preceded by letting all tasks run until they
+  block while a task cancelled inside ``acquire()`` has not run yet, in both
+  runs alike.  (Without this rule the test fails with the divergence shown
+  by ``test_release_past_a_cancelled_waiter_wakes_the_next_at_once``.)
+
+- trio: the oracle is :class:`trio.Lock`, compared on ``locked()`` and
+  ``statistics()``, its owner told by the task's name.  trio runs the tasks
+  of a batch in random order, so the controller only ever lets tasks run
+  until all of them are blocked, and the events of each such step are
+  compared as a set.  A holder that exits without releasing breaks the lock:
+  its waiters and later ``acquire()`` calls raise ``BrokenResourceError``.
+
+Not compared: the return value of ``acquire()`` under trio (loopsync's is
+True under every library, trio's is None), ``repr()`` (loopsync's counts the
+tasks still waiting only), and ``statistics().owner`` under asyncio, where
+loopsync's is always None (asyncio's locks have no owner, nor statistics).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+import pytest
+import trio
+from hypothesis import example, given, note
+from hypothesis import strategies as st
+
+import loopsync
+from differential import ASYNCIO_LIBS, SETTINGS, Run, Trace, asyncio_locks_313, let_tasks_run
+from libs import AsyncioLib, Handle, Lib, TaskGroup, TrioLib
+
+# --------------------------------------------------------------------------
+# Programs
+
+
+@dataclass(frozen=True)
+class Spawn:
+    """Start a task that acquires the lock, with ``acquire()`` and
+    ``release()``, or with ``__aenter__()`` and ``__aexit__()`` (as ``async
+    with`` does) if *context*, then holds it until told to release."""
+
+    context: bool
+
+
+@dataclass(frozen=True)
+class Release:
+    """Tell a holding task to release: the k-th (cyclically, by task number)
+    of those not told yet.  With *abandon*, a task that used ``acquire()``
+    exits without releasing instead."""
+
+    k: int
+    abandon: bool = False
+
+
+@dataclass(frozen=True)
+class Cancel:
+    """Cancel a task that has not finished and was not cancelled yet: the k-th
+    (cyclically, by task number) of those in *phase* ("acquiring": in
+    acquire(), whether or not it was handed the lock already; "holding"), or
+    of all of them if *phase* is None."""
+
+    k: int
+    phase: str | None = None
+
+
+@dataclass(frozen=True)
+class AcquireNowait:
+    """``acquire_nowait()`` from the controller, which then holds the lock."""
+
+
+@dataclass(frozen=True)
+class ControllerRelease:
+    """``release()`` from the controller, whether or not it holds the lock."""
+
+
+Action = Spawn | Release | Cancel | AcquireNowait | ControllerRelease | Run
+
+
+@dataclass(frozen=True)
+class Program:
+    actions: list[Action]
+
+
+# Repeated entries weigh the choice: hand-offs and cancellations between two
+# loop iterations are what the programs are for.
+actions: st.SearchStrategy[Action] = st.one_of(
+    st.builds(Spawn, context=st.booleans()),
+    st.builds(Spawn, context=st.booleans()),
+    st.builds(Release, k=st.integers(0, 3)),
+    st.builds(Release, k=st.integers(0, 3), abandon=st.just(True)),
+    st.builds(Cancel, k=st.integers(0, 3)),
+    st.builds(Cancel, k=st.integers(0, 1), phase=st.sampled_from(["acquiring", "holding"])),
+    st.just(AcquireNowait()),
+    st.just(ControllerRelease()),
+    st.builds(Run, iterations=st.sampled_from([1, 1, 2, 3])),
+    st.just(Run(None)),
+)
+programs = st.builds(Program, actions=st.lists(actions, min_size=5, max_size=40))
+
+
+# --------------------------------------------------------------------------
+# The locks under test, behind one interface
+
+
+class Names:
+    """Tells tasks by the names the test gave them, in what a lock shows:
+    its owner, and the task in a BrokenResourceError's message."""
+
+    def __init__(self) -> None:
+        self.tasks: list[tuple[Any, str]] = []
+
+    def add(self, task: Any, name: str) -> None:
+        self.tasks.append((task, name))
+
+    def of(self, task: Any) -> str:
+        for known, name in self.tasks:
+            if known is task:
+                return name
+        return "None" if task is None else "an unknown task"
+
+    def in_text(self, text: str) -> str:
+        for task, name in self.tasks:
+            text = text.replace(str(task), name)
+        return text
+
+
+class Subject:
+    """A lock as the controller and the tasks see it."""
+
+    would_block: type[BaseException]
+
+    def __init__(self, lock: Any) -> None:
+        self.lock = lock
+
+    def acquire_nowait(self) -> None:
+        self.lock.acquire_nowait()
+
+    def observe(self, names: Names) -> str:
+        """Describe the state: ``locked()``, the waiting tasks and, under
+        trio, ``statistics()``."""
+        raise NotImplementedError
+
+
+class LoopsyncSubject(Subject):
+    def __init__(self, lib: Lib) -> None:
+        super().__init__(loopsync.Lock())
+        self.trio = lib.family == "trio"
+        # Under trio, what refuses must also be a trio.WouldBlock.
+        self.would_block = trio.WouldBlock if self.trio else loopsync.WouldBlock
+
+    def observe(self, names: Names) -> str:
+        stats = self.lock.statistics()
+        if self.trio:
+            return _describe_trio(self.lock.locked(), stats, names)
+        assert stats.locked == self.lock.locked()
+        return f"locked={self.lock.locked()} waiting={stats.tasks_waiting}"
+
+
+class _OracleWouldBlock(Exception):
+    pass
+
+
+class AsyncioOracle(Subject):
+    would_block = _OracleWouldBlock
+
+    def __init__(self, locks: ModuleType) -> None:
+        super().__init__(locks.Lock())
+
+    def acquire_nowait(self) -> None:
+        # asyncio has no acquire_nowait(); its equivalent is an acquire() that
+        # does not suspend.
+        coro = self.lock.acquire()
+        try:
+            coro.send(None)
+        except StopIteration:
+            return
+        coro.close()  # its waiter leaves the queue, as a cancelled one would
+        raise _OracleWouldBlock
+
+    def observe(self, names: Names) -> str:
+        # loopsync's tasks_waiting counts the tasks blocked in acquire() that
+        # were neither handed the lock nor cancelled: in asyncio, the futures
+        # of the queue that are not done yet.
+        waiting = sum(not fut.done() for fut in self.lock._waiters or ())
+        return f"locked={self.lock.locked()} waiting={waiting}"
+
+
+class TrioOracle(Subject):
+    would_block = trio.WouldBlock
+
+    def __init__(self) -> None:
+        super().__init__(trio.Lock())
+
+    def observe(self, names: Names) -> str:
+        return _describe_trio(self.lock.locked(), self.lock.statistics(), names)
+
+
+def _describe_trio(locked: bool, stats: Any, names: Names) -> str:
+    return (
+        f"locked={locked} statistics=(locked={stats.locked}, "
+        f"owner={names.of(stats.owner)}, waiting={stats.tasks_waiting})"
+    )
+
+
+# --------------------------------------------------------------------------
+# Running a program
+
+
+@dataclass
+class Worker:
+    name: str
+    context: bool
+    release_event: Any  # asyncio.Event or trio.Event
+    phase: str = "spawned"  # then "acquiring", "holding", "done"
+    told: bool = False
+    abandon: bool = False
+    cancelled: bool = False
+    handle: Handle = field(default_factory=lambda: Handle(""))
+
+
+class Controller:
+    """Carries out a program's actions against one lock."""
+
+    def __init__(self, subject: Subject, lib: Lib, trace: Trace, settle_first: bool) -> None:
+        self.subject = subject
+        self.lib = lib
+        self.trace = trace
+        self.settle_first = settle_first
+        self.trio = lib.family == "trio"
+        self.names = Names()
+        self.workers: list[Worker] = []
+        self.event_class: Callable[[], Any] = trio.Event if self.trio else asyncio.Event
+        # Under trio: how many actions since the last settle made a task
+        # runnable that will then use the lock, and whether one of them
+        # started a task.
+        self.wakers = 0
+        self.spawned = False
+
+    def current_task(self) -> Any:
+        return trio.lowlevel.current_task() if self.trio else asyncio.current_task()
+
+    def describe(self, exc: BaseException) -> str:
+        if isinstance(exc, self.lib.cancelled):
+            return "Cancelled"
+        if isinstance(exc, self.subject.would_block):
+            return "WouldBlock"
+        return f"{type(exc).__name__}({self.names.in_text(str(exc))!r})"
+
+    def step(self, text: str) -> None:
+        self.trace.step(f"{text} => {self.subject.observe(self.names)}")
+
+    async def let_run(self, iterations: int | None) -> None:
+        self.step(await let_tasks_run(self.lib, iterations))
+        self.wakers = 0
+        self.spawned = False
+
+    async def work(self, worker: Worker) -> None:
+        lock, trace = self.subject.lock, self.trace
+        self.names.add(self.current_task(), worker.name)
+        worker.phase = "acquiring"
+        how = "__aenter__()" if worker.context else "acquire()"
+        trace.event(f"{worker.name} calls {how}")
+        try:
+            result = await (lock.__aenter__() if worker.context else lock.acquire())
+        except BaseException as exc:
+            worker.phase = "done"
+            trace.event(f"{worker.name} {how} raised {self.describe(exc)}")
+            raise
+        # Under trio, acquire() returns None, loopsync's True.
+        shown = "" if self.trio else f", {how} returned {result!r}"
+        trace.event(f"{worker.name} acquired{shown}")
+        worker.phase = "holding"
+        error: BaseException | None = None
+        try:
+            await worker.release_event.wait()
+        except BaseException as exc:
+            trace.event(f"{worker.name} cancelled while holding ({self.describe(exc)})")
+            error = exc
+            raise
+        else:
+            if worker.abandon and not worker.context:
+                worker.phase = "done"
+                trace.event(f"{worker.name} exits without releasing")
+                return
+        finally:
+            if worker.phase != "done":
+                worker.phase = "done"
+                how = "__aexit__()" if worker.context else "release()"
+                trace.event(f"{worker.name} calls {how}")
+                try:
+                    if worker.context:
+                        await lock.__aexit__(type(error), error, None)
+                    else:
+                        lock.release()
+                except RuntimeError as exc:
+                    trace.event(f"{worker.name} {how} raised {self.describe(exc)}")
+                else:
+                    trace.event(f"{worker.name} released")
+
+    def pick(self, action: Release | Cancel) -> Worker | None:
+        if isinstance(action, Release):
+            candidates = [w for w in self.workers if w.phase == "holding" and not w.told]
+        else:
+            candidates = [
+                w
+                for w in self.workers
+                if w.phase != "done"
+                and not w.cancelled
+                and (action.phase is None or w.phase == action.phase)
+            ]
+        return candidates[action.k % len(candidates)] if candidates else None
+
+    def wakes_a_task(self, action: Action) -> bool:
+        """Whether *action* makes a task runnable that will then use the lock."""
+        if isinstance(action, Cancel):
+            target = self.pick(action)
+            return target is not None and target.phase == "holding"
+        return isinstance(action, Spawn | Release)
+
+    async def run(self, program: Program, group: TaskGroup) -> None:
+        self.names.add(self.current_task(), "controller")
+        self.step("start")
+        for action in program.actions:
+            if self.trio and self.wakes_a_task(action):
+                # trio runs the tasks of a batch in random order.  A task
+                # arriving in acquire() does not commute with the others: it
+                # gets a step of its own.
+                if self.wakers and (self.spawned or isinstance(action, Spawn)):
+                    await self.let_run(None)
+                self.wakers += 1
+                self.spawned |= isinstance(action, Spawn)
+            await self.do(action, group)
+        await self.let_run(None)
+        for worker in self.workers:
+            if worker.phase != "done" and not worker.cancelled:
+                worker.handle.cancel()
+        self.step(f"cleanup: cancel every task, {await let_tasks_run(self.lib, None)}")
+
+    async def do(self, action: Action, group: TaskGroup) -> None:
+        subject = self.subject
+        if isinstance(action, Spawn):
+            worker = Worker(f"t{len(self.workers)}", action.context, self.event_class())
+            self.workers.append(worker)
+            worker.handle = group.start(self.work, worker, name=worker.name)
+            self.step(f"spawn {worker.name} ({'async with' if action.context else 'acquire()'})")
+        elif isinstance(action, Release):
+            holder = self.pick(action)
+            if holder is None:
+                self.step("tell a holder to release: there is none")
+            else:
+                holder.told = True
+                holder.abandon = action.abandon
+                holder.release_event.set()
+                leave = "exit" if action.abandon and not holder.context else "release"
+                self.step(f"tell {holder.name} to {leave}")
+        elif isinstance(action, Cancel):
+            target = self.pick(action)
+            if target is None:
+                self.step("cancel: no task left")
+                return
+            target.cancelled = True
+            target.handle.cancel()
+            self.step(f"cancel {target.name} ({target.phase})")
+        elif isinstance(action, AcquireNowait):
+            try:
+                subject.acquire_nowait()
+            except (subject.would_block, RuntimeError) as exc:
+                self.step(f"acquire_nowait() raised {self.describe(exc)}")
+            else:
+                self.step("acquire_nowait() succeeded")
+        elif isinstance(action, ControllerRelease):
+            if self.settle_first and any(
+                w.cancelled and w.phase == "acquiring" for w in self.workers
+            ):
+                await self.let_run(None)
+            try:
+                subject.lock.release()
+            except RuntimeError as exc:
+                self.step(f"release() raised {self.describe(exc)}")
+            else:
+                self.step("release() succeeded")
+        else:
+            await self.let_run(action.iterations)
+
+
+def _run(
+    program: Program, lib: Lib, make_subject: Callable[[], Subject], settle_first: bool
+) -> list[str | list[str]]:
+    trace = Trace(ordered=lib.family == "asyncio")
+
+    async def main() -> None:
+        controller = Controller(make_subject(), lib, trace, settle_first)
+        async with lib.task_group() as group:
+            await controller.run(program, group)
+        for worker in controller.workers:
+            # (An asyncio task cancelled before it started never runs at all.)
+            outcome = worker.handle.outcome if worker.phase != "spawned" else "never started"
+            trace.step(f"{worker.name} finished: {worker.phase}, {outcome}")
+
+    lib.run(main)
+    return trace.result()
+
+
+def _check(
+    program: Program, lib: Lib, oracle: Callable[[], Subject], settle_first: bool = True
+) -> None:
+    expected = _run(program, lib, oracle, settle_first)
+    actual = _run(program, lib, lambda: LoopsyncSubject(lib), settle_first)
+    note(f"oracle trace:   {expected}")
+    note(f"loopsync trace: {actual}")
+    assert actual == expected
+
+
+# --------------------------------------------------------------------------
+# Tests
+
+
+@pytest.fixture(scope="module")
+def locks() -> ModuleType:
+    """asyncio's locks of Python 3.13 (skips, or fails under CI, without)."""
+    return asyncio_locks_313()
+
+
+@pytest.mark.parametrize("loop", ASYNCIO_LIBS, ids=str)
+@SETTINGS
+# bpo-27585: t1 is handed the lock by t0's release(), then cancelled before
+# it runs; the lock must go on to t2.
+@example(
+    program=Program(
+        [Spawn(False), Spawn(False), Spawn(False), Run(1), Release(0), Run(1), Cancel(0)]
+    )
+)
+# The same, handed over by the controller's release() (asyncio's locks have
+# no owner), to a task in ``async with``; t0's __aexit__() then releases the
+# lock t2 holds, and t2's release() fails.
+@example(
+    program=Program(
+        [Spawn(True), Spawn(True), Spawn(False), Run(1), ControllerRelease(), Cancel(1)]
+    )
+)
+# The intended difference (see the module docstring), which the settle before
+# the release keeps out: t0 leaves the queue first.
+@example(
+    program=Program(
+        [AcquireNowait(), Spawn(False), Spawn(False), Run(None), Cancel(0), ControllerRelease()]
+    )
+)
+@given(program=programs)
+def test_lock_matches_asyncio(loop: Lib, program: Program, locks: ModuleType) -> None:
+    _check(program, loop, lambda: AsyncioOracle(locks))
+
+
+@SETTINGS
+# release() of a lock that no task has used yet: refused as trio refuses it,
+# for the controller does not own it.
+@example(program=Program([ControllerRelease(), AcquireNowait(), ControllerRelease()]))
+# t0 exits holding the lock: its waiter t1, and t2 arriving later, raise
+# BrokenResourceError naming t0.
+@example(
+    program=Program(
+        [Spawn(False), Spawn(True), Run(None), Release(0, abandon=True), Run(None), Spawn(False)]
+    )
+)
+# The controller may not release t0's lock; cancelled, t0 passes it to t1.
+@example(program=Program([Spawn(False), Spawn(True), Run(None), ControllerRelease(), Cancel(0)]))
+@given(program=programs)
+def test_lock_matches_trio(program: Program) -> None:
+    _check(program, TrioLib(), TrioOracle)
+
+
+def test_release_past_a_cancelled_waiter_wakes_the_next_at_once(locks: ModuleType) -> None:
+    """The intended difference the asyncio programs keep out.  The controller
+    holds the lock, t0 and t1 queue, t0 is cancelled, and the controller
+    releases before t0 has run: asyncio wakes nobody, and t0's clean-up wakes
+    t1 an iteration later; loopsync hands the lock to t1 at once.  After a
+    settle the two agree again."""
+    actions: list[Action] = [AcquireNowait(), Spawn(False), Spawn(False), Run(None), Cancel(0)]
+    lib = AsyncioLib()
+
+    def traces(*more: Action) -> tuple[list[str | list[str]], list[str | list[str]]]:
+        program = Program([*actions, ControllerRelease(), *more])
+        expected = _run(program, lib, lambda: AsyncioOracle(locks), settle_first=False)
+        actual = _run(program, lib, lambda: LoopsyncSubject(lib), settle_first=False)
+        return expected, actual
+
+    expected, actual = traces(Run(1))
+    assert expected[6:10] == [
+        "cancel t0 (acquiring) => locked=True waiting=1",
+        "release() succeeded => locked=False waiting=1",
+        ["t0 acquire() raised Cancelled"],
+        "run 1 iteration(s) => locked=False waiting=0",
+    ]
+    assert actual[6:10] == [
+        "cancel t0 (acquiring) => locked=True waiting=1",
+        "release() succeeded => locked=False waiting=0",
+        ["t0 acquire() raised Cancelled", "t1 acquired, acquire() returned True"],
+        "run 1 iteration(s) => locked=True waiting=0",
+    ]
+    expected, actual = traces(Run(None))
+    assert expected[8:] == actual[8:]
