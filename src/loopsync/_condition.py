@@ -182,7 +182,8 @@ class Condition(Primitive):
 
         Raises :exc:`RuntimeError` if the lock is not held (under trio: by
         the calling task).  Under trio the tasks notified wait for the lock
-        in its queue, behind those already there.
+        in its queue, behind those already there, and an *n* that is not an
+        integer raises :exc:`ValueError`, as trio's does.
         """
         self._check_holder(self._library(), "notify")
         self._notify(n)
@@ -197,6 +198,8 @@ class Condition(Primitive):
         if not self._waiters:
             return
         if self._backend is not None and not self._backend.wakeup_revocable:
+            if not isinstance(n, int):
+                raise ValueError("Cannot pop a non-integer number of tasks.")
             lock = self._lock
             for waiter in self._waiters.move_first(n, lock._waiters):
                 lock._waiting_tasks[waiter] = self._waiting_tasks.pop(waiter)

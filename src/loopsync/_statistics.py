@@ -14,7 +14,8 @@ __all__ = [
 
 
 class _Snapshot:
-    """Read-only fields named by ``__slots__``: equal, hashable, picklable.
+    """Read-only fields named by ``__slots__``: equal, picklable, and
+    hashable if the fields are.
     Written out rather than a frozen dataclass, whose import would double
     the time ``import loopsync`` takes."""
 
