@@ -58,7 +58,10 @@ def _acquire_returning(result: _T) -> Callable[[Lock], Coroutine[Any, Any, _T]]:
             and not self._handoffs
             and not (self._waiters and self._waiters.has_waiting())
         ):
-            self._take(backend, task)
+            if task is None:
+                self._locked = True
+            else:
+                self._take(backend, task)
             if backend.always_checkpoints or self._always_checkpoint:
                 await backend.cancel_shielded_checkpoint()
             return result
@@ -219,8 +222,7 @@ class Lock(Primitive):
     def _hand_over(self, backend: Backend) -> None:
         """Hand the free lock to the first waiting task, if any (asyncio:
         provisionally, until the task resumes)."""
-        waiter = self._waiters.wake_first(True) if self._waiters else None
-        if waiter is not None:
+        if self._waiters.wake_first(True) is not None:
             self._handoffs += 1
 
     def _pass_on(self, backend: Backend) -> None:
@@ -261,7 +263,8 @@ class Lock(Primitive):
             self._pass_on(backend)  # type: ignore[arg-type]
             return
         self._locked = False
-        self._hand_over(backend)  # type: ignore[arg-type]
+        if self._waiters:
+            self._hand_over(backend)  # type: ignore[arg-type]
 
     def statistics(self) -> LockStatistics:
         """Return a :class:`LockStatistics` snapshot of this lock."""
