@@ -69,7 +69,12 @@ class Event(Primitive):
         Under asyncio this returns at once, without yielding, if the flag is
         set; under trio it is always a checkpoint.
         """
-        backend = self._library()
+        # self._library(), inlined: a set event's wait() is a hot path.
+        backend = self._backend
+        if backend is None or (self._loop is None and not backend.is_current()):
+            backend = self._follow_library()
+        elif _ki.pending and "trio" in _ki.modules:
+            _ki.protect_if_trio_imported()  # see Primitive._library()
         if self._flag:
             if backend.always_checkpoints:
                 await backend.checkpoint()
