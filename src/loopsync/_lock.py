@@ -214,12 +214,12 @@ class Lock(Primitive):
             # Handed the lock, then cancelled before it could resume (asyncio
             # only): pass it on (bpo-27585).
             self._handoffs -= 1
-            self._hand_over(backend)
+            self._hand_over()
         else:
             self._pass_on(backend)
         self._check_loop()
 
-    def _hand_over(self, backend: Backend) -> None:
+    def _hand_over(self) -> None:
         """Hand the free lock to the first waiting task, if any (asyncio:
         provisionally, until the task resumes)."""
         if self._waiters.wake_first(True) is not None:
@@ -264,7 +264,7 @@ class Lock(Primitive):
             return
         self._locked = False
         if self._waiters:
-            self._hand_over(backend)  # type: ignore[arg-type]
+            self._hand_over()
 
     def statistics(self) -> LockStatistics:
         """Return a :class:`LockStatistics` snapshot of this lock."""
