@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from _results import YARDSTICK, Results, is_loopsync
+from _results import PRIMITIVE_WORKLOADS, YARDSTICK, Results, is_loopsync
 
 __all__ = [
     "Target",
@@ -109,8 +109,14 @@ def print_tables(results: Results, titles: dict[str, str]) -> None:
                 return _cell(results, workload, param, context, impl)
 
             print(_table(f"{title}, {param}", impls, contexts, cell))
-        if workload.startswith("storm/") and len(results.params(workload)) > 1:
+        if _is_storm(workload) and len(results.params(workload)) > 1:
             print(_growth_table(results, workload, f"{title}: growth between sizes"))
+
+
+def _is_storm(workload: str) -> bool:
+    """True for a storm, of semaphores (``storm/...``) or of another primitive
+    (``lock/storm/...``)."""
+    return workload.startswith("storm/") or "/storm/" in workload
 
 
 def growth(results: Results, workload: str, context: str, impl: str) -> list[float | None]:
@@ -186,10 +192,19 @@ def _why_missing(results: Results, workload: str, param: str, context: str, *imp
 
 
 def _ratio_target(
-    results: Results, label: str, workload: str, param: str, context: str, peer: str, limit: float
+    results: Results,
+    label: str,
+    workload: str,
+    param: str,
+    context: str,
+    peer: str,
+    limit: float,
+    mine: str = "",
 ) -> Target:
-    """Build a target from the ratio of loopsync's primitive to *peer*."""
-    mine = "loopsync.Barrier" if peer.endswith("Barrier") else "loopsync.Semaphore"
+    """Build a target from the ratio of loopsync's primitive (*mine*, by
+    default its Semaphore or Barrier) to *peer*."""
+    if not mine:
+        mine = "loopsync.Barrier" if peer.endswith("Barrier") else "loopsync.Semaphore"
     value = results.ratio(workload, param, context, mine, peer)
     why = "" if value is not None else _why_missing(results, workload, param, context, mine, peer)
     return Target(f"{label}: {mine}/{peer}", value, limit, why)
@@ -333,6 +348,180 @@ def _import_targets(results: Results) -> list[Target]:
     return found
 
 
+def _own(primitive: str, context: str) -> str:
+    """The primitive of the library that runs *context*: asyncio's under the
+    asyncio family, trio's under the trio family.  asyncio has no capacity
+    limiter: there, anyio's."""
+    if context in ASYNCIO_FAMILY:
+        return "anyio.CapacityLimiter" if primitive == "CapacityLimiter" else f"asyncio.{primitive}"
+    return f"trio.{primitive}"
+
+
+ANYIO_CONTEXTS = ("anyio-asyncio", "anyio-trio")
+LIMITER_UNDER_ASYNCIO = 0.5
+"""loopsync's CapacityLimiter, uncontended under plain asyncio (which has none
+of its own), against anyio's."""
+
+
+def _primitive_uncontended_targets(results: Results) -> list[Target]:
+    """loopsync's Lock and CapacityLimiter against the library's own (under
+    anyio, anyio's; the line of its lock also shows the ratio to
+    ``anyio.Lock(fast_acquire)``, which, unlike anyio's default and loopsync's
+    under trio, does not yield when the lock is free)."""
+    found = []
+    for primitive in ("Lock", "CapacityLimiter"):
+        mine = f"loopsync.{primitive}"
+        workload = f"{PRIMITIVE_WORKLOADS[primitive]}/uncontended"
+        for param, _ in results.params(workload):
+            for context in results.contexts(workload):
+                limit = 1.0
+                if context in ANYIO_CONTEXTS:
+                    peer = f"anyio.{primitive}"
+                elif primitive == "CapacityLimiter" and context in ASYNCIO_FAMILY:
+                    peer, limit = "anyio.CapacityLimiter", LIMITER_UNDER_ASYNCIO
+                else:
+                    peer = _own(primitive, context)
+                target = _ratio_target(
+                    results,
+                    f"{primitive} uncontended, {context}",
+                    workload,
+                    param,
+                    context,
+                    peer,
+                    limit,
+                    mine,
+                )
+                fast = "anyio.Lock(fast_acquire)"
+                ratio = results.ratio(workload, param, context, mine, fast)
+                if context in ANYIO_CONTEXTS and ratio is not None:
+                    target = dataclasses.replace(target, context_note=f"{mine}/{fast}: {ratio:.2f}")
+                found.append(target)
+    return found
+
+
+def _lock_contended_targets(results: Results) -> list[Target]:
+    """loopsync's Lock against the fastest peer of each context."""
+    found = []
+    workload = "lock/contended"
+    peers = [
+        impl for impl, _ in results.impls(workload) if not is_loopsync(impl) and impl != YARDSTICK
+    ]
+    for param, _ in results.params(workload):
+        for context in results.contexts(workload):
+            rates = {peer: results.series(workload, param, context, peer).median for peer in peers}
+            rated = {peer: rate for peer, rate in rates.items() if rate is not None}
+            label = f"Lock contended, {context}"
+            if not rated:
+                found.append(Target(label, None, 1.0, "no peer rated"))
+                continue
+            fastest = max(rated, key=lambda peer: rated[peer])
+            found.append(
+                _ratio_target(
+                    results,
+                    f"{label} (fastest peer)",
+                    workload,
+                    param,
+                    context,
+                    fastest,
+                    1.0,
+                    "loopsync.Lock",
+                )
+            )
+    return found
+
+
+def _wake_up_targets(results: Results) -> list[Target]:
+    """loopsync's Event and Condition against asyncio's, or trio's."""
+    found = []
+    for primitive, workload in (
+        ("Event", "event/set"),
+        ("Condition", "condition/notify-all"),
+        ("Condition", "condition/ping-pong"),
+    ):
+        for param, _ in results.params(workload):
+            for context in results.contexts(workload):
+                found.append(
+                    _ratio_target(
+                        results,
+                        f"{workload} {param}, {context}",
+                        workload,
+                        param,
+                        context,
+                        f"asyncio.{primitive}"
+                        if context in ASYNCIO_FAMILY
+                        else f"trio.{primitive}",
+                        1.0,
+                        f"loopsync.{primitive}",
+                    )
+                )
+    return found
+
+
+def _primitive_storm_targets(results: Results) -> list[Target]:
+    """Linear growth of every cancellation storm of a lock, limiter, event or
+    condition; each line also shows the growth of the library's own, and
+    loopsync's ratio to it at the largest size."""
+    found = []
+    for primitive, group in PRIMITIVE_WORKLOADS.items():
+        mine = f"loopsync.{primitive}"
+        prefix = f"{group}/storm/"
+        storms = [
+            w for w in dict.fromkeys(s.workload for s in results.samples) if w.startswith(prefix)
+        ]
+        for workload in storms:
+            params = results.params(workload)
+            if len(params) < 2:
+                continue
+            (_, small), (large_param, large) = params[-2], params[-1]
+            for context in results.contexts(workload):
+                factor = growth(results, workload, context, mine)[-1]
+                notes = []
+                own = _own(primitive, context)
+                own_growth = growth(results, workload, context, own)[-1]
+                ratio = results.ratio(workload, large_param, context, mine, own)
+                if own_growth is not None or ratio is not None:
+                    grew = f"{own_growth:.1f}" if own_growth is not None else "-"
+                    versus = f"{ratio:.2f}" if ratio is not None else "-"
+                    notes.append(f"{own}: {grew}; {mine}/{own} at {large_param}: {versus}")
+                if context in ASYNCIO_FAMILY:
+                    floor = growth(results, workload, context, YARDSTICK)[-1]
+                    if floor is not None:
+                        notes.append(f"{YARDSTICK}: {floor:.1f}")
+                found.append(
+                    Target(
+                        f"{primitive} {workload[len(prefix) :]} growth "
+                        f"{int(small)}→{int(large)}, {context}: {mine}",
+                        factor,
+                        GROWTH_LIMIT * (large / small) / 5,
+                        "" if factor is not None else f"{mine} failed or was skipped",
+                        "; ".join(notes),
+                    )
+                )
+    return found
+
+
+def _primitive_memory_targets(results: Results) -> list[Target]:
+    """loopsync's bytes per blocked waiter against the library's own."""
+    found = []
+    for primitive, group in PRIMITIVE_WORKLOADS.items():
+        workload = f"{group}/memory"
+        for param, _ in results.params(workload):
+            for context in results.contexts(workload):
+                found.append(
+                    _ratio_target(
+                        results,
+                        f"{primitive} memory per blocked waiter, {context}",
+                        workload,
+                        param,
+                        context,
+                        _own(primitive, context),
+                        1.0,
+                        f"loopsync.{primitive}",
+                    )
+                )
+    return found
+
+
 def targets(results: Results) -> list[Target]:
     """Check the performance targets against this run's ratios (lower is better)."""
     return [
@@ -342,6 +531,11 @@ def targets(results: Results) -> list[Target]:
         *_barrier_targets(results),
         *_memory_targets(results),
         *_import_targets(results),
+        *_primitive_uncontended_targets(results),
+        *_lock_contended_targets(results),
+        *_wake_up_targets(results),
+        *_primitive_storm_targets(results),
+        *_primitive_memory_targets(results),
     ]
 
 

@@ -8,10 +8,27 @@ import sys
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
-__all__ = ["YARDSTICK", "Results", "Sample", "Series", "is_loopsync", "loopsync_counterpart"]
+__all__ = [
+    "PRIMITIVE_WORKLOADS",
+    "YARDSTICK",
+    "Results",
+    "Sample",
+    "Series",
+    "is_loopsync",
+    "loopsync_counterpart",
+]
 
 YARDSTICK = "futures only (yardstick)"
 """The row that shows what a storm costs its context, whatever the semaphore."""
+
+PRIMITIVE_WORKLOADS = {
+    "Lock": "lock",
+    "CapacityLimiter": "limiter",
+    "Event": "event",
+    "Condition": "condition",
+}
+"""Each primitive besides semaphores and barriers, and the name that selects
+its workloads (``--only``), which is also the prefix of their names."""
 
 
 def loopsync_counterpart(kind: str) -> str:
@@ -161,8 +178,12 @@ class Results:
         return statistics.median(pairs) if pairs else None
 
     def loopsync_ratio(self, workload: str, param: str, context: str, peer: str) -> float | None:
-        """loopsync's cost over *peer*'s, against the loopsync primitive of the same kind."""
-        kind = next((s.kind for s in self.samples if s.impl == peer), "")
+        """loopsync's cost over *peer*'s, against the loopsync primitive of the same kind.
+
+        The kind is read from *peer*'s samples of *workload*: the yardstick's
+        row has one name and a kind per primitive.
+        """
+        kind = next((s.kind for s in self.samples if s.impl == peer and s.workload == workload), "")
         return self.ratio(workload, param, context, loopsync_counterpart(kind), peer)
 
     def medians(self) -> Iterable[dict[str, object]]:

@@ -3,9 +3,10 @@
 Every workload is a coroutine function ``(ctx, impl, param, give_up_after)``
 that runs inside a fresh event loop and returns an :class:`Outcome`: the
 measured number and the list of checks it failed.  A run checks its own
-result (permits back to their initial value, FIFO order where promised, every
-task finished, unique barrier indices), so a broken implementation shows up
-as a failure instead of as a fast time.
+result (permits back to their initial value, locks and limiters free again,
+FIFO order where promised, every task finished or woken, unique barrier
+indices), so a broken implementation shows up as a failure instead of as a
+fast time.
 """
 
 from __future__ import annotations
@@ -25,20 +26,29 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from _contexts import Context, TaskGroup
-from _impls import BarrierImpl, SemaphoreImpl
+from _impls import BarrierImpl, PrimitiveImpl, SemaphoreImpl
 
 __all__ = [
+    "CANCEL_KINDS",
     "STORM_KINDS",
     "BarrierParam",
     "ContendedParam",
     "Outcome",
+    "WakeParam",
     "barrier_rounds",
+    "condition_notify_all",
+    "condition_ping_pong",
     "contended",
+    "event_set",
     "import_time",
     "memory_per_waiter",
+    "primitive_memory",
+    "primitive_storm",
     "run_in_context",
     "storm",
     "uncontended",
+    "with_contended",
+    "with_uncontended",
 ]
 
 perf_counter = time.perf_counter
@@ -139,11 +149,12 @@ class ContendedParam:
     ops: int
 
 
-async def contended(
-    ctx: Context, impl: SemaphoreImpl, param: ContendedParam, give_up_after: float
-) -> Outcome:
-    """Acquisitions per second by tasks that each hold the permit across a yield."""
-    sem = impl.make(param.permits)
+async def _hand_off(
+    ctx: Context, primitive: Any, param: ContendedParam, give_up_after: float, errors: list[str]
+) -> float:
+    """Run *param.tasks* tasks that each take *primitive* with ``async with``
+    *param.ops* times, holding it across a yield; check the acquisitions and
+    the concurrency, and return the acquisitions per second."""
     done = [0] * param.tasks
     inside = 0
     most_inside = 0
@@ -153,14 +164,13 @@ async def contended(
         """Acquire and release *param.ops* times, yielding while holding the permit."""
         nonlocal inside, most_inside
         for _ in range(param.ops):
-            async with sem:
+            async with primitive:
                 inside += 1
                 most_inside = max(most_inside, inside)
                 await checkpoint()
                 inside -= 1
             done[i] += 1
 
-    errors: list[str] = []
     async with ctx.task_group(give_up_after) as group:
         for i in range(param.tasks):
             group.spawn(worker, i)
@@ -175,8 +185,18 @@ async def contended(
         errors.append(f"{most_inside} tasks held a permit at once, limit {param.permits}")
     elif most_inside < min(param.permits, param.tasks):
         errors.append(f"at most {most_inside} tasks held a permit at once, of {param.permits}")
+    return total / elapsed if elapsed > 0 else math.nan
+
+
+async def contended(
+    ctx: Context, impl: SemaphoreImpl, param: ContendedParam, give_up_after: float
+) -> Outcome:
+    """Acquisitions per second by tasks that each hold the permit across a yield."""
+    sem = impl.make(param.permits)
+    errors: list[str] = []
+    rate = await _hand_off(ctx, sem, param, give_up_after, errors)
     _check_final(impl, sem, param.permits, errors)
-    return Outcome(total / elapsed if elapsed > 0 else math.nan, errors)
+    return Outcome(rate, errors)
 
 
 _FIRST, _LAST = -1, -2
@@ -340,6 +360,11 @@ async def barrier_rounds(
     return Outcome(elapsed / param.rounds, errors)
 
 
+_SETTLE_ROUNDS = 5
+"""Scheduling rounds in which a task that reached a wait blocks in it (anyio's
+condition yields once first)."""
+
+
 async def memory_per_waiter(
     ctx: Context, impl: SemaphoreImpl, waiters: int, give_up_after: float
 ) -> Outcome:
@@ -347,6 +372,8 @@ async def memory_per_waiter(
 
     Measured with :mod:`tracemalloc` from before the tasks are spawned until
     all of them are blocked.  They are then released, untimed, and checked.
+    As in :func:`primitive_memory`, nothing counts the waiters until the
+    memory is read.
     """
     sem = impl.make(0)
     acquire = impl.acquire(sem)
@@ -367,12 +394,14 @@ async def memory_per_waiter(
             before = tracemalloc.get_traced_memory()[0]
             for i in range(waiters):
                 group.spawn(waiter, i)
-            settled = await group.run_until(lambda: impl.waiting(sem) >= waiters)
+            await group.run_until(_has_at_least(arrivals, waiters))
+            for _ in range(_SETTLE_ROUNDS):
+                await ctx.checkpoint()
             after = tracemalloc.get_traced_memory()[0]
         finally:
             tracemalloc.stop()
-        if not settled:
-            errors.append(f"only {impl.waiting(sem)} of {waiters} tasks blocked")
+        if impl.waiting(sem) < waiters:
+            errors.append(f"only {impl.waiting(sem)} of {waiters} tasks blocked when measured")
         if not await _drain(group, sem.release, acquired, waiters):
             errors.append(f"{len(acquired)} of {waiters} tasks acquired")
         await _finish(group, waiters, give_up_after, errors)
@@ -383,6 +412,433 @@ async def memory_per_waiter(
             errors.append(fifo_error)
     _check_final(impl, sem, 0, errors)
     return Outcome((after - before) / waiters, errors)
+
+
+# Locks, capacity limiters, events and conditions.
+
+
+def _check_free(impl: PrimitiveImpl, primitive: Any, errors: list[str]) -> None:
+    """Check that *primitive* is not held and that nobody waits on it."""
+    if impl.held(primitive):
+        errors.append("still held at the end")
+    if impl.waiting(primitive):
+        errors.append(f"{impl.waiting(primitive)} task(s) still counted as waiting")
+
+
+async def with_uncontended(
+    ctx: Context, impl: PrimitiveImpl, pairs: int, give_up_after: float
+) -> Outcome:
+    """Nanoseconds per ``async with primitive: pass`` on a free lock or limiter, one task."""
+    primitive = impl.make()
+    start = perf_counter()
+    for _ in range(pairs):
+        async with primitive:
+            pass
+    elapsed = perf_counter() - start
+    errors: list[str] = []
+    _check_free(impl, primitive, errors)
+    return Outcome(elapsed / pairs * 1e9, errors)
+
+
+async def with_contended(
+    ctx: Context, impl: PrimitiveImpl, param: ContendedParam, give_up_after: float
+) -> Outcome:
+    """Acquisitions per second by tasks that each hold the lock across a yield."""
+    primitive = impl.make()
+    errors: list[str] = []
+    rate = await _hand_off(ctx, primitive, param, give_up_after, errors)
+    _check_free(impl, primitive, errors)
+    return Outcome(rate, errors)
+
+
+CANCEL_KINDS: tuple[str, ...] = tuple(kind for kind in STORM_KINDS if kind != "release")
+"""The storms run on locks, limiters, events and conditions."""
+
+
+def _blocking_waiter(
+    impl: PrimitiveImpl,
+    primitive: Any,
+    arrivals: list[int],
+    acquired: list[int],
+    cancelled: list[int],
+    cancelled_error: type[BaseException],
+    let_go: list[bool],
+) -> Callable[[int], Coroutine[Any, Any, None]]:
+    """Return the function of a task that blocks on *primitive* once.
+
+    On a lock or limiter (held by the task running the workload) it waits in
+    ``async with``; on an event, in ``wait()``; on a condition, in ``wait()``
+    inside ``async with``, until *let_go* holds True (a condition may wake a
+    task spuriously: asyncio's of Python 3.13, and loopsync's under asyncio,
+    notify another task in place of one cancelled).  It records its arrival,
+    then either its cancellation or, once through (on a condition: with the
+    lock held again), itself in *acquired*.  One frame of its own, so that
+    bytes per waiter compare the primitives only.
+    """
+    if impl.kind == "Event":
+        wait = impl.waiter(primitive)
+
+        async def event_waiter(i: int) -> None:
+            """Record arrival, wait for the event, record the outcome."""
+            arrivals.append(i)
+            try:
+                await wait()
+            except cancelled_error:
+                cancelled.append(i)
+                raise
+            acquired.append(i)
+
+        return event_waiter
+    if impl.kind == "Condition":
+        wait = impl.waiter(primitive)
+
+        async def condition_waiter(i: int) -> None:
+            """Take the lock, record arrival, wait until let go, record the outcome."""
+            async with primitive:
+                arrivals.append(i)
+                try:
+                    while not let_go:
+                        await wait()
+                except cancelled_error:
+                    cancelled.append(i)
+                    raise
+                acquired.append(i)
+
+        return condition_waiter
+
+    async def lock_waiter(i: int) -> None:
+        """Record arrival, take the lock or token, record the outcome."""
+        arrivals.append(i)
+        try:
+            async with primitive:
+                acquired.append(i)
+        except cancelled_error:
+            cancelled.append(i)
+            raise
+
+    return lock_waiter
+
+
+async def _hold(impl: PrimitiveImpl, primitive: Any) -> None:
+    """Take a lock or limiter, so that the tasks that come next block on it."""
+    if impl.kind in ("Lock", "CapacityLimiter"):
+        await impl.acquire(primitive)()
+
+
+async def _let_go(impl: PrimitiveImpl, primitive: Any, let_go: list[bool]) -> None:
+    """Let every task still blocked on *primitive* through: release the lock
+    or token (each task passes it on as it leaves), set the event, or notify
+    every waiter of the condition, *let_go* made true."""
+    if impl.kind == "Event":
+        primitive.set()
+    elif impl.kind == "Condition":
+        async with primitive:
+            let_go.append(True)
+            primitive.notify_all()
+    else:
+        impl.release(primitive)()
+
+
+def _check_order(
+    impl: PrimitiveImpl, arrivals: list[int], acquired: list[int], skip: set[int], ordered: bool
+) -> str:
+    """Return an error if the tasks let through are not those expected, or
+    (if *ordered*, and where promised) not in arrival order; else ''."""
+    if ordered and impl.fifo and impl.kind != "Event":
+        return _check_fifo(arrivals, acquired, skip)
+    # An event promises no order, and trio may run a woken batch backwards.
+    expected = sorted(i for i in arrivals if i not in skip)
+    if sorted(acquired) != expected:
+        return f"{len(acquired)} tasks let through, {len(expected)} expected"
+    return ""
+
+
+def _all_waiting(impl: PrimitiveImpl, primitive: Any, count: int) -> Callable[[], bool]:
+    """Return a predicate: are *count* tasks blocked on *primitive*?"""
+    return lambda: impl.waiting(primitive) >= count
+
+
+async def _until_blocked(
+    group: TaskGroup, impl: PrimitiveImpl, primitive: Any, count: int, arrived: Callable[[], int]
+) -> bool:
+    """Let the tasks run until *count* of them are blocked on *primitive*;
+    False if they never are.
+
+    On a condition, under trio (and under anyio's lock, which yields once it
+    has taken the lock), the tasks pass its lock on one at a time before they
+    wait, one per scheduling round; and loopsync's statistics() count the
+    waiters one by one.  So the tasks are first let run until *arrived()*
+    (how many reached the wait) says all of them are about to block.
+    """
+    return await group.run_until(
+        lambda: arrived() >= count, max_rounds=count + 1000
+    ) and await group.run_until(_all_waiting(impl, primitive, count))
+
+
+async def primitive_storm(
+    ctx: Context, impl: PrimitiveImpl, kind_and_waiters: tuple[str, int], give_up_after: float
+) -> Outcome:
+    """Seconds from the first cancel until every cancelled task has finished.
+
+    W tasks block on a held lock or limiter, an event or a condition (see
+    :func:`_blocking_waiter`); then some of them are cancelled, as
+    :data:`CANCEL_KINDS` says.  Untimed, the tasks left are then let through
+    (see :func:`_let_go`), to check that they still are, in arrival order
+    where that is promised.
+    """
+    kind, waiters = kind_and_waiters
+    primitive = impl.make()
+    arrivals: list[int] = []
+    acquired: list[int] = []
+    cancelled: list[int] = []
+    let_go: list[bool] = []
+    waiter = _blocking_waiter(impl, primitive, arrivals, acquired, cancelled, ctx.cancelled, let_go)
+    errors: list[str] = []
+    elapsed = math.nan
+    await _hold(impl, primitive)
+    async with ctx.task_group(give_up_after) as group:
+        for i in range(waiters):
+            group.spawn(waiter, i)
+        if not await _until_blocked(group, impl, primitive, waiters, arrivals.__len__):
+            errors.append(f"only {impl.waiting(primitive)} of {waiters} tasks blocked")
+            await _let_go(impl, primitive, let_go)
+            return Outcome(math.nan, errors + group.errors)
+        targets = _storm_targets(kind, arrivals)
+        cancel = group.cancel
+        start = perf_counter()
+        for i in targets:
+            cancel(i)
+        if await _finish(group, len(targets), give_up_after, errors):
+            elapsed = perf_counter() - start
+        if sorted(cancelled) != sorted(targets):
+            errors.append(f"{len(cancelled)} tasks ended cancelled, {len(targets)} were cancelled")
+        if acquired:
+            errors.append(f"{len(acquired)} task(s) got through before they were let")
+        left = waiters - len(targets)
+        # Tasks woken spuriously (see _blocking_waiter) wait again.
+        await group.run_until(lambda: impl.waiting(primitive) >= left)
+        if impl.waiting(primitive) != left:
+            errors.append(f"{impl.waiting(primitive)} tasks counted as waiting, {left} are")
+        # Untimed: the survivors must still get through.
+        await _let_go(impl, primitive, let_go)
+        await _finish(group, waiters, give_up_after, errors)
+    errors += group.errors
+    # A task woken spuriously waits again, behind those that were not.
+    order_error = _check_order(
+        impl, arrivals, acquired, set(targets), ordered=impl.kind != "Condition"
+    )
+    if order_error:
+        errors.append(order_error)
+    _check_free(impl, primitive, errors)
+    return Outcome(elapsed, errors)
+
+
+async def primitive_memory(
+    ctx: Context, impl: PrimitiveImpl, waiters: int, give_up_after: float
+) -> Outcome:
+    """Bytes allocated per task blocked on a held lock or limiter, an event or
+    a condition, the task included.
+
+    Measured with :mod:`tracemalloc` from before the tasks are spawned until
+    all of them are blocked.  They are then let through, untimed, and checked.
+    Until the memory is read, nothing asks the primitive how many tasks wait:
+    statistics() allocate, and what they free is kept in the interpreter's
+    free lists, which tracemalloc counts.  So the tasks are let run until all
+    of them reached the wait, and a few rounds more; a check then asks.
+    """
+    primitive = impl.make()
+    arrivals: list[int] = []
+    acquired: list[int] = []
+    let_go: list[bool] = []
+    waiter = _blocking_waiter(impl, primitive, arrivals, acquired, [], ctx.cancelled, let_go)
+    errors: list[str] = []
+    await _hold(impl, primitive)
+    async with ctx.task_group(give_up_after) as group:
+        gc.collect()
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            for i in range(waiters):
+                group.spawn(waiter, i)
+            await group.run_until(_has_at_least(arrivals, waiters), max_rounds=waiters + 1000)
+            for _ in range(_SETTLE_ROUNDS):
+                await ctx.checkpoint()
+            after = tracemalloc.get_traced_memory()[0]
+        finally:
+            tracemalloc.stop()
+        if impl.waiting(primitive) < waiters:
+            errors.append(
+                f"only {impl.waiting(primitive)} of {waiters} tasks blocked when measured"
+            )
+        await _let_go(impl, primitive, let_go)
+        await _finish(group, waiters, give_up_after, errors)
+    errors += group.errors
+    order_error = _check_order(impl, arrivals, acquired, set(), ordered=True)
+    if order_error:
+        errors.append(order_error)
+    _check_free(impl, primitive, errors)
+    return Outcome((after - before) / waiters, errors)
+
+
+@dataclass(frozen=True)
+class WakeParam:
+    """A wake-up run: *waiters* tasks woken at once, *rounds* times."""
+
+    waiters: int
+    rounds: int
+
+
+def _woken(woken: list[int], r: int, n: int) -> Callable[[], bool]:
+    """Return a predicate: have *n* tasks been woken in round *r*?"""
+    return lambda: woken[r] >= n
+
+
+async def event_set(
+    ctx: Context, impl: PrimitiveImpl, param: WakeParam, give_up_after: float
+) -> Outcome:
+    """Seconds from one ``set()`` until every task it woke has resumed.
+
+    *param.waiters* tasks wait on one event per round; the clock runs from
+    just before ``set()`` until the last of them records that it resumed, so
+    that waking the task running the workload is not counted.  The median
+    run's time per round is reported.
+    """
+    events = [impl.make() for _ in range(param.rounds)]
+    waits = [impl.waiter(event) for event in events]
+    n = param.waiters
+    woken = [0] * param.rounds
+    ended = [math.nan] * param.rounds
+
+    async def waiter() -> None:
+        """Wait on each round's event in turn; the last one woken stops the clock."""
+        for r, wait in enumerate(waits):
+            await wait()
+            woken[r] += 1
+            if woken[r] == n:
+                ended[r] = perf_counter()
+
+    errors: list[str] = []
+    total = 0.0
+    async with ctx.task_group(give_up_after) as group:
+        for _ in range(n):
+            group.spawn(waiter)
+        for r, event in enumerate(events):
+            if not await group.run_until(_all_waiting(impl, event, n)):
+                errors.append(f"round {r}: only {impl.waiting(event)} of {n} tasks waiting")
+                break
+            start = perf_counter()
+            event.set()
+            if not await group.run_until(_woken(woken, r, n)):
+                errors.append(f"round {r}: {woken[r]} of {n} tasks woken")
+                break
+            total += ended[r] - start
+        if errors:
+            for event in events:
+                event.set()
+        await _finish(group, n, give_up_after, errors)
+    errors += group.errors
+    for r, event in enumerate(events):
+        if woken[r] != n:
+            errors.append(f"round {r}: {woken[r]} of {n} tasks woken")
+            break
+        if impl.waiting(event):
+            errors.append(f"round {r}: {impl.waiting(event)} task(s) still counted as waiting")
+            break
+    return Outcome(total / param.rounds, errors)
+
+
+async def condition_notify_all(
+    ctx: Context, impl: PrimitiveImpl, param: WakeParam, give_up_after: float
+) -> Outcome:
+    """Seconds from one ``notify_all()`` until every task it woke holds the lock again.
+
+    *param.waiters* tasks wait on one condition, round after round; the
+    clock runs from just before ``notify_all()`` (the lock held) until the
+    last of them records, with the lock held again, that it resumed.  Under
+    trio the lock passes from task to task, one per scheduling batch.
+    """
+    cond = impl.make()
+    wait = impl.waiter(cond)
+    n = param.waiters
+    arrived = [0] * param.rounds
+    woken = [0] * param.rounds
+    ended = [math.nan] * param.rounds
+
+    async def waiter() -> None:
+        """Wait to be notified, once per round; the last one through stops the clock."""
+        for r in range(param.rounds):
+            async with cond:
+                arrived[r] += 1
+                await wait()
+                woken[r] += 1
+                if woken[r] == n:
+                    ended[r] = perf_counter()
+
+    errors: list[str] = []
+    total = 0.0
+    async with ctx.task_group(give_up_after) as group:
+        for _ in range(n):
+            group.spawn(waiter)
+        for r in range(param.rounds):
+            if not await _until_blocked(group, impl, cond, n, lambda r=r: arrived[r]):
+                errors.append(f"round {r}: only {impl.waiting(cond)} of {n} tasks waiting")
+                break
+            async with cond:
+                start = perf_counter()
+                cond.notify_all()
+            if not await group.run_until(_woken(woken, r, n), max_rounds=n + 1000):
+                errors.append(f"round {r}: {woken[r]} of {n} tasks woken")
+                break
+            total += ended[r] - start
+        if errors:
+            group.cancel_all()
+        await _finish(group, n, give_up_after, errors)
+    errors += group.errors
+    _check_free(impl, cond, errors)
+    return Outcome(total / param.rounds, errors)
+
+
+async def condition_ping_pong(
+    ctx: Context, impl: PrimitiveImpl, exchanges: int, give_up_after: float
+) -> Outcome:
+    """Seconds per item passed from a producer to a consumer through a
+    one-item slot, each waiting on the same condition for the other."""
+    cond = impl.make()
+    wait = impl.waiter(cond)
+    slot: list[int] = []
+    received: list[int] = []
+
+    async def producer() -> None:
+        """Put each item in the slot once it is empty."""
+        for item in range(exchanges):
+            async with cond:
+                while slot:
+                    await wait()
+                slot.append(item)
+                cond.notify()
+
+    async def consumer() -> None:
+        """Take each item from the slot once it is there."""
+        for _ in range(exchanges):
+            async with cond:
+                while not slot:
+                    await wait()
+                received.append(slot.pop())
+                cond.notify()
+
+    errors: list[str] = []
+    elapsed = math.nan
+    async with ctx.task_group(give_up_after) as group:
+        group.spawn(producer)
+        group.spawn(consumer)
+        start = perf_counter()
+        if await _finish(group, 2, give_up_after, errors):
+            elapsed = perf_counter() - start
+    errors += group.errors
+    if received != list(range(exchanges)):
+        errors.append(f"{len(received)} items received of {exchanges}, or out of order")
+    _check_free(impl, cond, errors)
+    return Outcome(elapsed / exchanges, errors)
 
 
 _IMPORTTIME_LINE = re.compile(r"^import time:\s*(\d+)\s*\|\s*(\d+)\s*\|(\s*)(\S+)\s*$")

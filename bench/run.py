@@ -34,24 +34,42 @@ except ImportError:  # run from a checkout where loopsync is not installed
     import loopsync
 
 from _contexts import Context, available_contexts
-from _impls import BarrierImpl, SemaphoreImpl, barrier_impls, missing_notes, semaphore_impls
+from _impls import (
+    PRIMITIVE_KINDS,
+    BarrierImpl,
+    PrimitiveImpl,
+    SemaphoreImpl,
+    barrier_impls,
+    missing_notes,
+    primitive_impls,
+    semaphore_impls,
+)
 from _report import machine_info, plot, print_tables, print_targets, targets
-from _results import Results, Sample
+from _results import PRIMITIVE_WORKLOADS, Results, Sample
 from _workloads import (
+    CANCEL_KINDS,
     STORM_KINDS,
     BarrierParam,
     ContendedParam,
     Outcome,
+    WakeParam,
     barrier_rounds,
+    condition_notify_all,
+    condition_ping_pong,
     contended,
+    event_set,
     import_time,
     memory_per_waiter,
+    primitive_memory,
+    primitive_storm,
     run_in_context,
     storm,
     uncontended,
+    with_contended,
+    with_uncontended,
 )
 
-Impl = SemaphoreImpl | BarrierImpl
+Impl = SemaphoreImpl | BarrierImpl | PrimitiveImpl
 Workload = Callable[..., Coroutine[Any, Any, Outcome]]
 
 
@@ -80,6 +98,15 @@ class Settings:
     memory_waiters: int
     memory_reps: int
     import_reps: int
+    event_waiters: tuple[int, ...]
+    event_reps: tuple[int, ...]
+    """Timed repetitions at each number of waiters of an event."""
+    condition_waiters: tuple[int, ...]
+    condition_reps: tuple[int, ...]
+    wakeups: int
+    """Tasks woken per run of a wake-up workload: ``max(1, wakeups // N)``
+    rounds of N waiters (one round at the largest sizes)."""
+    ping_pong_exchanges: int
     give_up_after: float
     """Seconds after which a run that has not finished counts as a failed check."""
 
@@ -100,6 +127,12 @@ MODES = {
         memory_waiters=1_000,
         memory_reps=3,
         import_reps=9,
+        event_waiters=(10, 1_000, 100_000),
+        event_reps=(5, 5, 3),
+        condition_waiters=(10, 1_000, 10_000),
+        condition_reps=(5, 5, 3),
+        wakeups=20_000,
+        ping_pong_exchanges=5_000,
         give_up_after=120.0,
     ),
     "quick": Settings(
@@ -117,6 +150,12 @@ MODES = {
         memory_waiters=500,
         memory_reps=2,
         import_reps=5,
+        event_waiters=(10, 1_000, 100_000),
+        event_reps=(3, 3, 1),
+        condition_waiters=(10, 1_000),
+        condition_reps=(3, 3),
+        wakeups=5_000,
+        ping_pong_exchanges=2_000,
         give_up_after=60.0,
     ),
     "smoke": Settings(
@@ -134,6 +173,12 @@ MODES = {
         memory_waiters=20,
         memory_reps=1,
         import_reps=1,
+        event_waiters=(10, 100),
+        event_reps=(1, 1),
+        condition_waiters=(10, 100),
+        condition_reps=(1, 1),
+        wakeups=200,
+        ping_pong_exchanges=50,
         give_up_after=20.0,
     ),
 }
@@ -141,7 +186,17 @@ MODES = {
 SUPERLINEAR = 1.3
 """A growth exponent from which a run over the storm budget is skipped."""
 
-WORKLOADS = ("uncontended", "contended", "storms", "barrier", "memory", "import")
+WORKLOADS = (
+    "uncontended",
+    "contended",
+    "storms",
+    "barrier",
+    "memory",
+    "import",
+    *PRIMITIVE_WORKLOADS.values(),
+)
+"""What --only selects: the semaphore and barrier workloads one by one, and
+then every workload of one primitive (lock, limiter, event, condition)."""
 TITLES = {
     "uncontended": "Uncontended async with, ns per acquire/release pair",
     "contended": "Contended hand-off, 100 tasks, acquisitions per second",
@@ -149,6 +204,23 @@ TITLES = {
     "barrier": "Barrier, time per round",
     "memory": "Memory per blocked waiter, task included",
     "import": "Import time in a new interpreter (python -X importtime)",
+    "lock/uncontended": "Lock, uncontended async with, ns per acquire/release pair",
+    "lock/contended": "Lock, contended hand-off, 100 tasks, acquisitions per second",
+    "limiter/uncontended": "CapacityLimiter, uncontended async with, ns per acquire/release pair",
+    "event/set": "Event, one set() waking N waiters, time until all resumed",
+    "condition/notify-all": (
+        "Condition, one notify_all() waking N waiters, time until all hold the lock again"
+    ),
+    "condition/ping-pong": "Condition, producer/consumer ping-pong, time per item",
+    **{
+        f"{group}/storm/{kind}": f"{primitive} storm {kind}, time until all cancelled finished"
+        for primitive, group in PRIMITIVE_WORKLOADS.items()
+        for kind in CANCEL_KINDS
+    },
+    **{
+        f"{group}/memory": f"{primitive}, memory per blocked waiter, task included"
+        for primitive, group in PRIMITIVE_WORKLOADS.items()
+    },
 }
 
 
@@ -384,6 +456,80 @@ class Bench:
             )
         if "import" in selected:
             self.measure_imports()
+        for primitive in PRIMITIVE_KINDS:
+            if PRIMITIVE_WORKLOADS[primitive] in selected:
+                self.run_primitive(primitive)
+
+    def run_primitive(self, primitive: str) -> None:
+        """Run every workload of *primitive* (one of :data:`PRIMITIVE_KINDS`)."""
+        s = self.settings
+        group = PRIMITIVE_WORKLOADS[primitive]
+        every = primitive_impls(primitive)
+        peers = [i for i in every if not i.reference]
+        blocking = [i for i in every if not i.differs_only_when_free]
+        if primitive in ("Lock", "CapacityLimiter"):
+            self.measure(
+                f"{group}/uncontended",
+                with_uncontended,
+                peers,
+                [(f"{s.uncontended_pairs} pairs", s.uncontended_pairs, s.uncontended_pairs)],
+                [s.reps],
+                "ns",
+            )
+        if primitive == "Lock":
+            self.measure(
+                f"{group}/contended",
+                with_contended,
+                peers,
+                [("Lock", 1, ContendedParam(1, s.contended_tasks, s.contended_ops))],
+                [s.reps],
+                "ops/s",
+                higher_is_better=True,
+            )
+        if primitive == "Event":
+            self.measure(
+                f"{group}/set",
+                event_set,
+                peers,
+                [(f"N={n}", n, WakeParam(n, max(1, s.wakeups // n))) for n in s.event_waiters],
+                s.event_reps,
+                "s",
+            )
+        if primitive == "Condition":
+            self.measure(
+                f"{group}/notify-all",
+                condition_notify_all,
+                peers,
+                [(f"N={n}", n, WakeParam(n, max(1, s.wakeups // n))) for n in s.condition_waiters],
+                s.condition_reps,
+                "s",
+            )
+            self.measure(
+                f"{group}/ping-pong",
+                condition_ping_pong,
+                peers,
+                [(f"{s.ping_pong_exchanges} items", 2, s.ping_pong_exchanges)],
+                [s.reps],
+                "s",
+            )
+        for kind in CANCEL_KINDS:
+            self.measure(
+                f"{group}/storm/{kind}",
+                primitive_storm,
+                blocking,
+                [(f"W={w}", w, (kind, w)) for w in s.storm_sizes],
+                s.storm_reps,
+                "s",
+                budget=s.storm_budget,
+            )
+        self.measure(
+            f"{group}/memory",
+            primitive_memory,
+            [i for i in blocking if not i.reference],
+            [(f"W={s.memory_waiters}", s.memory_waiters, s.memory_waiters)],
+            [s.memory_reps],
+            "B",
+        )
 
     def measure_imports(self) -> None:
         """Cold ``import loopsync`` against ``import asyncio``, each in a new interpreter.
