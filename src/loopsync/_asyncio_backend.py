@@ -52,10 +52,13 @@ class AsyncioBackend:
     def broken_resource_error(self) -> NoReturn:
         raise NotImplementedError("asyncio's locks have no owner")
 
-    def watch_exit(self, task: Any, on_exit: Callable[[Any], None]) -> NoReturn:
+    def exit_watch(self, on_exit: Callable[[Any], None]) -> NoReturn:
         raise NotImplementedError("asyncio's locks have no owner")
 
-    def unwatch_exit(self, task: Any, handle: object) -> NoReturn:
+    def watch_exit(self, task: Any, watch: Any) -> NoReturn:
+        raise NotImplementedError("asyncio's locks have no owner")
+
+    def unwatch_exit(self, task: Any, watch: Any) -> NoReturn:
         raise NotImplementedError("asyncio's locks have no owner")
 
     if sys.version_info >= (3, 12):

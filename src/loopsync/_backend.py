@@ -46,7 +46,7 @@ hand-off is final the moment it is made.
 A third flag, ``tracks_owners``, is trio's rule that a lock belongs to the
 task that acquired it: only that task may release it, it may not acquire it
 again, and if it exits still holding the lock, the lock is broken
-(``watch_exit()``).  asyncio's locks have no owner.
+(``exit_watch()``).  asyncio's locks have no owner.
 
 Loop binding, and one library at a time
 ---------------------------------------
@@ -149,13 +149,15 @@ class Backend(Protocol):
     def current_task(self) -> object:
         """Return the running task: a lock's owner, a limiter's default borrower."""
 
-    def watch_exit(self, task: Any, on_exit: Callable[[Any], None]) -> object:
-        """Have ``on_exit(task)`` called if *task* exits before
-        ``unwatch_exit()`` is called with the handle returned
-        (``tracks_owners`` only)."""
+    def exit_watch(self, on_exit: Callable[[Any], None]) -> object:
+        """Return a watch that calls ``on_exit(task)`` when a task it
+        watches exits (``tracks_owners`` only)."""
 
-    def unwatch_exit(self, task: Any, handle: object) -> None:
-        """Cancel what ``watch_exit()`` arranged."""
+    def watch_exit(self, task: Any, watch: Any) -> None:
+        """Start watching *task* with *watch*, a return of ``exit_watch()``."""
+
+    def unwatch_exit(self, task: Any, watch: Any) -> None:
+        """Stop watching *task* with *watch*."""
 
     def is_current(self) -> bool:
         """Return True if this library runs the current task, False if another

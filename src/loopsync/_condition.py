@@ -203,6 +203,8 @@ class Condition(Primitive):
             lock = self._lock
             for waiter in self._waiters.move_first(n, lock._waiters):
                 lock._waiting_tasks[waiter] = self._waiting_tasks.pop(waiter)
+        elif n >= len(self._waiters):
+            self._waiters.wake_all(False)
         else:
             while n > 0 and self._waiters.wake_first(False):
                 n -= 1

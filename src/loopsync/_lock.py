@@ -187,7 +187,13 @@ class Lock(Primitive):
         self._locked = True
         if task is not None:
             self._owner = task
-            self._exit_watch = backend.watch_exit(task, self._owner_exited)
+            self._watch_owner(backend)
+
+    def _watch_owner(self, backend: Backend) -> None:
+        """Break the lock if its owner exits holding it (trio only)."""
+        if self._exit_watch is None:
+            self._exit_watch = backend.exit_watch(self._owner_exited)
+        backend.watch_exit(self._owner, self._exit_watch)
 
     def _broken_error(self, backend: Backend) -> Exception:
         return backend.broken_resource_error()(
@@ -199,7 +205,6 @@ class Lock(Primitive):
         """Break the lock: its owner exited without releasing it (trio only);
         the waiting and later acquire() calls raise BrokenResourceError."""
         self._broken = True
-        self._exit_watch = None
         self._waiting_tasks.clear()
         self._waiters.wake_all(_BROKEN)
 
@@ -231,10 +236,10 @@ class Lock(Primitive):
         waiter = self._waiters.wake_first(True) if self._waiters else None
         if waiter is None:
             self._locked = False
-            self._owner = self._exit_watch = None
+            self._owner = None
         else:
             self._owner = self._waiting_tasks.pop(waiter)
-            self._exit_watch = backend.watch_exit(self._owner, self._owner_exited)
+            self._watch_owner(backend)
 
     @ki_protected
     def release(self) -> None:

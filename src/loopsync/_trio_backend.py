@@ -100,15 +100,11 @@ class TrioBackend:
 
     current_task = staticmethod(trio.lowlevel.current_task)
 
-    def watch_exit(self, task: Any, on_exit: Callable[[Any], None]) -> object:
-        # trio's own hook for a lock whose owner exits (trio#3035), which
-        # calls break_lot(task) on what it was given.
-        watch = _ExitWatch(on_exit)
-        trio.lowlevel.add_parking_lot_breaker(task, watch)  # type: ignore[arg-type]
-        return watch
-
-    def unwatch_exit(self, task: Any, handle: object) -> None:
-        trio.lowlevel.remove_parking_lot_breaker(task, handle)  # type: ignore[arg-type]
+    # trio's own hooks for a lock whose owner exits (trio#3035): they call
+    # break_lot(task) on the watch, as on a parking lot.
+    exit_watch = _ExitWatch
+    watch_exit = staticmethod(trio.lowlevel.add_parking_lot_breaker)
+    unwatch_exit = staticmethod(trio.lowlevel.remove_parking_lot_breaker)
 
     def is_current(self) -> bool:
         return _sniffio_local.name == "trio"
