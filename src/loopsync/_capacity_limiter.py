@@ -66,11 +66,9 @@ class CapacityLimiter(Primitive):
         return self._waiters.has_waiting()
 
     def _repr_state(self) -> str:
-        state = f"borrowed:{len(self._borrowers)}/{self._total_tokens}"
-        waiting = self._waiters.count_waiting()
-        if waiting:
-            state += f", waiters:{waiting}"
-        return state
+        return self._with_waiters(
+            f"borrowed:{len(self._borrowers)}/{self._total_tokens}", self._waiters
+        )
 
     @property
     def total_tokens(self) -> float:

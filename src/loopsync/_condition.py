@@ -61,11 +61,7 @@ class Condition(Primitive):
         return self._waiters.has_waiting()
 
     def _repr_state(self) -> str:
-        state = "locked" if self._lock.locked() else "unlocked"
-        waiting = self._waiters.count_waiting()
-        if waiting:
-            state += f", waiters:{waiting}"
-        return state
+        return self._with_waiters("locked" if self._lock.locked() else "unlocked", self._waiters)
 
     @property
     def lock(self) -> Lock:

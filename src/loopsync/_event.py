@@ -38,11 +38,7 @@ class Event(Primitive):
         return self._waiters.has_waiting()
 
     def _repr_state(self) -> str:
-        state = "set" if self._flag else "unset"
-        waiting = self._waiters.count_waiting()
-        if waiting:
-            state += f", waiters:{waiting}"
-        return state
+        return self._with_waiters("set" if self._flag else "unset", self._waiters)
 
     def is_set(self) -> bool:
         """Return True if the flag is set."""

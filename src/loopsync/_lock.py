@@ -10,7 +10,7 @@ from . import _ki
 from ._adapters import current_backend
 from ._backend import Backend, Waiter
 from ._ki import ki_protected
-from ._primitive import Primitive
+from ._primitive import Primitive, enter_through_acquire
 from ._statistics import LockStatistics
 from ._waitqueue import WaiterQueue
 
@@ -148,11 +148,7 @@ class Lock(Primitive):
         return self._locked or self._handoffs > 0 or self._waiters.has_waiting()
 
     def _repr_state(self) -> str:
-        state = "locked" if self._locked else "unlocked"
-        waiting = self._waiters.count_waiting()
-        if waiting:
-            state += f", waiters:{waiting}"
-        return state
+        return self._with_waiters("locked" if self._locked else "unlocked", self._waiters)
 
     def locked(self) -> bool:
         """Return True if the lock is held.
@@ -281,7 +277,7 @@ class Lock(Primitive):
         super().__init_subclass__(**kwargs)
         # As asyncio's, ``async with`` calls a subclass's own acquire().
         if cls.acquire is not Lock.acquire and cls.__aenter__ is Lock.__aenter__:
-            cls.__aenter__ = _enter_through_acquire
+            cls.__aenter__ = enter_through_acquire
 
     @ki_protected
     async def __aexit__(
@@ -298,7 +294,3 @@ class Lock(Primitive):
     def __setstate__(self, state: dict[str, Any]) -> None:
         Lock.__init__(self, always_checkpoint=state.pop("_always_checkpoint"))
         self.__dict__.update(state)
-
-
-async def _enter_through_acquire(lock: Lock) -> None:
-    await lock.acquire()

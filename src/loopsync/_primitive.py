@@ -20,14 +20,23 @@ loop.
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _ki
 from ._adapters import current_backend
 from ._backend import Backend, Loop, Waiter
 from ._exceptions import WouldBlock
 
-__all__ = ["Primitive"]
+if TYPE_CHECKING:
+    from ._waitqueue import WaiterQueue
+
+__all__ = ["Primitive", "enter_through_acquire"]
+
+
+async def enter_through_acquire(primitive: Any) -> None:
+    """``__aenter__`` of a subclass whose acquire() differs: as asyncio's
+    ``async with`` does, it calls that acquire()."""
+    await primitive.acquire()
 
 
 class Primitive:
@@ -109,6 +118,12 @@ class Primitive:
 
     def _repr_state(self) -> str:
         raise NotImplementedError
+
+    @staticmethod
+    def _with_waiters(state: str, waiters: WaiterQueue) -> str:
+        """Return *state*, with asyncio's ``waiters:N`` if tasks wait."""
+        waiting = waiters.count_waiting()
+        return f"{state}, waiters:{waiting}" if waiting else state
 
     def __repr__(self) -> str:
         # asyncio's format: the default repr with the state inside it.

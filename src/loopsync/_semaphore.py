@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from . import _ki
 from ._backend import Waiter
 from ._ki import ki_protected
-from ._primitive import Primitive
+from ._primitive import Primitive, enter_through_acquire
 from ._statistics import SemaphoreStatistics
 from ._waitqueue import WaiterQueue
 
@@ -25,10 +25,6 @@ def _check_count(name: str, value: object) -> int:
 
 
 _T = TypeVar("_T")
-
-
-async def _enter_through_acquire(sem: Semaphore) -> None:
-    await sem.acquire()
 
 
 def _acquire_returning(result: _T) -> Callable[[Semaphore], Coroutine[Any, Any, _T]]:
@@ -151,11 +147,9 @@ class Semaphore(Primitive):
         return self._handoffs > 0 or self._waiters.has_waiting()
 
     def _repr_state(self) -> str:
-        state = "locked" if self.locked() else f"unlocked, value:{self._value}"
-        waiting = self._waiters.count_waiting()
-        if waiting:
-            state += f", waiters:{waiting}"
-        return state
+        return self._with_waiters(
+            "locked" if self.locked() else f"unlocked, value:{self._value}", self._waiters
+        )
 
     @property
     def value(self) -> int:
@@ -265,7 +259,7 @@ class Semaphore(Primitive):
         # asyncio's __aenter__ calls acquire(), so a subclass's acquire() runs
         # in ``async with`` too: so it does here.
         if cls.acquire is not Semaphore.acquire and cls.__aenter__ is Semaphore.__aenter__:
-            cls.__aenter__ = _enter_through_acquire
+            cls.__aenter__ = enter_through_acquire
 
     @ki_protected
     async def __aexit__(
