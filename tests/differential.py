@@ -3,7 +3,8 @@
 Each ``test_differential_*`` module has its own actions, tasks and
 controller; all use the same hypothesis settings, the same asyncio libraries,
 the same :class:`Run` action, the same kind of :class:`Trace` and the same
-way of letting the tasks run (:func:`let_tasks_run`).  Those of the lock, the
+way of letting the tasks run (:func:`let_tasks_run`) and of choosing the task
+an action concerns (:func:`pick_cyclic`, :func:`pick_to_cancel`).  Those of the lock, the
 event and the condition take their asyncio oracle from
 :func:`asyncio_locks_313`, so that they run on every Python.
 """
@@ -16,9 +17,11 @@ import importlib.util
 import os
 import re
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Protocol, TypeVar
 
 import pytest
 from hypothesis import settings
@@ -73,6 +76,34 @@ class Trace:
         if self.ordered:
             return self.entries
         return [entry if isinstance(entry, str) else sorted(entry) for entry in self.entries]
+
+
+class Pickable(Protocol):
+    """A controller's record of one task, as the pick functions read it."""
+
+    phase: str  # "spawned", then the primitive's phases, then "done"
+    cancelled: bool
+
+
+W = TypeVar("W", bound=Pickable)
+
+
+def pick_cyclic(candidates: Sequence[W], k: int) -> W | None:
+    """The *k*-th of *candidates*, cyclically, or None if there are none."""
+    return candidates[k % len(candidates)] if candidates else None
+
+
+def pick_to_cancel(workers: Sequence[W], k: int, phase: str | None) -> W | None:
+    """The task a ``Cancel(k, phase)`` action cancels: the *k*-th, cyclically,
+    of those not done nor cancelled yet that are in *phase* (any if None)."""
+    return pick_cyclic(
+        [
+            w
+            for w in workers
+            if w.phase != "done" and not w.cancelled and (phase is None or w.phase == phase)
+        ],
+        k,
+    )
 
 
 async def let_tasks_run(lib: Lib, iterations: int | None) -> str:

@@ -59,7 +59,16 @@ from hypothesis import example, given, note
 from hypothesis import strategies as st
 
 import loopsync
-from differential import ASYNCIO_LIBS, SETTINGS, Run, Trace, asyncio_locks_313, let_tasks_run
+from differential import (
+    ASYNCIO_LIBS,
+    SETTINGS,
+    Run,
+    Trace,
+    asyncio_locks_313,
+    let_tasks_run,
+    pick_cyclic,
+    pick_to_cancel,
+)
 from libs import AsyncioLib, Handle, Lib, TaskGroup, TrioLib
 
 # --------------------------------------------------------------------------
@@ -332,16 +341,9 @@ class Controller:
 
     def pick(self, action: Release | Cancel) -> Worker | None:
         if isinstance(action, Release):
-            candidates = [w for w in self.workers if w.phase == "holding" and not w.told]
-        else:
-            candidates = [
-                w
-                for w in self.workers
-                if w.phase != "done"
-                and not w.cancelled
-                and (action.phase is None or w.phase == action.phase)
-            ]
-        return candidates[action.k % len(candidates)] if candidates else None
+            holding = [w for w in self.workers if w.phase == "holding" and not w.told]
+            return pick_cyclic(holding, action.k)
+        return pick_to_cancel(self.workers, action.k, action.phase)
 
     def wakes_a_task(self, action: Action) -> bool:
         """Whether *action* makes a task runnable that will then use the lock."""
