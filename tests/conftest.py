@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import functools
 import inspect
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from libs import LIBS
+from redis_server import RedisServer
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -45,3 +47,21 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     }
     pyfuncitem.funcargs["lib"].run(functools.partial(func, **kwargs))
     return True
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A real server on 127.0.0.1, shared by the tests that only use it."""
+    server = RedisServer()
+    server.start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def private_redis_server() -> Iterator[RedisServer]:
+    """A server of the test's own, which it may restart, pause or kill."""
+    server = RedisServer()
+    server.start()
+    yield server
+    server.close()

@@ -1,0 +1,62 @@
+"""The few operations loopsync.redis needs from a Redis client.
+
+:class:`ScriptClient` is all that the semaphores and the session use: run a
+script, and listen to one channel.  :class:`CoredisClient` implements it on
+coredis; another client needs only these two methods.  Nothing here sends
+a blocking command, so a cancelled call never breaks another task's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, Protocol
+
+__all__ = ["CoredisClient", "ScriptClient"]
+
+
+class ScriptClient(Protocol):
+    """What loopsync.redis needs of a client."""
+
+    async def run_script(self, script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """Run *script* (by its digest when the server has it), return its reply."""
+
+    def listen(self, channel: str) -> Any:
+        """Return an async context manager that subscribes to *channel* and
+        gives an async iterator over the messages' payloads (str)."""
+
+
+class CoredisClient:
+    """:class:`ScriptClient` on a :class:`coredis.Redis` client."""
+
+    def __init__(self, client: Any) -> None:
+        from coredis.exceptions import NoScriptError
+
+        self._client = client
+        self._no_script = NoScriptError
+        self._digests: dict[str, str] = {}
+
+    async def run_script(self, script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        digest = self._digests.get(script)
+        if digest is None:
+            digest = self._digests[script] = hashlib.sha1(script.encode()).hexdigest()
+        try:
+            return await self._client.evalsha(digest, keys=keys, args=args)
+        except self._no_script:
+            # First use, or the server restarted and lost its script cache.
+            return await self._client.eval(script, keys=keys, args=args)
+
+    @asynccontextmanager
+    async def listen(self, channel: str) -> AsyncIterator[AsyncIterator[str]]:
+        async with self._client.pubsub(
+            channels=[channel], ignore_subscribe_messages=True
+        ) as pubsub:
+            yield self._payloads(pubsub)
+
+    @staticmethod
+    async def _payloads(pubsub: Any) -> AsyncIterator[str]:
+        async for message in pubsub:
+            if message["type"] == "message":
+                data = message["data"]
+                yield data.decode() if isinstance(data, bytes) else str(data)

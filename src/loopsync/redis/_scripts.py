@@ -1,0 +1,193 @@
+"""The Lua scripts that change a semaphore's state on the server.
+
+Every change is one script, so it is atomic.  Each script first drops the
+holders whose lease has expired and the waiters whose liveness has lapsed,
+then hands free permits to the head of the queue (direct hand-off), so that
+no permit stays free while a live process waits for it.  Every script is
+idempotent for a given permit id: run twice, it leaves the same state and
+gives the same answer (a withdrawn id is remembered for a while, so that a
+late acquire of it cannot resurrect it).  Times are the server's own
+(``TIME``), never a client's.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ACQUIRE", "KEY_SUFFIXES", "RELEASE", "RENEW", "STATISTICS"]
+
+# The keys of one semaphore, in the order the scripts take them (KEYS[1..6]);
+# all share one hash tag, so that Redis Cluster keeps them in one slot.
+KEY_SUFFIXES = ("holders", "queue", "waiting", "alive", "withdrawn", "meta")
+
+# KEYS: the six above.  ARGV[1]: the semaphore's value (its number of permits).
+_PRELUDE = """
+local holders, queue, waiting, alive, withdrawn, meta =
+    KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local value = tonumber(ARGV[1])
+local time = redis.call('TIME')
+local now_us = tonumber(time[1]) * 1000000 + tonumber(time[2])
+local now = math.floor(now_us / 1000)
+
+local function int(x)
+    return string.format('%.0f', x)
+end
+
+local known = redis.call('HGET', meta, 'value')
+if known and tonumber(known) ~= value then
+    return redis.error_reply('loopsync: ' .. KEYS[6] .. ' is in use with value ' .. known)
+end
+redis.call('HSET', meta, 'value', value)
+
+-- A fencing token exceeds every earlier one: the counter survives while the
+-- semaphore is in use, the server's clock in microseconds afterwards (and
+-- after a restart that lost the counter), and *floor* is the highest token
+-- the caller has seen.
+local function grant(id, lease_ms, floor)
+    local last = tonumber(redis.call('HGET', meta, 'fence') or '0')
+    local token = math.max(last + 1, now_us, floor)
+    redis.call('HSET', meta, 'fence', int(token))
+    redis.call('ZADD', holders, int(now + lease_ms), id)
+    redis.call('HSET', meta, 'token:' .. id, int(token))
+    return token
+end
+
+local function forget_waiter(id)
+    redis.call('ZREM', queue, id)
+    redis.call('ZREM', alive, id)
+    redis.call('HDEL', waiting, id)
+end
+
+local function forget_holder(id)
+    redis.call('ZREM', holders, id)
+    redis.call('HDEL', meta, 'token:' .. id)
+end
+
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', holders, '-inf', now)) do
+    forget_holder(id)
+end
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', alive, '-inf', now)) do
+    forget_waiter(id)
+end
+redis.call('ZREMRANGEBYSCORE', withdrawn, '-inf', now)
+
+-- Hand each free permit to the next waiter, and tell its process: the id
+-- is '<session>:<n>', the channel the session's.
+local function promote()
+    while redis.call('ZCARD', holders) < value do
+        local head = redis.call('ZRANGE', queue, 0, 0)[1]
+        if not head then
+            break
+        end
+        local lease_ms = tonumber(redis.call('HGET', waiting, head))
+        forget_waiter(head)
+        grant(head, lease_ms, 0)
+        redis.call('PUBLISH', 'loopsync:session:' .. string.match(head, '^(.*):'), head)
+    end
+end
+promote()
+
+-- Idle keys vanish: each lives as long as the longest lease or liveness in
+-- it, plus a grace period that keeps the fencing counter past the clock.
+local function tidy()
+    local last = now
+    for _, key in ipairs({holders, alive, withdrawn}) do
+        local top = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')[2]
+        if top and tonumber(top) > last then
+            last = tonumber(top)
+        end
+    end
+    local ttl = int(last - now + 2000)
+    for _, key in ipairs(KEYS) do
+        redis.call('PEXPIRE', key, ttl)
+    end
+end
+
+local function earliest_expiry()
+    local first = redis.call('ZRANGE', holders, 0, 0, 'WITHSCORES')[2]
+    if first then
+        return int(tonumber(first) - now)
+    end
+    return -1
+end
+"""
+
+# ARGV[2]: the permit id; [3]: lease (ms); [4]: liveness (ms) of a waiter;
+# [5]: the lowest acceptable token; [6]: '1' to wait in the queue, '0' not.
+# Returns {1, token} once the id holds a permit (renewing its lease), or
+# {0, ms until the first lease expires (-1: none)} while it waits or may not.
+ACQUIRE = (
+    _PRELUDE
+    + """
+local id, lease_ms, alive_ms = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local floor, queue_up = tonumber(ARGV[5]), ARGV[6] == '1'
+local result
+if redis.call('ZSCORE', holders, id) then
+    redis.call('ZADD', holders, int(now + lease_ms), id)
+    result = {1, redis.call('HGET', meta, 'token:' .. id)}
+elseif redis.call('HEXISTS', waiting, id) == 1 then
+    redis.call('ZADD', alive, int(now + alive_ms), id)
+    result = {0, earliest_expiry()}
+elseif redis.call('ZSCORE', withdrawn, id) then
+    result = {0, -1}
+elseif redis.call('ZCARD', holders) < value and redis.call('ZCARD', queue) == 0 then
+    result = {1, int(grant(id, lease_ms, floor))}
+elseif queue_up then
+    redis.call('ZADD', queue, redis.call('HINCRBY', meta, 'arrivals', 1), id)
+    redis.call('HSET', waiting, id, lease_ms)
+    redis.call('ZADD', alive, int(now + alive_ms), id)
+    result = {0, earliest_expiry()}
+else
+    result = {0, earliest_expiry()}
+end
+tidy()
+return result
+"""
+)
+
+# ARGV[2]: the permit id; [3]: how long (ms) to remember it as withdrawn.
+# Frees the id's permit, or takes it out of the queue.  Returns 1 if it held
+# a permit, 2 if it was waiting, 0 if it was neither (already released).
+RELEASE = (
+    _PRELUDE
+    + """
+local id, remember_ms = ARGV[2], tonumber(ARGV[3])
+local result = 0
+if redis.call('ZSCORE', holders, id) then
+    forget_holder(id)
+    result = 1
+elseif redis.call('HEXISTS', waiting, id) == 1 then
+    forget_waiter(id)
+    result = 2
+end
+redis.call('ZADD', withdrawn, int(now + remember_ms), id)
+promote()
+tidy()
+return result
+"""
+)
+
+# ARGV[2]: the permit id; [3]: lease (ms).  Extends the lease of a permit
+# still held; returns 1, or 0 if the permit is gone (its lease expired, or
+# the server lost it).
+RENEW = (
+    _PRELUDE
+    + """
+local id, lease_ms = ARGV[2], tonumber(ARGV[3])
+local result = 0
+if redis.call('ZSCORE', holders, id) then
+    redis.call('ZADD', holders, int(now + lease_ms), id)
+    result = 1
+end
+tidy()
+return result
+"""
+)
+
+# Returns {permits held, processes' tasks waiting}.
+STATISTICS = (
+    _PRELUDE
+    + """
+local result = {redis.call('ZCARD', holders), redis.call('ZCARD', queue)}
+tidy()
+return result
+"""
+)

@@ -1,0 +1,335 @@
+"""Semaphore, BoundedSemaphore and Lock shared through a Redis server."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import anyio
+
+from .._adapters import current_backend
+from .._exceptions import WouldBlock
+from ._scripts import ACQUIRE, KEY_SUFFIXES, STATISTICS
+from ._session import Session, check_seconds
+
+__all__ = ["BoundedSemaphore", "LeaseLost", "Lock", "Permit", "Semaphore", "SemaphoreStatistics"]
+
+
+class LeaseLost(Exception):
+    """Raised when a permit's lease ended before it was released.
+
+    The lease expired unrenewed (the server or the network stalled past the
+    local deadline), or the server lost the permit (a restart without
+    persistence, a failover).  Another task may have held the permit since.
+    """
+
+
+@dataclass(frozen=True)
+class SemaphoreStatistics:
+    """A snapshot of a shared semaphore, across every process using it."""
+
+    value: int
+    """The number of permits."""
+    borrowed: int
+    """The permits held now."""
+    tasks_waiting: int
+    """The tasks waiting for a permit, in every process."""
+
+
+class Permit:
+    """A permit held from a shared semaphore, as ``acquire()`` returns it.
+
+    Its :attr:`fencing_token` is greater than that of every permit of the
+    semaphore granted before it, also across a restart of the server.  Pass
+    it to the resource the permit guards, which should refuse a token lower
+    than the highest it has seen: a holder paused past its lease (a stop of
+    the process, a long collection) cannot tell that its permit was lost
+    until it runs again.
+    """
+
+    __slots__ = ("_lost", "_released", "deadline", "fencing_token", "id", "semaphore")
+
+    def __init__(self, semaphore: Semaphore, permit_id: str, token: int, deadline: float) -> None:
+        self.semaphore = semaphore
+        """The semaphore the permit was taken from."""
+        self.id = permit_id
+        """The permit's id on the server."""
+        self.fencing_token = token
+        """An int, strictly increasing per semaphore."""
+        self.deadline = deadline
+        """The :func:`time.monotonic` time the lease ends by, unless renewed."""
+        self._lost = False
+        self._released = False
+
+    @property
+    def lost(self) -> bool:
+        """True once the lease ended before the permit was released."""
+        return self._lost or (not self._released and time.monotonic() >= self.deadline)
+
+    def check(self) -> None:
+        """Raise :exc:`LeaseLost` if the lease has ended."""
+        if self.lost:
+            raise LeaseLost(f"the lease of {self!r} has ended")
+
+    def _lose(self) -> None:
+        self._lost = True
+        callback = self.semaphore._on_lease_lost
+        if callback is not None:
+            callback(self)
+
+    async def release(self) -> None:
+        """Release the permit: ``await permit.semaphore.release(permit)``."""
+        await self.semaphore.release(self)
+
+    def __repr__(self) -> str:
+        state = "released" if self._released else "lost" if self.lost else "held"
+        return (
+            f"<loopsync.redis.Permit {self.semaphore.name!r} token={self.fencing_token} [{state}]>"
+        )
+
+
+class Semaphore:
+    """A semaphore whose *value* permits are shared by every process that
+    uses the same *name* on the server of *session*.
+
+    ``async with sem as permit:`` and :meth:`acquire` wait for a permit,
+    in arrival order across all processes, and :meth:`release` gives it
+    back, to the first waiting task if any.  A holder's lease lasts *lease*
+    seconds and is renewed while the session runs; a holder that crashes
+    loses its permit when the lease ends.  *on_lease_lost*, if given, is
+    called with the :class:`Permit` when a lease ends before its release.
+
+    A task cancelled while it waits never keeps a permit or a place in the
+    queue.  Unlike :class:`asyncio.Semaphore`, the permits are counted on
+    the server, so a release never adds one: releasing a permit not held
+    raises :exc:`RuntimeError`.
+    """
+
+    _not_held_error: type[Exception] = RuntimeError
+
+    def __init__(
+        self,
+        session: Session,
+        name: str,
+        value: int = 1,
+        *,
+        lease: float = 10.0,
+        on_lease_lost: Callable[[Permit], object] | None = None,
+    ) -> None:
+        if not isinstance(session, Session):
+            raise TypeError(f"session must be a loopsync.redis.Session, not {session!r}")
+        if not isinstance(name, str):
+            raise TypeError(f"name must be a str, not {name!r}")
+        if not name:
+            raise ValueError("name must not be empty")
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"value must be an int, not {value!r}")
+        if value < 1:
+            raise ValueError(f"value must be at least 1, not {value!r}")
+        self.lease = check_seconds("lease", lease)
+        self.name = name
+        self._session = session
+        self._value = value
+        self._lease_ms = math.ceil(self.lease * 1000)
+        self._on_lease_lost = on_lease_lost
+        # One hash tag, {name}: Redis Cluster keeps a semaphore in one slot.
+        self._keys = [f"loopsync:{{{name}}}:{suffix}" for suffix in KEY_SUFFIXES]
+        self._highest_token = 0
+        self._held: dict[Any, list[Permit]] = {}  # task -> its permits, in order
+
+    @property
+    def value(self) -> int:
+        """The number of permits."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"<loopsync.redis.{type(self).__name__} {self.name!r} value={self._value}>"
+
+    async def acquire(self) -> Permit:
+        """Wait for a permit, in arrival order across every process, and
+        return it."""
+        return await self._acquire(wait=True)
+
+    async def acquire_nowait(self) -> Permit:
+        """Take a permit if one is free and no task waits for one; otherwise
+        raise :exc:`loopsync.WouldBlock`.  One round trip; never waits in the
+        queue."""
+        return await self._acquire(wait=False)
+
+    async def _acquire(self, *, wait: bool) -> Permit:
+        session = self._session
+        session.check_entered()
+        task = current_backend().current_task()
+        self._check_acquirer(task)
+        # The id is chosen before the first send: a retried or repeated
+        # script finds its own earlier effect instead of taking a second permit.
+        permit_id = session.new_permit_id()
+        alive_ms = math.ceil(session.liveness * 1000)
+        try:
+            wakeup = session.expect_wakeup(permit_id)
+            while True:
+                sent = time.monotonic()
+                granted, detail = await session.run(
+                    ACQUIRE,
+                    self._keys,
+                    [
+                        self._value,
+                        permit_id,
+                        self._lease_ms,
+                        alive_ms,
+                        self._highest_token + 1,
+                        "1" if wait else "0",
+                    ],
+                )
+                if granted:
+                    break
+                if not wait:
+                    raise _would_block()
+                delay = session.poll_interval
+                if int(detail) >= 0:  # ms until the first lease may expire
+                    delay = min(delay, int(detail) / 1000 + 0.001)
+                with anyio.move_on_after(delay):
+                    await wakeup.wait()
+                # A new event before the next ask: a wake-up published while
+                # the ask is on its way is not missed.
+                wakeup = session.expect_wakeup(permit_id)
+        except BaseException:
+            session.stop_expecting(permit_id)
+            # Cancelled or failed anywhere, even after the server granted the
+            # permit (reply lost, or cancelled before resuming): free the
+            # permit or the place in the queue, whatever the server did.
+            session.release_soon(self._keys, self._value, permit_id)
+            raise
+        session.stop_expecting(permit_id)
+        token = int(detail)
+        self._highest_token = max(self._highest_token, token)
+        permit = Permit(self, permit_id, token, deadline=sent + self.lease)
+        self._held.setdefault(task, []).append(permit)
+        session.keep(permit)
+        return permit
+
+    def _check_acquirer(self, task: Any) -> None:
+        """Raise if *task* may not acquire (a Lock's owner)."""
+
+    async def release(self, permit: Permit | None = None) -> None:
+        """Release *permit*, or else the last permit the current task took.
+
+        Raises :exc:`LeaseLost` if the permit's lease had ended before the
+        release; it is released all the same.  The release completes even if
+        the task is cancelled while it waits for the server.
+        """
+        permit = self._take_back(permit)
+        session = self._session
+        session.drop(permit)
+        locally_lost = permit.lost
+        permit._released = True
+        outcome = session.release_soon(self._keys, self._value, permit.id)
+        await outcome.done.wait()
+        if outcome.error is not None:
+            raise outcome.error
+        if locally_lost or permit._lost or outcome.result != 1:
+            permit._lost = True
+            raise LeaseLost(f"the lease of {permit!r} ended before its release")
+
+    def _take_back(self, permit: Permit | None) -> Permit:
+        """Return the permit to release, no longer counted as held."""
+        self._session.check_entered()
+        task = current_backend().current_task()
+        if permit is None:
+            permits = self._held.get(task)
+            if not permits:
+                raise self._not_held_error(self._not_held_message("the current task holds none"))
+            permit = permits[-1]
+        elif not isinstance(permit, Permit):
+            raise TypeError(f"expected a loopsync.redis.Permit, not {permit!r}")
+        elif permit.semaphore is not self or permit._released:
+            raise self._not_held_error(self._not_held_message(f"{permit!r} is not held"))
+        for holder, permits in self._held.items():
+            if permit in permits:
+                self._check_releaser(holder, task)
+                permits.remove(permit)
+                if not permits:
+                    del self._held[holder]
+                break
+        return permit
+
+    def _not_held_message(self, detail: str) -> str:
+        return f"release() of {self!r}: {detail}"
+
+    def _check_releaser(self, holder: Any, task: Any) -> None:
+        """Raise if *task* may not release a permit *holder* took (a Lock's owner)."""
+
+    async def locked(self) -> bool:
+        """Return True if no permit is free now."""
+        statistics = await self.statistics()
+        return statistics.borrowed >= statistics.value
+
+    async def statistics(self) -> SemaphoreStatistics:
+        """Return a :class:`SemaphoreStatistics` snapshot, read from the server."""
+        self._session.check_entered()
+        borrowed, waiting = await self._session.run(STATISTICS, self._keys, [self._value])
+        return SemaphoreStatistics(
+            value=self._value, borrowed=int(borrowed), tasks_waiting=int(waiting)
+        )
+
+    async def __aenter__(self) -> Permit:
+        return await self.acquire()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.release()
+
+
+class BoundedSemaphore(Semaphore):
+    """A :class:`Semaphore` whose extra release raises :exc:`ValueError`, as
+    :class:`asyncio.BoundedSemaphore`'s does."""
+
+    _not_held_error = ValueError
+
+    def _not_held_message(self, detail: str) -> str:
+        return f"BoundedSemaphore released too many times ({detail})"
+
+
+class Lock(Semaphore):
+    """A lock shared through the server: a :class:`Semaphore` with one permit
+    that belongs to the task that acquired it, as :class:`trio.Lock` does.
+
+    The task holding it cannot acquire it again, and no other task can
+    release it (both raise :exc:`RuntimeError`).
+    """
+
+    def __init__(
+        self,
+        session: Session,
+        name: str,
+        *,
+        lease: float = 10.0,
+        on_lease_lost: Callable[[Permit], object] | None = None,
+    ) -> None:
+        super().__init__(session, name, 1, lease=lease, on_lease_lost=on_lease_lost)
+
+    def _check_acquirer(self, task: Any) -> None:
+        if self._held.get(task):
+            raise RuntimeError("attempt to re-acquire an already held Lock")
+
+    def _check_releaser(self, holder: Any, task: Any) -> None:
+        if holder is not task:
+            raise RuntimeError("can't release a Lock you don't own")
+
+    def _not_held_message(self, detail: str) -> str:
+        return "can't release a Lock you don't own"
+
+
+def _would_block() -> WouldBlock:
+    try:
+        return current_backend().would_block_error()()
+    except RuntimeError:  # pragma: no cover - always called from a task
+        return WouldBlock()

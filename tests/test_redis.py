@@ -1,0 +1,302 @@
+"""loopsync.redis: the shared Semaphore, BoundedSemaphore and Lock, on a real server."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import anyio
+import pytest
+
+import loopsync
+import loopsync.redis
+from libs import Lib
+from redis_helpers import connect, eventually, finished, session, unique_name, waiting
+from redis_server import RedisServer
+
+
+async def test_async_with_binds_a_permit_with_increasing_fencing_tokens(
+    lib: Lib, redis_server: RedisServer
+) -> None:
+    async with session(redis_server) as entered:
+        semaphore = loopsync.redis.Semaphore(entered, unique_name(), 2)
+        tokens = []
+        for _ in range(3):
+            async with semaphore as permit:
+                assert isinstance(permit, loopsync.redis.Permit)
+                assert not permit.lost
+                assert (await semaphore.statistics()).borrowed == 1
+                tokens.append(permit.fencing_token)
+        assert all(isinstance(token, int) for token in tokens)
+        assert tokens == sorted(set(tokens))
+        assert await semaphore.statistics() == loopsync.redis.SemaphoreStatistics(
+            value=2, borrowed=0, tasks_waiting=0
+        )
+
+
+async def test_never_more_holders_than_permits(lib: Lib, redis_server: RedisServer) -> None:
+    async with session(redis_server) as entered:
+        semaphore = loopsync.redis.Semaphore(entered, unique_name(), 3)
+        holding = 0
+        most = 0
+        full = anyio.Event()
+
+        async def hold() -> None:
+            nonlocal holding, most
+            async with semaphore:
+                holding += 1
+                most = max(most, holding)
+                if holding == 3:
+                    full.set()
+                await full.wait()  # every permit is held once at the same time
+                holding -= 1
+
+        async with lib.task_group() as group:
+            for _ in range(20):
+                group.start(hold)
+        assert most == 3
+        assert (await semaphore.statistics()).borrowed == 0
+
+
+async def test_waiting_tasks_are_served_in_arrival_order(
+    lib: Lib, redis_server: RedisServer
+) -> None:
+    async with session(redis_server) as entered:
+        semaphore = loopsync.redis.Semaphore(entered, unique_name(), 1)
+        order: list[int] = []
+
+        async def take(index: int) -> None:
+            async with semaphore:
+                order.append(index)
+
+        first = await semaphore.acquire()
+        async with lib.task_group() as group:
+            for index in range(5):
+                group.start(take, index)
+                await waiting(semaphore, index + 1)
+            await semaphore.release(first)
+        assert order == [0, 1, 2, 3, 4]
+
+
+async def test_a_release_hands_the_permit_to_exactly_one_waiting_task(
+    lib: Lib, redis_server: RedisServer
+) -> None:
+    async with session(redis_server) as entered, session(redis_server) as other:
+        name = unique_name()
+        semaphore = loopsync.redis.Semaphore(entered, name, 1)
+        elsewhere = loopsync.redis.Semaphore(other, name, 1)
+        permit = await semaphore.acquire()
+        async with lib.task_group() as group:
+            handles = []
+            for count in (1, 2, 3):
+                handles.append(group.start(elsewhere.acquire))
+                await waiting(semaphore, count)
+            await semaphore.release(permit)
+            # Handed straight to the head of the queue: no barging, one woken.
+            statistics = await semaphore.statistics()
+            assert (statistics.borrowed, statistics.tasks_waiting) == (1, 2)
+            await finished(handles[0])
+            assert handles[0].result.fencing_token > permit.fencing_token
+            assert not handles[1].done
+            await elsewhere.release(handles[0].result)
+            await finished(handles[1])
+            await elsewhere.release(handles[1].result)
+            await finished(handles[2])
+            await elsewhere.release(handles[2].result)
+
+
+async def test_a_cancelled_waiting_task_keeps_no_permit_and_no_place(
+    lib: Lib, redis_server: RedisServer
+) -> None:
+    async with session(redis_server) as entered:
+        semaphore = loopsync.redis.Semaphore(entered, unique_name(), 1)
+        permit = await semaphore.acquire()
+        async with lib.task_group() as group:
+            cancelled = group.start(semaphore.acquire)
+            later = group.start(semaphore.acquire)
+            await waiting(semaphore, 2)
+            cancelled.cancel()
+            await waiting(semaphore, 1)
+            await semaphore.release(permit)
+            await finished(later)
+        assert cancelled.outcome == "cancelled"
+        assert later.outcome == "returned"
+        await semaphore.release(later.result)
+        assert (await semaphore.statistics()).borrowed == 0
+
+
+async def test_a_deadline_of_zero_takes_nothing(lib: Lib, redis_server: RedisServer) -> None:
+    async with session(redis_server) as entered:
+        semaphore = loopsync.redis.Semaphore(entered, unique_name(), 1)
+        permit = await semaphore.acquire()
+        with anyio.move_on_after(0) as scope:
+            await semaphore.acquire()
+        assert scope.cancelled_caught
+        await semaphore.release(permit)
+        await eventually(
+            lambda: _statistics_are(semaphore, borrowed=0, tasks_waiting=0),
+        )
+
+
+async def _statistics_are(semaphore: loopsync.redis.Semaphore, **expected: int) -> bool:
+    statistics = await semaphore.statistics()
+    return all(getattr(statistics, key) == value for key, value in expected.items())
+
+
+async def test_acquire_nowait_raises_the_native_would_block_and_never_queues(
+    lib: Lib, redis_server: RedisServer
+) -> None:
+    async with session(redis_server) as entered:
+        semaphore = loopsync.redis.Semaphore(entered, unique_name(), 1)
+        permit = await semaphore.acquire_nowait()
+        with pytest.raises(loopsync.WouldBlock) as caught:
+            await semaphore.acquire_nowait()
+        if lib.family == "trio":
+            import trio
+
+            assert isinstance(caught.value, trio.WouldBlock)
+        assert (await semaphore.statistics()).tasks_waiting == 0
+        await semaphore.release(permit)
+        assert (await semaphore.statistics()).borrowed == 0
+
+
+async def test_locked_is_true_while_no_permit_is_free(lib: Lib, redis_server: RedisServer) -> None:
+    async with session(redis_server) as entered:
+        semaphore = loopsync.redis.Semaphore(entered, unique_name(), 2)
+        first = await semaphore.acquire()
+        assert not await semaphore.locked()
+        second = await semaphore.acquire()
+        assert await semaphore.locked()
+        await semaphore.release(first)
+        await semaphore.release(second)
+        assert not await semaphore.locked()
+
+
+async def test_release_without_a_permit_releases_the_tasks_last(
+    lib: Lib, redis_server: RedisServer
+) -> None:
+    async with session(redis_server) as entered:
+        semaphore = loopsync.redis.Semaphore(entered, unique_name(), 2)
+        first = await semaphore.acquire()
+        second = await semaphore.acquire()
+        await semaphore.release()
+        assert repr(second).endswith("[released]>")
+        assert repr(first).endswith("[held]>")
+        await first.release()
+        assert (await semaphore.statistics()).borrowed == 0
+
+
+async def test_releasing_a_permit_not_held_raises(lib: Lib, redis_server: RedisServer) -> None:
+    async with session(redis_server) as entered:
+        name = unique_name()
+        semaphore = loopsync.redis.Semaphore(entered, name, 1)
+        with pytest.raises(RuntimeError, match="the current task holds none"):
+            await semaphore.release()
+        permit = await semaphore.acquire()
+        await semaphore.release(permit)
+        with pytest.raises(RuntimeError, match=r"Permit 'sem-\d+' token=\d+ \[released\]> is not"):
+            await semaphore.release(permit)
+        bounded = loopsync.redis.BoundedSemaphore(entered, unique_name(), 1)
+        with pytest.raises(ValueError, match=r"^BoundedSemaphore released too many times"):
+            await bounded.release()
+        other = loopsync.redis.Semaphore(entered, unique_name(), 1)
+        foreign = await other.acquire()
+        with pytest.raises(RuntimeError, match="is not held"):
+            await semaphore.release(foreign)
+        with pytest.raises(TypeError, match=r"^expected a loopsync\.redis\.Permit, not 3$"):
+            await semaphore.release(3)  # type: ignore[arg-type]
+        await other.release(foreign)
+        assert (await other.statistics()).borrowed == 0
+
+
+async def test_a_permit_may_be_released_by_another_task(
+    lib: Lib, redis_server: RedisServer
+) -> None:
+    async with session(redis_server) as entered:
+        semaphore = loopsync.redis.Semaphore(entered, unique_name(), 1)
+        async with lib.task_group() as group:
+            taker = group.start(semaphore.acquire)
+        await semaphore.release(taker.result)
+        assert (await semaphore.statistics()).borrowed == 0
+
+
+async def test_lock_has_trios_owner_rules(lib: Lib, redis_server: RedisServer) -> None:
+    async with session(redis_server) as entered:
+        lock = loopsync.redis.Lock(entered, unique_name("lock"))
+        async with lock as permit:
+            with pytest.raises(RuntimeError, match=r"^attempt to re-acquire an already held Lock$"):
+                await lock.acquire()
+            async with lib.task_group() as group:
+                stranger = group.start(lock.release, permit)
+                nobody = group.start(lock.release)
+            for handle in (stranger, nobody):
+                assert isinstance(handle.exception, RuntimeError)
+                assert str(handle.exception) == "can't release a Lock you don't own"
+            assert await lock.locked()
+        assert not await lock.locked()
+
+
+async def test_processes_must_agree_on_the_value(lib: Lib, redis_server: RedisServer) -> None:
+    async with session(redis_server) as entered:
+        name = unique_name()
+        permit = await loopsync.redis.Semaphore(entered, name, 2).acquire()
+        with pytest.raises(Exception, match=r"loopsync:\{sem-\d+\}:meta is in use with value 2"):
+            await loopsync.redis.Semaphore(entered, name, 3).acquire()
+        await permit.release()
+
+
+async def test_a_session_must_be_entered(lib: Lib, redis_server: RedisServer) -> None:
+    async with connect(redis_server) as client:
+        idle = loopsync.redis.Session(client)
+        semaphore = loopsync.redis.Semaphore(idle, unique_name(), 1)
+        message = r"^the Session is not entered: use 'async with Session\(client\)'$"
+        for operation in (semaphore.acquire, semaphore.acquire_nowait, semaphore.statistics):
+            with pytest.raises(RuntimeError, match=message):
+                await operation()
+        async with idle as entered:
+            with pytest.raises(RuntimeError, match=r"^this Session is already entered$"):
+                await entered.__aenter__()
+
+
+async def test_leaving_the_session_frees_what_its_tasks_held(
+    lib: Lib, redis_server: RedisServer
+) -> None:
+    name = unique_name()
+    async with session(redis_server) as entered:
+        await loopsync.redis.Semaphore(entered, name, 2).acquire()
+    async with session(redis_server) as entered:
+        semaphore = loopsync.redis.Semaphore(entered, name, 2)
+        assert (await semaphore.statistics()).borrowed == 0
+
+
+@pytest.mark.parametrize(
+    ("arguments", "error", "message"),
+    [
+        (("",), ValueError, "^name must not be empty$"),
+        ((b"x",), TypeError, "^name must be a str, not b'x'$"),
+        (("x", 0), ValueError, "^value must be at least 1, not 0$"),
+        (("x", 1.5), TypeError, "^value must be an int, not 1.5$"),
+        (("x", True), TypeError, "^value must be an int, not True$"),
+        (("x", 1, 0), ValueError, "^lease must be positive and finite, not 0$"),
+        (("x", 1, -1.0), ValueError, "^lease must be positive and finite, not -1.0$"),
+        (("x", 1, math.inf), ValueError, "^lease must be positive and finite, not inf$"),
+        (("x", 1, "10"), TypeError, "^lease must be a number of seconds, not '10'$"),
+    ],
+)
+def test_bad_arguments_raise_clear_errors(
+    arguments: tuple[Any, ...], error: type[Exception], message: str
+) -> None:
+    session = loopsync.redis.Session(object())
+    name, *rest = arguments
+    options = {"lease": rest[1]} if len(rest) > 1 else {}
+    with pytest.raises(error, match=message):
+        loopsync.redis.Semaphore(session, name, *rest[:1], **options)
+
+
+def test_bad_session_arguments_raise_clear_errors() -> None:
+    with pytest.raises(TypeError, match=r"^session must be a loopsync\.redis\.Session, not 1$"):
+        loopsync.redis.Semaphore(1, "x")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"^poll_interval must be positive and finite, not 0$"):
+        loopsync.redis.Session(object(), poll_interval=0)
+    with pytest.raises(TypeError, match=r"^cleanup_timeout must be a number of seconds"):
+        loopsync.redis.Session(object(), cleanup_timeout=None)  # type: ignore[arg-type]
