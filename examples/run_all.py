@@ -30,6 +30,8 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "anyio_pool.py": ("asyncio", "trio"),
     "barrier_simulation.py": ("asyncio", "uvloop", "trio"),
     "pipeline.py": ("asyncio", "uvloop", "trio"),
+    # Two processes, the named library's and the other one's, share a limit.
+    "shared_limit.py": ("asyncio", "trio"),
 }
 
 

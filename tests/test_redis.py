@@ -240,7 +240,7 @@ async def test_processes_must_agree_on_the_value(lib: Lib, redis_server: RedisSe
     async with session(redis_server) as entered:
         name = unique_name()
         permit = await loopsync.redis.Semaphore(entered, name, 2).acquire()
-        with pytest.raises(Exception, match=r"loopsync:\{sem-\d+\}:meta is in use with value 2"):
+        with pytest.raises(ValueError, match=r"^'sem-\d+' is in use with value 2, not 3$"):
             await loopsync.redis.Semaphore(entered, name, 3).acquire()
         await permit.release()
 

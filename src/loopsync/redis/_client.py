@@ -19,6 +19,9 @@ __all__ = ["CoredisClient", "ScriptClient"]
 class ScriptClient(Protocol):
     """What loopsync.redis needs of a client."""
 
+    transient_errors: tuple[type[Exception], ...]
+    """The exceptions after which running a script again may succeed."""
+
     async def run_script(self, script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """Run *script* (by its digest when the server has it), return its reply."""
 
@@ -31,10 +34,11 @@ class CoredisClient:
     """:class:`ScriptClient` on a :class:`coredis.Redis` client."""
 
     def __init__(self, client: Any) -> None:
-        from coredis.exceptions import NoScriptError
+        from coredis.exceptions import ConnectionError, NoScriptError
 
         self._client = client
         self._no_script = NoScriptError
+        self.transient_errors = (ConnectionError, TimeoutError, OSError)
         self._digests: dict[str, str] = {}
 
     async def run_script(self, script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:

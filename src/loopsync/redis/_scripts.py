@@ -33,7 +33,7 @@ end
 
 local known = redis.call('HGET', meta, 'value')
 if known and tonumber(known) ~= value then
-    return redis.error_reply('loopsync: ' .. KEYS[6] .. ' is in use with value ' .. known)
+    return redis.error_reply('LOOPSYNC_VALUE ' .. known)
 end
 redis.call('HSET', meta, 'value', value)
 

