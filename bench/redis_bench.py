@@ -7,7 +7,8 @@ Starts its own server (as the tests find one: ``$LOOPSYNC_REDIS_SERVER``,
 wheel) and measures, per context:
 
 - ``round trip``: one EVALSHA of a script that returns 1, through the same
-  client and session: the unit the other latencies are divided by;
+  client and session: the unit the other latencies are divided by (each by
+  one measured in the same round, so that drift cancels out);
 - ``acquire``, ``release``: an uncontended ``Semaphore(1)`` (targets: 1.2
   round trips each; the least possible is one);
 - ``hand-off``: from the call of ``release()`` in one session to the return
@@ -28,6 +29,7 @@ each, checks the results, and exits 1 if one is wrong.
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import random
 import statistics
@@ -46,17 +48,15 @@ from redis_server import RedisServer
 TRIVIAL = "return 1"
 
 
-async def median_seconds(action: Callable[[], Awaitable[object]], rounds: int) -> float:
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        await action()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+async def seconds(action: Callable[[], Awaitable[object]]) -> float:
+    start = time.perf_counter()
+    await action()
+    return time.perf_counter() - start
 
 
 async def latencies(server: RedisServer, rounds: int) -> dict[str, float]:
-    """Round trip, uncontended acquire and release, and hand-off, in seconds."""
+    """The median round trip (seconds), and the median of each latency
+    divided by a round trip measured in the same round."""
     async with (
         coredis.Redis(host=server.host, port=server.port) as client,
         coredis.Redis(host=server.host, port=server.port) as other_client,
@@ -65,17 +65,22 @@ async def latencies(server: RedisServer, rounds: int) -> dict[str, float]:
     ):
         semaphore = loopsync.redis.Semaphore(session, "bench-latency", 1)
         waiting_side = loopsync.redis.Semaphore(other, "bench-latency", 1)
-        await session.run(TRIVIAL, [], [])
-        round_trip = await median_seconds(lambda: session.run(TRIVIAL, [], []), rounds)
-        acquires, releases, handoffs = [], [], []
+
+        async def round_trip() -> None:
+            await session.run(TRIVIAL, [], [])
+
+        await round_trip()
+        ratios: dict[str, list[float]] = {"acquire": [], "release": [], "hand-off": []}
+        round_trips = []
         for _ in range(rounds):
+            unit = await seconds(round_trip)
+            round_trips.append(unit)
             start = time.perf_counter()
             permit = await semaphore.acquire()
-            acquires.append(time.perf_counter() - start)
-            start = time.perf_counter()
-            await semaphore.release(permit)
-            releases.append(time.perf_counter() - start)
-        for _ in range(rounds):
+            ratios["acquire"].append((time.perf_counter() - start) / unit)
+            release = functools.partial(semaphore.release, permit)
+            ratios["release"].append(await seconds(release) / unit)
+
             permit = await semaphore.acquire()
             returned = anyio.Event()
             handed: list[Any] = []
@@ -94,14 +99,10 @@ async def latencies(server: RedisServer, rounds: int) -> dict[str, float]:
                 start = time.perf_counter()
                 await semaphore.release(permit)
                 await returned.wait()
-            handoffs.append(handed[1] - start)
+            ratios["hand-off"].append((handed[1] - start) / unit)
             await waiting_side.release(handed[0])
-        return {
-            "round trip": round_trip,
-            "acquire": statistics.median(acquires),
-            "release": statistics.median(releases),
-            "hand-off": statistics.median(handoffs),
-        }
+        medians = {key: statistics.median(values) for key, values in ratios.items()}
+        return {"round trip": statistics.median(round_trips), **medians}
 
 
 async def loopsync_fairness(server: RedisServer, turns: int) -> int:
@@ -207,7 +208,8 @@ async def loopsync_storm(server: RedisServer, waiters: int) -> int:
 async def redis_py_storm(server: RedisServer, waiters: int) -> int:
     import redis.asyncio
 
-    client = redis.asyncio.Redis(host=server.host, port=server.port)
+    # redis-py's lock polls on a connection per waiting task.
+    client = redis.asyncio.Redis(host=server.host, port=server.port, max_connections=waiters + 10)
     try:
         lock_name = "bench-storm-redis-py"
 
@@ -247,7 +249,7 @@ def main(argv: list[str]) -> int:
             row = rows.setdefault(context.name, {})
             row["round trip"] = f"{round_trip * 1e6:.0f} µs"
             for key in ("acquire", "release", "hand-off"):
-                row[key] = f"{measured[key] / round_trip:.2f}"
+                row[key] = f"{measured[key]:.2f}"
             row["fairness"] = str(context.run(loopsync_fairness, server, turns))
             row["storm"] = str(context.run(loopsync_storm, server, waiters))
             if row["storm"] != "0":

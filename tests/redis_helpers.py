@@ -14,7 +14,14 @@ import loopsync.redis
 from libs import Handle
 from redis_server import RedisServer
 
-__all__ = ["connect", "eventually", "finished", "session", "unique_name", "waiting"]
+__all__ = [
+    "connect",
+    "eventually",
+    "finished",
+    "session",
+    "unique_name",
+    "waiting",
+]
 
 _names = 0
 

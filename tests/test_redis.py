@@ -11,7 +11,14 @@ import pytest
 import loopsync
 import loopsync.redis
 from libs import Lib
-from redis_helpers import connect, eventually, finished, session, unique_name, waiting
+from redis_helpers import (
+    connect,
+    eventually,
+    finished,
+    session,
+    unique_name,
+    waiting,
+)
 from redis_server import RedisServer
 
 

@@ -3,10 +3,11 @@ lost pub/sub connection, cancellation storms and cancellations at every await.""
 
 from __future__ import annotations
 
+import contextlib
 import random
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +19,17 @@ import pytest
 import loopsync
 import loopsync.redis
 from libs import Lib
+from loopsync.redis._client import CoredisClient
 from loopsync.redis._scripts import ACQUIRE, RELEASE, RENEW
-from redis_helpers import connect, eventually, finished, session, unique_name, waiting
+from redis_helpers import (
+    connect,
+    eventually,
+    finished,
+    session,
+    unique_name,
+    waiting,
+)
 from redis_server import RedisServer
-
-# coredis leaves anyio memory streams of its own unclosed when a command it
-# runs is cancelled; they are reported when collected.
-pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 
 WORKER = str(Path(__file__).with_name("redis_worker.py"))
 
@@ -194,62 +199,78 @@ async def _is_idle(semaphore: loopsync.redis.Semaphore) -> bool:
 
 
 class _Interrupting:
-    """A client that cancels the acquiring task at its n-th ask, before the
-    ask is sent or after the server ran it (the reply is lost)."""
+    """A client that cancels the acquiring task at one point: its n-th ask,
+    before the ask is sent or after the server ran it (the reply is lost),
+    or as the grant of its permit is announced."""
 
-    def __init__(self, client: Any, ask: int, when: str, scope: anyio.CancelScope) -> None:
+    def __init__(self, client: Any, point: str) -> None:
         self._client = client
-        self._asks_left = ask
-        self._when = when
-        self._scope = scope
+        self.transient_errors = client.transient_errors
+        self._point = point
+        self._asks = 0
+        self.scope = anyio.CancelScope()
+
+    async def _interrupt(self) -> None:
+        self.scope.cancel()
+        await anyio.lowlevel.checkpoint()
 
     async def run_script(self, script: str, keys: Any, args: Any) -> Any:
-        interrupt = False
         if script is ACQUIRE:
-            self._asks_left -= 1
-            interrupt = self._asks_left == 0
-        if interrupt and self._when == "before":
-            self._scope.cancel()
-            await anyio.lowlevel.checkpoint()
+            self._asks += 1
+        point = f"ask {self._asks}" if script is ACQUIRE else ""
+        if point and self._point == f"{point}, before it is sent":
+            await self._interrupt()
         result = await self._client.run_script(script, keys, args)
-        if interrupt:
-            self._scope.cancel()
-            await anyio.lowlevel.checkpoint()
+        if point and self._point == f"{point}, reply lost":
+            await self._interrupt()
         return result
 
-    def listen(self, channel: str) -> Any:
-        return self._client.listen(channel)
+    @contextlib.asynccontextmanager
+    async def listen(self, channel: str) -> AsyncIterator[AsyncIterator[str]]:
+        async with self._client.listen(channel) as messages:
+            yield self._announcing(messages)
+
+    async def _announcing(self, messages: AsyncIterator[str]) -> AsyncIterator[str]:
+        async for message in messages:
+            if self._point == "as the grant is announced":
+                self.scope.cancel()  # granted, and not resumed yet
+            yield message
 
 
-@pytest.mark.parametrize("when", ["before", "after"])
-@pytest.mark.parametrize("ask", [1, 2], ids=["first-ask", "ask-after-grant"])
+@pytest.mark.parametrize(
+    "point",
+    [
+        "ask 1, before it is sent",
+        "ask 1, reply lost",
+        "ask 2, before it is sent",
+        "ask 2, reply lost",
+        "as the grant is announced",
+    ],
+)
 async def test_a_cancellation_at_any_await_keeps_no_permit(
-    lib: Lib, redis_server: RedisServer, ask: int, when: str
+    lib: Lib, redis_server: RedisServer, point: str
 ) -> None:
-    async with session(redis_server) as entered:
-        semaphore = loopsync.redis.Semaphore(entered, unique_name(), 1)
-        holder = await semaphore.acquire()
-        scope = anyio.CancelScope()
-        entered._client = _Interrupting(entered._client, ask, when, scope)
+    async with connect(redis_server) as client:
+        interrupting = _Interrupting(CoredisClient(client), point)
+        async with loopsync.redis.Session(interrupting, poll_interval=0.1) as entered:
+            semaphore = loopsync.redis.Semaphore(entered, unique_name(), 1)
+            holder = await semaphore.acquire()
 
-        async def waiter() -> None:
-            with scope:
-                await semaphore.acquire()
-            assert scope.cancelled_caught
+            async def waiter() -> None:
+                with interrupting.scope:
+                    await semaphore.acquire()
+                assert interrupting.scope.cancelled_caught
 
-        async with lib.task_group() as group:
-            handle = group.start(waiter)
-            if ask == 2:
-                # The release hands the permit to the waiter, which is then
-                # cancelled before (or just after) it confirms: granted, not
-                # yet resumed.
-                await waiting(semaphore, 1)
+            async with lib.task_group() as group:
+                handle = group.start(waiter)
+                if point == "as the grant is announced":
+                    await waiting(semaphore, 1)
+                    await semaphore.release(holder)
+            assert handle.outcome == "returned"  # the waiter's assertion held
+            if point != "as the grant is announced":
                 await semaphore.release(holder)
-        assert handle.outcome == "returned"
-        if ask == 1:
-            await semaphore.release(holder)
-        await eventually(lambda: _is_idle(semaphore))
-        await (await semaphore.acquire_nowait()).release()
+            await eventually(lambda: _is_idle(semaphore))
+            await (await semaphore.acquire_nowait()).release()
 
 
 async def test_every_script_run_twice_has_the_effect_of_one(
@@ -260,7 +281,7 @@ async def test_every_script_run_twice_has_the_effect_of_one(
         keys = semaphore._keys
 
         def ask(permit_id: str) -> list[Any]:
-            return [1, permit_id, 5000, 5000, 0, "1"]
+            return [1, permit_id, 5000, 5000, 0, "1", 1]
 
         first = await entered.run(ACQUIRE, keys, ask("a:1"))
         assert await entered.run(ACQUIRE, keys, ask("a:1")) == first
@@ -268,8 +289,8 @@ async def test_every_script_run_twice_has_the_effect_of_one(
         for _ in range(2):
             assert (await entered.run(ACQUIRE, keys, ask("a:2")))[0] == 0
         assert (await semaphore.statistics()).tasks_waiting == 1
-        assert await entered.run(RENEW, keys, [1, "a:1", 5000]) == 1
-        assert await entered.run(RENEW, keys, [1, "a:1", 5000]) == 1
+        assert await entered.run(RENEW, keys, [1, 5000, "a:1", "a:9"]) == [1, 0]
+        assert await entered.run(RENEW, keys, [1, 5000, "a:1", "a:9"]) == [1, 0]
         assert await entered.run(RELEASE, keys, [1, "a:1", 5000]) == 1
         assert await entered.run(RELEASE, keys, [1, "a:1", 5000]) == 0
         # A late ask of a released id does not take a permit again.

@@ -38,7 +38,11 @@ class CoredisClient:
 
         self._client = client
         self._no_script = NoScriptError
-        self.transient_errors = (ConnectionError, TimeoutError, OSError)
+        self.transient_errors: tuple[type[Exception], ...] = (
+            ConnectionError,
+            TimeoutError,
+            OSError,
+        )
         self._digests: dict[str, str] = {}
 
     async def run_script(self, script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:

@@ -31,11 +31,36 @@ local function int(x)
     return string.format('%.0f', x)
 end
 
+-- Every write that adds an entry goes through write(ms, ...), *ms* being
+-- how long the entry must outlive this script: tidy() then makes each key
+-- written to live that long, plus a grace period, so that idle keys vanish
+-- (and the fencing counter outlives the clock's lead on it).
+local written, longest = {}, 0
+local function write(ms, command, key, ...)
+    written[key] = true
+    if ms > longest then
+        longest = ms
+    end
+    return redis.call(command, key, ...)
+end
+
+local function tidy()
+    written[meta] = true  -- it holds the tokens of every entry
+    local needed = longest + 2000
+    for key in pairs(written) do
+        local ttl = redis.call('PTTL', key)
+        if ttl == -1 or (ttl >= 0 and ttl < needed) then
+            redis.call('PEXPIRE', key, needed + 2000)
+        end
+    end
+end
+
 local known = redis.call('HGET', meta, 'value')
-if known and tonumber(known) ~= value then
+if not known then
+    write(0, 'HSET', meta, 'value', value)
+elseif tonumber(known) ~= value then
     return redis.error_reply('LOOPSYNC_VALUE ' .. known)
 end
-redis.call('HSET', meta, 'value', value)
 
 -- A fencing token exceeds every earlier one: the counter survives while the
 -- semaphore is in use, the server's clock in microseconds afterwards (and
@@ -44,9 +69,9 @@ redis.call('HSET', meta, 'value', value)
 local function grant(id, lease_ms, floor)
     local last = tonumber(redis.call('HGET', meta, 'fence') or '0')
     local token = math.max(last + 1, now_us, floor)
-    redis.call('HSET', meta, 'fence', int(token))
-    redis.call('ZADD', holders, int(now + lease_ms), id)
-    redis.call('HSET', meta, 'token:' .. id, int(token))
+    write(lease_ms, 'HSET', meta, 'fence', int(token))
+    write(lease_ms, 'ZADD', holders, int(now + lease_ms), id)
+    write(lease_ms, 'HSET', meta, 'token:' .. id, int(token))
     return token
 end
 
@@ -69,37 +94,23 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', alive, '-inf', now)) do
 end
 redis.call('ZREMRANGEBYSCORE', withdrawn, '-inf', now)
 
--- Hand each free permit to the next waiter, and tell its process: the id
--- is '<session>:<n>', the channel the session's.
+-- Hand each free permit to the next waiter, and tell its process, on its
+-- session's channel (the id is '<session>:<n>'): '<id> <token> <ask>', where
+-- <ask> is the number of the waiter's last ask, which the grant followed.
 local function promote()
     while redis.call('ZCARD', holders) < value do
         local head = redis.call('ZRANGE', queue, 0, 0)[1]
         if not head then
             break
         end
-        local lease_ms = tonumber(redis.call('HGET', waiting, head))
+        local lease_ms, ask = string.match(redis.call('HGET', waiting, head), '^(%d+):(%d+)$')
         forget_waiter(head)
-        grant(head, lease_ms, 0)
-        redis.call('PUBLISH', 'loopsync:session:' .. string.match(head, '^(.*):'), head)
+        local token = grant(head, tonumber(lease_ms), 0)
+        local channel = 'loopsync:session:' .. string.match(head, '^(.*):')
+        redis.call('PUBLISH', channel, head .. ' ' .. int(token) .. ' ' .. ask)
     end
 end
 promote()
-
--- Idle keys vanish: each lives as long as the longest lease or liveness in
--- it, plus a grace period that keeps the fencing counter past the clock.
-local function tidy()
-    local last = now
-    for _, key in ipairs({holders, alive, withdrawn}) do
-        local top = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')[2]
-        if top and tonumber(top) > last then
-            last = tonumber(top)
-        end
-    end
-    local ttl = int(last - now + 2000)
-    for _, key in ipairs(KEYS) do
-        redis.call('PEXPIRE', key, ttl)
-    end
-end
 
 local function earliest_expiry()
     local first = redis.call('ZRANGE', holders, 0, 0, 'WITHSCORES')[2]
@@ -111,29 +122,32 @@ end
 """
 
 # ARGV[2]: the permit id; [3]: lease (ms); [4]: liveness (ms) of a waiter;
-# [5]: the lowest acceptable token; [6]: '1' to wait in the queue, '0' not.
+# [5]: the lowest acceptable token; [6]: '1' to wait in the queue, '0' not;
+# [7]: the number of this ask by the id (1, 2, ...).
 # Returns {1, token} once the id holds a permit (renewing its lease), or
 # {0, ms until the first lease expires (-1: none)} while it waits or may not.
 ACQUIRE = (
     _PRELUDE
     + """
 local id, lease_ms, alive_ms = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-local floor, queue_up = tonumber(ARGV[5]), ARGV[6] == '1'
+local floor, queue_up, ask = tonumber(ARGV[5]), ARGV[6] == '1', ARGV[7]
 local result
 if redis.call('ZSCORE', holders, id) then
-    redis.call('ZADD', holders, int(now + lease_ms), id)
+    write(lease_ms, 'ZADD', holders, int(now + lease_ms), id)
     result = {1, redis.call('HGET', meta, 'token:' .. id)}
 elseif redis.call('HEXISTS', waiting, id) == 1 then
-    redis.call('ZADD', alive, int(now + alive_ms), id)
+    write(alive_ms, 'HSET', waiting, id, ARGV[3] .. ':' .. ask)
+    write(alive_ms, 'ZADD', alive, int(now + alive_ms), id)
     result = {0, earliest_expiry()}
 elseif redis.call('ZSCORE', withdrawn, id) then
     result = {0, -1}
 elseif redis.call('ZCARD', holders) < value and redis.call('ZCARD', queue) == 0 then
     result = {1, int(grant(id, lease_ms, floor))}
 elseif queue_up then
-    redis.call('ZADD', queue, redis.call('HINCRBY', meta, 'arrivals', 1), id)
-    redis.call('HSET', waiting, id, lease_ms)
-    redis.call('ZADD', alive, int(now + alive_ms), id)
+    local arrival = write(alive_ms, 'HINCRBY', meta, 'arrivals', 1)
+    write(alive_ms, 'ZADD', queue, arrival, id)
+    write(alive_ms, 'HSET', waiting, id, ARGV[3] .. ':' .. ask)
+    write(alive_ms, 'ZADD', alive, int(now + alive_ms), id)
     result = {0, earliest_expiry()}
 else
     result = {0, earliest_expiry()}
@@ -158,24 +172,29 @@ elseif redis.call('HEXISTS', waiting, id) == 1 then
     forget_waiter(id)
     result = 2
 end
-redis.call('ZADD', withdrawn, int(now + remember_ms), id)
+write(remember_ms, 'ZADD', withdrawn, int(now + remember_ms), id)
 promote()
 tidy()
 return result
 """
 )
 
-# ARGV[2]: the permit id; [3]: lease (ms).  Extends the lease of a permit
-# still held; returns 1, or 0 if the permit is gone (its lease expired, or
-# the server lost it).
+# ARGV[2]: lease (ms); [3...]: permit ids.  Extends the lease of each permit
+# still held.  Returns, per id, 1, or 0 if the permit is gone (its lease
+# expired, or the server lost it).
 RENEW = (
     _PRELUDE
     + """
-local id, lease_ms = ARGV[2], tonumber(ARGV[3])
-local result = 0
-if redis.call('ZSCORE', holders, id) then
-    redis.call('ZADD', holders, int(now + lease_ms), id)
-    result = 1
+local lease_ms = tonumber(ARGV[2])
+local result = {}
+for index = 3, #ARGV do
+    local id = ARGV[index]
+    if redis.call('ZSCORE', holders, id) then
+        write(lease_ms, 'ZADD', holders, int(now + lease_ms), id)
+        result[#result + 1] = 1
+    else
+        result[#result + 1] = 0
+    end
 end
 tidy()
 return result

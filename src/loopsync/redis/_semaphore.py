@@ -51,7 +51,15 @@ class Permit:
     until it runs again.
     """
 
-    __slots__ = ("_lost", "_released", "deadline", "fencing_token", "id", "semaphore")
+    __slots__ = (
+        "_lost",
+        "_released",
+        "deadline",
+        "fencing_token",
+        "id",
+        "renew_at",
+        "semaphore",
+    )
 
     def __init__(self, semaphore: Semaphore, permit_id: str, token: int, deadline: float) -> None:
         self.semaphore = semaphore
@@ -62,6 +70,8 @@ class Permit:
         """An int, strictly increasing per semaphore."""
         self.deadline = deadline
         """The :func:`time.monotonic` time the lease ends by, unless renewed."""
+        self.renew_at = deadline - semaphore.lease * 2 / 3
+        """The :func:`time.monotonic` time the session renews the lease."""
         self._lost = False
         self._released = False
 
@@ -169,9 +179,11 @@ class Semaphore:
         # script finds its own earlier effect instead of taking a second permit.
         permit_id = session.new_permit_id()
         alive_ms = math.ceil(session.liveness * 1000)
+        asks = 0
         try:
-            wakeup = session.expect_wakeup(permit_id)
+            session.expect_wakeups(permit_id)
             while True:
+                asks += 1
                 sent = time.monotonic()
                 granted, detail = await self._run(
                     ACQUIRE,
@@ -181,20 +193,32 @@ class Semaphore:
                         alive_ms,
                         self._highest_token + 1,
                         "1" if wait else "0",
+                        asks,
                     ],
                 )
                 if granted:
+                    token = int(detail)
                     break
                 if not wait:
                     raise _would_block()
-                delay = session.poll_interval
-                if int(detail) >= 0:  # ms until the first lease may expire
-                    delay = min(delay, int(detail) / 1000 + 0.001)
-                with anyio.move_on_after(delay):
-                    await wakeup.wait()
-                # A new event before the next ask: a wake-up published while
-                # the ask is on its way is not missed.
-                wakeup = session.expect_wakeup(permit_id)
+                announced = session.granted(permit_id)  # during the ask?
+                if announced is None:
+                    delay = session.poll_interval
+                    if int(detail) >= 0:  # ms until the first lease may expire
+                        delay = min(delay, int(detail) / 1000 + 0.001)
+                    with anyio.move_on_after(delay):
+                        await session.wakeup(permit_id).wait()
+                    announced = session.granted(permit_id)
+                # The server granted the permit after it received this ask,
+                # so after *sent*: a lease counted from *sent* ends before the
+                # server's.  Unless most of it is gone, no need to ask again.
+                if (
+                    announced is not None
+                    and announced[1] == asks
+                    and time.monotonic() - sent < self.lease / 2
+                ):
+                    token = announced[0]
+                    break
         except BaseException:
             session.stop_expecting(permit_id)
             # Cancelled or failed anywhere, even after the server granted the
@@ -203,7 +227,6 @@ class Semaphore:
             session.release_soon(self._keys, self._value, permit_id)
             raise
         session.stop_expecting(permit_id)
-        token = int(detail)
         self._highest_token = max(self._highest_token, token)
         permit = Permit(self, permit_id, token, deadline=sent + self.lease)
         self._held.setdefault(task, []).append(permit)
@@ -236,11 +259,8 @@ class Semaphore:
         session.drop(permit)
         locally_lost = permit.lost
         permit._released = True
-        outcome = session.release_soon(self._keys, self._value, permit.id)
-        await outcome.done.wait()
-        if outcome.error is not None:
-            raise outcome.error
-        if locally_lost or permit._lost or outcome.result != 1:
+        held = await session.release(self._keys, self._value, permit.id)
+        if locally_lost or permit._lost or held != 1:
             permit._lost = True
             raise LeaseLost(f"the lease of {permit!r} ended before its release")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 import uuid
@@ -16,7 +17,10 @@ from ._client import CoredisClient, ScriptClient
 from ._scripts import RELEASE, RENEW
 
 if TYPE_CHECKING:
-    from ._semaphore import Permit
+    from ._semaphore import Permit, Semaphore
+
+# How soon a script that failed on a lost connection is tried again.
+_RETRY_DELAY = 0.05
 
 __all__ = ["Session", "check_seconds"]
 
@@ -50,6 +54,8 @@ class Session:
     answer; the leases and liveness limits then free what it held.
     """
 
+    _renewals_changed: anyio.Event  # set when a renewal falls due earlier
+
     def __init__(
         self, client: Any, *, poll_interval: float = 1.0, cleanup_timeout: float = 10.0
     ) -> None:
@@ -63,9 +69,11 @@ class Session:
         self.id = ""
         self._count = 0
         self._task_group: anyio.abc.TaskGroup | None = None
-        self._listener: anyio.CancelScope | None = None
-        self._wakeups: dict[str, anyio.Event] = {}
-        self._held: dict[str, tuple[Permit, anyio.CancelScope]] = {}
+        self._wakeups: dict[str, anyio.Event | None] = {}
+        self._grants: dict[str, tuple[int, int]] = {}
+        self._held: dict[str, Permit] = {}
+        self._next_renewal = math.inf
+        self._remember_ms = math.ceil(self.liveness * 1000)
 
     @property
     def liveness(self) -> float:
@@ -76,12 +84,13 @@ class Session:
         if self._task_group is not None:
             raise RuntimeError("this Session is already entered")
         self.id = uuid.uuid4().hex
-        self._listener = anyio.CancelScope()
+        self._renewals_changed = anyio.Event()
         task_group = anyio.create_task_group()
         await task_group.__aenter__()
         self._task_group = task_group
         try:
             await task_group.start(self._listen)
+            task_group.start_soon(self._renew_leases)
         except BaseException:
             self._task_group = None
             task_group.cancel_scope.cancel()
@@ -97,12 +106,10 @@ class Session:
     ) -> bool | None:
         task_group = self._task_group
         assert task_group is not None
-        for permit, keeper in list(self._held.values()):
-            keeper.cancel()
+        for permit in self._held.values():
             self.release_soon(permit.semaphore._keys, permit.semaphore._value, permit.id)
         self._held.clear()
-        assert self._listener is not None
-        self._listener.cancel()
+        task_group.cancel_scope.cancel()  # the releases just started are shielded
         try:
             # The body's own exception propagates as it is, not in a group.
             await task_group.__aexit__(None, None, None)
@@ -125,74 +132,125 @@ class Session:
         """Run *script* on the server."""
         return await self._client.run_script(script, keys, args)
 
-    # Wake-ups: the server publishes a permit id on the channel of the
-    # session whose task it hands a permit to.
+    # Wake-ups: the server publishes '<permit id> <token> <ask>' on the
+    # channel of the session whose task it hands a permit to.
 
     async def _listen(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
-        assert self._listener is not None
-        with self._listener:
-            channel = f"loopsync:session:{self.id}"
-            while True:
-                try:
-                    async with self._client.listen(channel) as messages:
-                        task_status.started()
-                        task_status = anyio.TASK_STATUS_IGNORED  # on reconnection
-                        async for permit_id in messages:
-                            event = self._wakeups.get(permit_id)
+        channel = f"loopsync:session:{self.id}"
+        while True:
+            try:
+                async with self._client.listen(channel) as messages:
+                    task_status.started()
+                    task_status = anyio.TASK_STATUS_IGNORED  # on reconnection
+                    async for message in messages:
+                        permit_id, token, ask = message.split()
+                        if permit_id in self._wakeups:
+                            self._grants[permit_id] = (int(token), int(ask))
+                            event = self._wakeups[permit_id]
                             if event is not None:
                                 event.set()
-                except Exception:
-                    # A lost connection: waiting tasks poll meanwhile.
-                    await anyio.sleep(self.poll_interval)
+            except Exception:
+                # A lost connection: waiting tasks poll meanwhile.
+                await anyio.sleep(self.poll_interval)
 
-    def expect_wakeup(self, permit_id: str) -> anyio.Event:
-        """Return a new event that the next wake-up of *permit_id* sets."""
+    def expect_wakeups(self, permit_id: str) -> None:
+        """Record the grants announced to *permit_id* from now on."""
+        self._wakeups[permit_id] = None
+
+    def wakeup(self, permit_id: str) -> anyio.Event:
+        """Return a new event that the next announced grant to *permit_id* sets."""
         event = self._wakeups[permit_id] = anyio.Event()
         return event
 
+    def granted(self, permit_id: str) -> tuple[int, int] | None:
+        """Return the token and the ask number of the last grant to *permit_id*
+        that the server announced, if any, forgetting it."""
+        return self._grants.pop(permit_id, None)
+
     def stop_expecting(self, permit_id: str) -> None:
         self._wakeups.pop(permit_id, None)
+        self._grants.pop(permit_id, None)
 
-    # Leases: a keeper task per held permit renews it every third of its
-    # lease, and declares it lost when the local deadline passes first.
+    # Leases: one task renews every held permit a third of the way through
+    # its lease, and declares it lost when its local deadline passes first.
 
     def keep(self, permit: Permit) -> None:
         """Renew *permit*'s lease until :meth:`drop` is called for it."""
-        keeper = anyio.CancelScope()
-        self._held[permit.id] = (permit, keeper)
-        self.check_entered().start_soon(self._keep, permit, keeper)
+        self._held[permit.id] = permit
+        if permit.renew_at < self._next_renewal:
+            self._renewals_changed.set()
 
     def drop(self, permit: Permit) -> None:
         """Stop renewing *permit*'s lease."""
-        entry = self._held.pop(permit.id, None)
-        if entry is not None:
-            entry[1].cancel()
+        self._held.pop(permit.id, None)
 
-    async def _keep(self, permit: Permit, keeper: anyio.CancelScope) -> None:
-        semaphore = permit.semaphore
-        with keeper:
-            while True:
-                await anyio.sleep(semaphore.lease / 3)
-                sent = time.monotonic()
-                renewed = 0
-                with anyio.move_on_after(permit.deadline - sent):
-                    try:
-                        renewed = await self.run(
-                            RENEW,
-                            semaphore._keys,
-                            [semaphore._value, permit.id, semaphore._lease_ms],
-                        )
-                    except self._client.transient_errors:
-                        continue  # retried until the deadline passes
-                if not renewed:
-                    # Gone from the server, or the deadline passed unanswered.
-                    self._held.pop(permit.id, None)
-                    permit._lose()
-                    return
+    async def _renew_leases(self) -> None:
+        while True:
+            self._next_renewal = min(
+                (permit.renew_at for permit in self._held.values()), default=math.inf
+            )
+            self._renewals_changed = changed = anyio.Event()
+            with anyio.move_on_after(self._next_renewal - time.monotonic()) as scope:
+                await changed.wait()  # an earlier renewal is due
+            if not scope.cancelled_caught:
+                continue
+            now = time.monotonic()
+            due: dict[Semaphore, list[Permit]] = {}
+            for permit in self._held.values():
+                if permit.renew_at <= now:
+                    due.setdefault(permit.semaphore, []).append(permit)
+            for semaphore, permits in due.items():
+                await self._renew(semaphore, permits)
+
+    async def _renew(self, semaphore: Semaphore, permits: list[Permit]) -> None:
+        """Renew the leases of *permits*, all of *semaphore*, in one script."""
+        sent = time.monotonic()
+        renewed = None
+        deadline = min(permit.deadline for permit in permits)
+        with (
+            anyio.move_on_after(deadline - sent),
+            contextlib.suppress(*self._client.transient_errors),
+        ):
+            renewed = await self.run(
+                RENEW,
+                semaphore._keys,
+                [semaphore._value, semaphore._lease_ms, *(permit.id for permit in permits)],
+            )
+        now = time.monotonic()
+        for index, permit in enumerate(permits):
+            if permit.id not in self._held:
+                continue  # released meanwhile
+            if renewed is not None and renewed[index]:
                 permit.deadline = sent + semaphore.lease
+                permit.renew_at = sent + semaphore.lease / 3
+            elif renewed is not None or now >= permit.deadline:
+                # Gone from the server, or the deadline passed unanswered.
+                del self._held[permit.id]
+                permit._lose()
+            else:
+                permit.renew_at = now + _RETRY_DELAY
 
-    # Cleanup runs in the session's own tasks, so that the cancellation of
-    # the task that asked for it cannot interrupt it.
+    # Releases and withdrawals complete even if the task that asked for them
+    # is cancelled: in place when the library's cancel scope shields it, in a
+    # task of the session's own otherwise (the script is idempotent).
+
+    async def release(self, keys: Sequence[str], value: int, permit_id: str) -> int:
+        """Release or withdraw *permit_id*; return what RELEASE returns."""
+        try:
+            with anyio.CancelScope(shield=True):
+                return int(await self.run(RELEASE, keys, [value, permit_id, self._remember_ms]))
+        except self._client.transient_errors:
+            pass
+        except BaseException:
+            # Natively cancelled (an asyncio Task.cancel() passes anyio's shield).
+            self.release_soon(keys, value, permit_id)
+            raise
+        outcome = self.release_soon(keys, value, permit_id)
+        await outcome.done.wait()
+        if outcome.error is not None:
+            raise outcome.error
+        assert outcome.result is not None
+        return outcome.result
 
     def release_soon(self, keys: Sequence[str], value: int, permit_id: str) -> _Outcome:
         """Release or withdraw *permit_id* in the background; return its outcome."""
@@ -203,22 +261,20 @@ class Session:
     async def _release(
         self, keys: Sequence[str], value: int, permit_id: str, outcome: _Outcome
     ) -> None:
-        remember_ms = math.ceil(self.liveness * 1000)
-        with anyio.CancelScope(shield=True):
-            with anyio.move_on_after(self.cleanup_timeout):
-                while True:
-                    try:
-                        outcome.result = await self.run(
-                            RELEASE, keys, [value, permit_id, remember_ms]
-                        )
-                        outcome.error = None
-                        break
-                    except self._client.transient_errors as exc:
-                        outcome.error = exc
-                        await anyio.sleep(min(self.poll_interval, 0.1))
-                    except Exception as exc:
-                        outcome.error = exc
-                        break
+        with anyio.CancelScope(shield=True), anyio.move_on_after(self.cleanup_timeout):
+            while True:
+                try:
+                    outcome.result = int(
+                        await self.run(RELEASE, keys, [value, permit_id, self._remember_ms])
+                    )
+                    outcome.error = None
+                    break
+                except self._client.transient_errors as exc:
+                    outcome.error = exc
+                    await anyio.sleep(_RETRY_DELAY)
+                except Exception as exc:
+                    outcome.error = exc
+                    break
         outcome.done.set()
 
 
