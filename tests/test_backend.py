@@ -21,7 +21,8 @@ from loopsync._trio_backend import TrioBackend
 def test_import_loads_no_async_library() -> None:
     code = (
         "import sys, loopsync\n"
-        "print(sorted(m for m in ('asyncio', 'trio', 'anyio', 'uvloop') if m in sys.modules))"
+        "loaded = ('asyncio', 'trio', 'anyio', 'uvloop', 'coredis', 'loopsync.redis')\n"
+        "print(sorted(m for m in loaded if m in sys.modules))"
     )
     output = python_output(code)
     assert output == "[]"

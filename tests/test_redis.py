@@ -65,6 +65,26 @@ async def test_never_more_holders_than_permits(lib: Lib, redis_server: RedisServ
         assert (await semaphore.statistics()).borrowed == 0
 
 
+async def test_a_held_permit_outlives_its_lease_while_the_session_renews_it(
+    lib: Lib, redis_server: RedisServer
+) -> None:
+    async with session(redis_server) as entered, session(redis_server) as other:
+        name = unique_name()
+        semaphore = loopsync.redis.Semaphore(entered, name, 1, lease=0.2)
+        permit = await semaphore.acquire()
+        first_deadline = permit.deadline
+
+        async def renewed_past_first_deadline() -> bool:
+            await semaphore.statistics()  # a round trip between looks
+            return permit.deadline > first_deadline + 0.2
+
+        await eventually(renewed_past_first_deadline)
+        with pytest.raises(loopsync.WouldBlock):
+            await loopsync.redis.Semaphore(other, name, 1, lease=0.2).acquire_nowait()
+        assert not permit.lost
+        await permit.release()
+
+
 async def test_waiting_tasks_are_served_in_arrival_order(
     lib: Lib, redis_server: RedisServer
 ) -> None:
