@@ -121,16 +121,24 @@ async def test_a_restart_loses_the_lease_and_tokens_keep_increasing(
         await later.release()
 
 
+@pytest.mark.parametrize("stall", ["SIGSTOP", "CLIENT PAUSE"])
 async def test_a_stalled_server_loses_the_lease_by_the_local_deadline(
-    lib: Lib, private_redis_server: RedisServer
+    lib: Lib, private_redis_server: RedisServer, stall: str
 ) -> None:
     lost = anyio.Event()
-    async with session(private_redis_server, cleanup_timeout=1.0) as entered:
+    async with (
+        session(private_redis_server, cleanup_timeout=1.0) as entered,
+        connect(private_redis_server) as admin,
+    ):
         semaphore = loopsync.redis.Semaphore(
             entered, "stalled", 1, lease=0.3, on_lease_lost=lambda permit: lost.set()
         )
         permit = await semaphore.acquire()
-        private_redis_server.pause()
+        if stall == "SIGSTOP":
+            private_redis_server.pause()
+        else:
+            # Every client's commands wait for 0.8 s, this one's included.
+            await admin.client_pause(800)
         try:
             with anyio.fail_after(10):
                 await lost.wait()
@@ -138,7 +146,8 @@ async def test_a_stalled_server_loses_the_lease_by_the_local_deadline(
             # other process could have been granted the permit.
             assert permit.lost
         finally:
-            private_redis_server.resume()
+            if stall == "SIGSTOP":
+                private_redis_server.resume()
         with pytest.raises(loopsync.redis.LeaseLost):
             await permit.release()
         assert (await semaphore.statistics()).borrowed == 0

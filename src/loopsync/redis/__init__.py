@@ -24,10 +24,13 @@ asks again at least every poll interval) -> *holding* (granted, its lease
 renewed by the session) -> *released*; or from *waiting* or *holding* to
 *withdrawn* when its task is cancelled or fails, and from *holding* to *lost*
 when its lease ends.  A script that frees a permit hands it at once to the
-head of the queue and publishes the id on the channel of that waiter's
-session; the session wakes that one task, which confirms with one more
-script.  Wake-ups are hints: a waiting task asks again after one poll
-interval, or as soon as the lease it waits behind may have expired.
+head of the queue and publishes ``<id> <token> <ask>`` on the channel of
+that waiter's session, *ask* being the number of the waiter's last request,
+which the grant followed.  The session wakes that one task, which counts
+its lease from the moment it sent that request (so its deadline passes
+before the server's) and needs no further round trip, unless most of the
+lease is gone by then.  Wake-ups are hints: a waiting task asks again after
+one poll interval, or as soon as the lease it waits behind may have expired.
 
 Why the failure cases hold:
 

@@ -41,7 +41,7 @@ class Session:
     ``async with Session(client) as session:`` gives the process an identity,
     listens on one pub/sub channel for the wake-ups of its waiting tasks,
     renews the leases of the permits its tasks hold, and on exit releases
-    whatever they still hold or wait for.  Every
+    the permits they still hold.  Every
     :class:`~loopsync.redis.Semaphore` and :class:`~loopsync.redis.Lock` is
     used through a session.
 
