@@ -112,18 +112,8 @@ async def loopsync_fairness(server: RedisServer, turns: int) -> int:
         loopsync.redis.Session(first_client) as first,
         loopsync.redis.Session(second_client) as second,
     ):
-        locks = [
-            loopsync.redis.Lock(first, "bench-fair"),
-            loopsync.redis.Lock(second, "bench-fair"),
-        ]
-        winners: list[int] = []
-
-        async def take_turn(who: int) -> None:
-            async with locks[who]:
-                winners.append(who)
-
-        await _contend(take_turn, winners, turns)
-        return _longest(winners)
+        locks = [loopsync.redis.Lock(session, "bench-fair") for session in (first, second)]
+        return await longest_run(locks, turns)
 
 
 async def redis_py_fairness(server: RedisServer, turns: int) -> int:
@@ -131,33 +121,27 @@ async def redis_py_fairness(server: RedisServer, turns: int) -> int:
 
     clients = [redis.asyncio.Redis(host=server.host, port=server.port) for _ in range(2)]
     try:
-        locks = [client.lock("bench-fair-redis-py", timeout=10) for client in clients]
-        winners: list[int] = []
-
-        async def take_turn(who: int) -> None:
-            async with locks[who]:
-                winners.append(who)
-
-        await _contend(take_turn, winners, turns)
-        return _longest(winners)
+        return await longest_run(
+            [client.lock("bench-fair-redis-py", timeout=10) for client in clients], turns
+        )
     finally:
         for client in clients:
             await client.aclose()
 
 
-async def _contend(
-    take_turn: Callable[[int], Awaitable[None]], winners: list[int], turns: int
-) -> None:
+async def longest_run(locks: list[Any], turns: int) -> int:
+    """Two contenders, each with its own handle on one lock, take turns until
+    *turns* are taken; return the longest run of turns one took in a row."""
+    winners: list[int] = []
+
     async def contender(who: int) -> None:
         while len(winners) < turns:
-            await take_turn(who)
+            async with locks[who]:
+                winners.append(who)
 
     async with anyio.create_task_group() as group:
         for who in (0, 1):
             group.start_soon(contender, who)
-
-
-def _longest(winners: list[int]) -> int:
     longest = run = 1
     for previous, current in itertools.pairwise(winners):
         run = run + 1 if current == previous else 1

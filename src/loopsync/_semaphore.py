@@ -291,8 +291,8 @@ class Semaphore(Primitive):
 class BoundedSemaphore(Semaphore):
     """A semaphore that refuses to be released more often than acquired.
 
-    :meth:`release` raises :exc:`ValueError` if it would raise the counter
-    above the initial *value*, and leaves the counter unchanged.
+    :meth:`~Semaphore.release` raises :exc:`ValueError` if it would raise the
+    counter above the initial *value*, and leaves the counter unchanged.
     """
 
     __slots__ = ()

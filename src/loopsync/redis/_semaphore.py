@@ -43,7 +43,7 @@ class SemaphoreStatistics:
 class Permit:
     """A permit held from a shared semaphore, as ``acquire()`` returns it.
 
-    Its :attr:`fencing_token` is greater than that of every permit of the
+    Its ``fencing_token`` is greater than that of every permit of the
     semaphore granted before it, also across a restart of the server.  Pass
     it to the resource the permit guards, which should refuse a token lower
     than the highest it has seen: a holder paused past its lease (a stop of
