@@ -56,6 +56,8 @@ class Barrier(Primitive):
 
     Raises :exc:`ValueError` if *parties* is less than 1 and
     :exc:`TypeError` if it is not an integer.
+
+    .. versionadded:: 0.1
     """
 
     # States: FILLING -> DRAINING -> FILLING when the barrier trips, and

@@ -43,6 +43,8 @@ class CapacityLimiter(Primitive):
     It behaves as :class:`trio.CapacityLimiter` under every library (asyncio
     has none).  Under trio, acquiring is always a checkpoint; under asyncio,
     as asyncio's primitives, it does not yield when a token is free.
+
+    .. versionadded:: 0.2
     """
 
     # Invariants:

@@ -38,6 +38,8 @@ class Condition(Primitive):
     returns.  Under trio it behaves as :class:`trio.Condition`: a notified
     task moves to the lock's queue, without being woken, and the lock's owner
     rules hold.
+
+    .. versionadded:: 0.2
     """
 
     # Invariants:

@@ -25,6 +25,8 @@ class Event(Primitive):
     Under asyncio it behaves as :class:`asyncio.Event` of Python 3.13.  Under
     trio it behaves as :class:`trio.Event`, and also has :meth:`clear`, which
     trio's has not; as trio's, it refuses to be used as a truth value there.
+
+    .. versionadded:: 0.2
     """
 
     __slots__ = ("_flag", "_waiters")

@@ -21,6 +21,8 @@ class WouldBlock(Exception):
 
     Under trio the exception raised is also a :exc:`trio.WouldBlock`, and
     whenever anyio is imported also an :exc:`anyio.WouldBlock`.
+
+    .. versionadded:: 0.1
     """
 
 
@@ -29,6 +31,8 @@ class BrokenBarrierError(RuntimeError):
 
     Under asyncio (Python 3.11 and newer) the exception raised is also an
     :exc:`asyncio.BrokenBarrierError`.
+
+    .. versionadded:: 0.1
     """
 
 

@@ -110,6 +110,8 @@ class Lock(Primitive):
     once (without being cancellable there) even when it takes the lock at
     once, as anyio's lock does by default under asyncio; under trio it
     always does.
+
+    .. versionadded:: 0.2
     """
 
     # Invariants:

@@ -115,6 +115,8 @@ class Semaphore(Primitive):
 
     Under asyncio it behaves as :class:`asyncio.Semaphore` of Python 3.13,
     whichever Python runs it; under trio, as :class:`trio.Semaphore`.
+
+    .. versionadded:: 0.1
     """
 
     # Invariants:
@@ -293,6 +295,8 @@ class BoundedSemaphore(Semaphore):
 
     :meth:`~Semaphore.release` raises :exc:`ValueError` if it would raise the
     counter above the initial *value*, and leaves the counter unchanged.
+
+    .. versionadded:: 0.1
     """
 
     __slots__ = ()

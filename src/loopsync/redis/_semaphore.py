@@ -25,12 +25,17 @@ class LeaseLost(Exception):
     The lease expired unrenewed (the server or the network stalled past the
     local deadline), or the server lost the permit (a restart without
     persistence, a failover).  Another task may have held the permit since.
+
+    .. versionadded:: 0.2
     """
 
 
 @dataclass(frozen=True)
 class SemaphoreStatistics:
-    """A snapshot of a shared semaphore, across every process using it."""
+    """A snapshot of a shared semaphore, across every process using it.
+
+    .. versionadded:: 0.2
+    """
 
     value: int
     """The number of permits."""
@@ -49,6 +54,8 @@ class Permit:
     than the highest it has seen: a holder paused past its lease (a stop of
     the process, a long collection) cannot tell that its permit was lost
     until it runs again.
+
+    .. versionadded:: 0.2
     """
 
     __slots__ = (
@@ -117,6 +124,8 @@ class Semaphore:
     queue.  Unlike :class:`asyncio.Semaphore`, the permits are counted on
     the server, so a release never adds one: releasing a permit not held
     raises :exc:`RuntimeError`.
+
+    .. versionadded:: 0.2
     """
 
     _not_held_error: type[Exception] = RuntimeError
@@ -319,7 +328,10 @@ class Semaphore:
 
 class BoundedSemaphore(Semaphore):
     """A :class:`Semaphore` whose extra release raises :exc:`ValueError`, as
-    :class:`asyncio.BoundedSemaphore`'s does."""
+    :class:`asyncio.BoundedSemaphore`'s does.
+
+    .. versionadded:: 0.2
+    """
 
     _not_held_error = ValueError
 
@@ -333,6 +345,8 @@ class Lock(Semaphore):
 
     The task holding it cannot acquire it again, and no other task can
     release it (both raise :exc:`RuntimeError`).
+
+    .. versionadded:: 0.2
     """
 
     def __init__(

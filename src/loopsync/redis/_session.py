@@ -52,6 +52,8 @@ class Session:
     dropped from the queue.  *cleanup_timeout* bounds how long a release or
     a withdrawal is retried in the background when the server does not
     answer; the leases and liveness limits then free what it held.
+
+    .. versionadded:: 0.2
     """
 
     _renewals_changed: anyio.Event  # set when a renewal falls due earlier
