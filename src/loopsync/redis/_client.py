@@ -1,9 +1,11 @@
 """The few operations loopsync.redis needs from a Redis client.
 
 :class:`ScriptClient` is all that the semaphores and the session use: run a
-script, and listen to one channel.  :class:`CoredisClient` implements it on
-coredis; another client needs only these two methods.  Nothing here sends
-a blocking command, so a cancelled call never breaks another task's.
+script, listen to one channel, and tell which errors are worth a retry.
+:class:`CoredisClient` implements it on coredis; another client would need
+only these three.  Nothing here sends a blocking command, so a cancelled
+call never breaks another task's, and every script is idempotent, so a
+client's own retry of one is harmless.
 """
 
 from __future__ import annotations
