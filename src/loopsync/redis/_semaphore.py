@@ -189,6 +189,7 @@ class Semaphore:
         permit_id = session.new_permit_id()
         alive_ms = math.ceil(session.liveness * 1000)
         asks = 0
+        token = None
         try:
             session.expect_wakeups(permit_id)
             while True:
@@ -209,7 +210,7 @@ class Semaphore:
                     token = int(detail)
                     break
                 if not wait:
-                    raise _would_block()
+                    break  # neither granted nor queued: nothing to clean up
                 announced = session.granted(permit_id)  # during the ask?
                 if announced is None:
                     delay = session.poll_interval
@@ -236,6 +237,8 @@ class Semaphore:
             session.release_soon(self._keys, self._value, permit_id)
             raise
         session.stop_expecting(permit_id)
+        if token is None:
+            raise _would_block()
         self._highest_token = max(self._highest_token, token)
         permit = Permit(self, permit_id, token, deadline=sent + self.lease)
         self._held.setdefault(task, []).append(permit)

@@ -198,8 +198,13 @@ class Session:
                 continue
             now = time.monotonic()
             due: dict[Semaphore, list[Permit]] = {}
-            for permit in self._held.values():
-                if permit.renew_at <= now:
+            for permit in list(self._held.values()):
+                if permit.deadline <= now:
+                    # Late (the loop was busy): the permit may have been
+                    # reported lost already, so it stays lost.
+                    del self._held[permit.id]
+                    permit._lose()
+                elif permit.renew_at <= now:
                     due.setdefault(permit.semaphore, []).append(permit)
             for semaphore, permits in due.items():
                 await self._renew(semaphore, permits)
