@@ -176,7 +176,8 @@ async def test_a_cancellation_storm_leaves_every_permit_free_and_no_key_behind(
     name = unique_name("storm")
     rng = random.Random(20261203)
     async with session(redis_server, poll_interval=0.05) as entered:
-        semaphore = loopsync.redis.Semaphore(entered, name, 3, lease=1.0)
+        # A lease long enough that a loaded machine still renews it in time.
+        semaphore = loopsync.redis.Semaphore(entered, name, 3, lease=3.0)
 
         async def impatient(deadline: float) -> None:
             with anyio.move_on_after(deadline):
@@ -199,7 +200,7 @@ async def test_a_cancellation_storm_leaves_every_permit_free_and_no_key_behind(
         keys = await client.keys(f"loopsync:{{{name}}}:*")
         assert sorted(keys) <= [f"loopsync:{{{name}}}:{key}" for key in ("meta", "withdrawn")]
         for key in keys:
-            assert 0 < await client.pttl(key) <= 5000  # gone within seconds
+            assert 0 < await client.pttl(key) <= 7000  # gone within seconds of the lease
 
 
 async def _is_idle(semaphore: loopsync.redis.Semaphore) -> bool:
