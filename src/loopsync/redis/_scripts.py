@@ -55,7 +55,7 @@ local function tidy()
     end
 end
 
-local known = redis.call('HGET', meta, 'value')
+local known, fence = unpack(redis.call('HMGET', meta, 'value', 'fence'))
 if not known then
     write(0, 'HSET', meta, 'value', value)
 elseif tonumber(known) ~= value then
@@ -67,16 +67,18 @@ end
 -- after a restart that lost the counter), and *floor* is the highest token
 -- the caller has seen.
 local function grant(id, lease_ms, floor)
-    local last = tonumber(redis.call('HGET', meta, 'fence') or '0')
-    local token = math.max(last + 1, now_us, floor)
-    write(lease_ms, 'HSET', meta, 'fence', int(token))
+    local token = math.max(tonumber(fence or '0') + 1, now_us, floor)
+    fence = int(token)
+    write(lease_ms, 'HSET', meta, 'fence', fence, 'token:' .. id, fence)
     write(lease_ms, 'ZADD', holders, int(now + lease_ms), id)
-    write(lease_ms, 'HSET', meta, 'token:' .. id, int(token))
     return token
 end
 
+-- *queued* counts the queue, so that with none queued (the uncontended
+-- case) the scripts skip the waiters' upkeep.
+local queued = redis.call('ZCARD', queue)
 local function forget_waiter(id)
-    redis.call('ZREM', queue, id)
+    queued = queued - redis.call('ZREM', queue, id)
     redis.call('ZREM', alive, id)
     redis.call('HDEL', waiting, id)
 end
@@ -89,16 +91,24 @@ end
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', holders, '-inf', now)) do
     forget_holder(id)
 end
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', alive, '-inf', now)) do
-    forget_waiter(id)
+if queued > 0 then
+    for _, id in ipairs(redis.call('ZRANGEBYSCORE', alive, '-inf', now)) do
+        forget_waiter(id)
+    end
 end
-redis.call('ZREMRANGEBYSCORE', withdrawn, '-inf', now)
+
+-- Only RELEASE adds to *withdrawn*, and it drops the ids whose time is up;
+-- the other scripts read an id's time instead.
+local function withdrawn_lately(id)
+    local until_ms = redis.call('ZSCORE', withdrawn, id)
+    return until_ms and tonumber(until_ms) > now
+end
 
 -- Hand each free permit to the next waiter, and tell its process, on its
 -- session's channel (the id is '<session>:<n>'): '<id> <token> <ask>', where
 -- <ask> is the number of the waiter's last ask, which the grant followed.
 local function promote()
-    while redis.call('ZCARD', holders) < value do
+    while queued > 0 and redis.call('ZCARD', holders) < value do
         local head = redis.call('ZRANGE', queue, 0, 0)[1]
         if not head then
             break
@@ -135,16 +145,17 @@ local result
 if redis.call('ZSCORE', holders, id) then
     write(lease_ms, 'ZADD', holders, int(now + lease_ms), id)
     result = {1, redis.call('HGET', meta, 'token:' .. id)}
-elseif redis.call('HEXISTS', waiting, id) == 1 then
+elseif queued > 0 and redis.call('HEXISTS', waiting, id) == 1 then
     write(alive_ms, 'HSET', waiting, id, ARGV[3] .. ':' .. ask)
     write(alive_ms, 'ZADD', alive, int(now + alive_ms), id)
     result = {0, earliest_expiry()}
-elseif redis.call('ZSCORE', withdrawn, id) then
+elseif withdrawn_lately(id) then
     result = {0, -1}
-elseif redis.call('ZCARD', holders) < value and redis.call('ZCARD', queue) == 0 then
+elseif queued == 0 and redis.call('ZCARD', holders) < value then
     result = {1, int(grant(id, lease_ms, floor))}
 elseif queue_up then
     local arrival = write(alive_ms, 'HINCRBY', meta, 'arrivals', 1)
+    queued = queued + 1
     write(alive_ms, 'ZADD', queue, arrival, id)
     write(alive_ms, 'HSET', waiting, id, ARGV[3] .. ':' .. ask)
     write(alive_ms, 'ZADD', alive, int(now + alive_ms), id)
@@ -168,10 +179,11 @@ local result = 0
 if redis.call('ZSCORE', holders, id) then
     forget_holder(id)
     result = 1
-elseif redis.call('HEXISTS', waiting, id) == 1 then
+elseif queued > 0 and redis.call('HEXISTS', waiting, id) == 1 then
     forget_waiter(id)
     result = 2
 end
+redis.call('ZREMRANGEBYSCORE', withdrawn, '-inf', now)
 write(remember_ms, 'ZADD', withdrawn, int(now + remember_ms), id)
 promote()
 tidy()
@@ -205,7 +217,7 @@ return result
 STATISTICS = (
     _PRELUDE
     + """
-local result = {redis.call('ZCARD', holders), redis.call('ZCARD', queue)}
+local result = {redis.call('ZCARD', holders), queued}
 tidy()
 return result
 """

@@ -188,8 +188,11 @@ class Session:
 
     async def _renew_leases(self) -> None:
         while True:
+            # While nothing is held, wake once per poll interval anyway: a
+            # permit kept meanwhile then needs no wake-up of its own.
             self._next_renewal = min(
-                (permit.renew_at for permit in self._held.values()), default=math.inf
+                (permit.renew_at for permit in self._held.values()),
+                default=time.monotonic() + self.poll_interval,
             )
             self._renewals_changed = changed = anyio.Event()
             with anyio.move_on_after(self._next_renewal - time.monotonic()) as scope:
