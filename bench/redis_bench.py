@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import functools
 import itertools
-import random
 import statistics
 import sys
 import time
@@ -43,6 +42,7 @@ import coredis
 from _contexts import CONTEXTS
 
 import loopsync.redis
+from redis_helpers import start_storm
 from redis_server import RedisServer
 
 TRIVIAL = "return 1"
@@ -149,19 +149,6 @@ async def longest_run(locks: list[Any], turns: int) -> int:
     return longest
 
 
-async def _storm(
-    acquire_and_release: Callable[[float], Awaitable[None]],
-    churn: Callable[[], Awaitable[None]],
-    waiters: int,
-) -> None:
-    rng = random.Random(7)
-    async with anyio.create_task_group() as group:
-        for _ in range(6):
-            group.start_soon(churn)
-        for _ in range(waiters):
-            group.start_soon(acquire_and_release, rng.uniform(0, 0.2))
-
-
 async def loopsync_storm(server: RedisServer, waiters: int) -> int:
     """Permits not free once a storm is over and every lease still runs."""
     async with (
@@ -169,18 +156,8 @@ async def loopsync_storm(server: RedisServer, waiters: int) -> int:
         loopsync.redis.Session(client, poll_interval=0.05) as session,
     ):
         semaphore = loopsync.redis.Semaphore(session, "bench-storm", 3, lease=30)
-
-        async def impatient(deadline: float) -> None:
-            with anyio.move_on_after(deadline):
-                async with semaphore:
-                    await anyio.lowlevel.checkpoint()
-
-        async def churn() -> None:
-            for _ in range(10):
-                async with semaphore:
-                    await anyio.sleep(0.005)
-
-        await _storm(impatient, churn, waiters)
+        async with anyio.create_task_group() as group:
+            start_storm(lambda: semaphore, group.start_soon, waiters=waiters)
     # The session is gone: whatever it still held was released on exit.
     async with (
         coredis.Redis(host=server.host, port=server.port) as client,
@@ -196,19 +173,10 @@ async def redis_py_storm(server: RedisServer, waiters: int) -> int:
     client = redis.asyncio.Redis(host=server.host, port=server.port, max_connections=waiters + 10)
     try:
         lock_name = "bench-storm-redis-py"
-
-        async def impatient(deadline: float) -> None:
-            lock = client.lock(lock_name, timeout=30)
-            with anyio.move_on_after(deadline):
-                async with lock:
-                    await anyio.lowlevel.checkpoint()
-
-        async def churn() -> None:
-            for _ in range(10):
-                async with client.lock(lock_name, timeout=30):
-                    await anyio.sleep(0.005)
-
-        await _storm(impatient, churn, waiters)
+        async with anyio.create_task_group() as group:
+            start_storm(
+                lambda: client.lock(lock_name, timeout=30), group.start_soon, waiters=waiters
+            )
         return int(await client.exists(lock_name))
     finally:
         await client.aclose()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -19,6 +20,7 @@ __all__ = [
     "eventually",
     "finished",
     "session",
+    "start_storm",
     "unique_name",
     "waiting",
 ]
@@ -71,3 +73,31 @@ async def waiting(semaphore: loopsync.redis.Semaphore, count: int) -> None:
         return (await semaphore.statistics()).tasks_waiting == count
 
     await eventually(condition)
+
+
+def start_storm(
+    hold: Callable[[], contextlib.AbstractAsyncContextManager[Any]],
+    start: Callable[..., object],
+    *,
+    waiters: int = 300,
+    seed: int = 20261203,
+) -> None:
+    """Start a cancellation storm: 6 tasks taking a permit 10 times each for
+    5 ms, and *waiters* tasks giving up after 0 to 200 ms, all through
+    ``async with hold():``, each started by ``start(function, *args)``."""
+
+    async def impatient(deadline: float) -> None:
+        with anyio.move_on_after(deadline):
+            async with hold():
+                await anyio.lowlevel.checkpoint()
+
+    async def churn() -> None:
+        for _ in range(10):
+            async with hold():
+                await anyio.sleep(0.005)
+
+    rng = random.Random(seed)
+    for _ in range(6):
+        start(churn)
+    for _ in range(waiters):
+        start(impatient, rng.uniform(0, 0.2))

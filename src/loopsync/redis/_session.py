@@ -248,7 +248,7 @@ class Session:
         """Release or withdraw *permit_id*; return what RELEASE returns."""
         try:
             with anyio.CancelScope(shield=True):
-                return int(await self.run(RELEASE, keys, [value, permit_id, self._remember_ms]))
+                return await self._run_release(keys, value, permit_id)
         except self._client.transient_errors:
             pass
         except BaseException:
@@ -262,6 +262,9 @@ class Session:
         assert outcome.result is not None
         return outcome.result
 
+    async def _run_release(self, keys: Sequence[str], value: int, permit_id: str) -> int:
+        return int(await self.run(RELEASE, keys, [value, permit_id, self._remember_ms]))
+
     def release_soon(self, keys: Sequence[str], value: int, permit_id: str) -> _Outcome:
         """Release or withdraw *permit_id* in the background; return its outcome."""
         outcome = _Outcome()
@@ -274,9 +277,7 @@ class Session:
         with anyio.CancelScope(shield=True), anyio.move_on_after(self.cleanup_timeout):
             while True:
                 try:
-                    outcome.result = int(
-                        await self.run(RELEASE, keys, [value, permit_id, self._remember_ms])
-                    )
+                    outcome.result = await self._run_release(keys, value, permit_id)
                     outcome.error = None
                     break
                 except self._client.transient_errors as exc:
