@@ -11,6 +11,9 @@ wheel) and measures, per context:
   one measured in the same round, so that drift cancels out);
 - ``acquire``, ``release``: an uncontended ``Semaphore(1)`` (targets: 1.2
   round trips each; the least possible is one);
+- ``acq/script``, ``rel/script``: the same, divided instead by one EVALSHA
+  of the script it runs (ACQUIRE, RELEASE) sent without the library: what
+  the library adds to the round trip it cannot avoid;
 - ``hand-off``: from the call of ``release()`` in one session to the return
   of ``acquire()`` waiting in another (target: median 2.5 round trips);
 - ``fairness``: two sessions, one task each, taking and releasing a lock in
@@ -42,6 +45,7 @@ import coredis
 from _contexts import CONTEXTS
 
 import loopsync.redis
+from loopsync.redis._scripts import ACQUIRE, RELEASE
 from redis_helpers import start_storm
 from redis_server import RedisServer
 
@@ -69,17 +73,29 @@ async def latencies(server: RedisServer, rounds: int) -> dict[str, float]:
         async def round_trip() -> None:
             await session.run(TRIVIAL, [], [])
 
+        # The scripts as the semaphore sends them, for a permit id of its own.
+        def script(script: str, permit_id: str, *args: object) -> Callable[[], Awaitable[object]]:
+            return functools.partial(session.run, script, semaphore._keys, [1, permit_id, *args])
+
         await round_trip()
-        ratios: dict[str, list[float]] = {"acquire": [], "release": [], "hand-off": []}
+        ratios: dict[str, list[float]] = {
+            key: [] for key in ("acquire", "release", "acq/script", "rel/script", "hand-off")
+        }
         round_trips = []
         for _ in range(rounds):
             unit = await seconds(round_trip)
             round_trips.append(unit)
             start = time.perf_counter()
             permit = await semaphore.acquire()
-            ratios["acquire"].append((time.perf_counter() - start) / unit)
-            release = functools.partial(semaphore.release, permit)
-            ratios["release"].append(await seconds(release) / unit)
+            acquire = time.perf_counter() - start
+            release = await seconds(functools.partial(semaphore.release, permit))
+            permit_id = session.new_permit_id()
+            acquire_script = await seconds(script(ACQUIRE, permit_id, 10_000, 3000, 1, "1", 1))
+            release_script = await seconds(script(RELEASE, permit_id, 3000))
+            ratios["acquire"].append(acquire / unit)
+            ratios["release"].append(release / unit)
+            ratios["acq/script"].append(acquire / acquire_script)
+            ratios["rel/script"].append(release / release_script)
 
             permit = await semaphore.acquire()
             returned = anyio.Event()
@@ -200,7 +216,7 @@ def main(argv: list[str]) -> int:
             round_trip = measured["round trip"]
             row = rows.setdefault(context.name, {})
             row["round trip"] = f"{round_trip * 1e6:.0f} µs"
-            for key in ("acquire", "release", "hand-off"):
+            for key in ("acquire", "release", "acq/script", "rel/script", "hand-off"):
                 row[key] = f"{measured[key]:.2f}"
             row["fairness"] = str(context.run(loopsync_fairness, server, turns))
             row["storm"] = str(context.run(loopsync_storm, server, waiters))
@@ -213,7 +229,10 @@ def main(argv: list[str]) -> int:
         }
     finally:
         server.close()
-    columns = ["round trip", "acquire", "release", "hand-off", "fairness", "storm"]
+    columns = [
+        "round trip", "acquire", "release", "acq/script", "rel/script", "hand-off", "fairness",
+        "storm",
+    ]  # fmt: skip
     print(f"loopsync.redis on {server.binary}, one run; latencies in round trips (medians)")
     print(f"{'':<26}" + "".join(f"{column:>12}" for column in columns))
     for name, row in rows.items():
