@@ -19,18 +19,9 @@ must be equal.
   iterations pass between actions, to catch the races around a waiter that
   was handed the lock but has not resumed yet (bpo-27585).
 
-  One difference is intended, and kept out.  When ``release()`` finds the
-  first queued waiter already cancelled (its task has not run yet),
-  asyncio's lock wakes nobody: the cancelled task wakes the next waiter when
-  it runs, one loop iteration later.  loopsync wakes the first waiter still
-  waiting at once, so that task gets the lock an iteration earlier.  Only
-  the controller can see the difference: a task that releases runs after
-  the cancelled task was scheduled, so the controller, which runs after
-  both, finds the next waiter woken either way.  So under asyncio, the
-  controller's ``release()`` is preceded by letting all tasks run until they
-  block while a task cancelled inside ``acquire()`` has not run yet, in both
-  runs alike.  (Without this rule the test fails with the divergence shown
-  by ``test_release_past_a_cancelled_waiter_wakes_the_next_at_once``.)
+  That includes a release() that finds the first queued waiter cancelled
+  while its task has not run yet: asyncio's lock then wakes nobody, and the
+  cancelled task wakes the next waiter when it runs.
 
 - trio: the oracle is :class:`trio.Lock`, compared on ``locked()`` and
   ``statistics()``, its owner told by the task's name.  trio runs the tasks
@@ -263,11 +254,10 @@ class Worker:
 class Controller:
     """Carries out a program's actions against one lock."""
 
-    def __init__(self, subject: Subject, lib: Lib, trace: Trace, settle_first: bool) -> None:
+    def __init__(self, subject: Subject, lib: Lib, trace: Trace) -> None:
         self.subject = subject
         self.lib = lib
         self.trace = trace
-        self.settle_first = settle_first
         self.trio = lib.family == "trio"
         self.names = Names()
         self.workers: list[Worker] = []
@@ -404,10 +394,6 @@ class Controller:
             else:
                 self.step("acquire_nowait() succeeded")
         elif isinstance(action, ControllerRelease):
-            if self.settle_first and any(
-                w.cancelled and w.phase == "acquiring" for w in self.workers
-            ):
-                await self.let_run(None)
             try:
                 subject.lock.release()
             except RuntimeError as exc:
@@ -418,13 +404,11 @@ class Controller:
             await self.let_run(action.iterations)
 
 
-def _run(
-    program: Program, lib: Lib, make_subject: Callable[[], Subject], settle_first: bool
-) -> list[str | list[str]]:
+def _run(program: Program, lib: Lib, make_subject: Callable[[], Subject]) -> list[str | list[str]]:
     trace = Trace(ordered=lib.family == "asyncio")
 
     async def main() -> None:
-        controller = Controller(make_subject(), lib, trace, settle_first)
+        controller = Controller(make_subject(), lib, trace)
         async with lib.task_group() as group:
             await controller.run(program, group)
         for worker in controller.workers:
@@ -436,11 +420,9 @@ def _run(
     return trace.result()
 
 
-def _check(
-    program: Program, lib: Lib, oracle: Callable[[], Subject], settle_first: bool = True
-) -> None:
-    expected = _run(program, lib, oracle, settle_first)
-    actual = _run(program, lib, lambda: LoopsyncSubject(lib), settle_first)
+def _check(program: Program, lib: Lib, oracle: Callable[[], Subject]) -> None:
+    expected = _run(program, lib, oracle)
+    actual = _run(program, lib, lambda: LoopsyncSubject(lib))
     note(f"oracle trace:   {expected}")
     note(f"loopsync trace: {actual}")
     assert actual == expected
@@ -473,8 +455,8 @@ def locks() -> ModuleType:
         [Spawn(True), Spawn(True), Spawn(False), Run(1), ControllerRelease(), Cancel(1)]
     )
 )
-# The intended difference (see the module docstring), which the settle before
-# the release keeps out: t0 leaves the queue first.
+# release() finds t0, first, cancelled before it ran: it wakes nobody, and
+# t0 wakes t1 as it leaves (asyncio's rule; see the test below).
 @example(
     program=Program(
         [AcquireNowait(), Spawn(False), Spawn(False), Run(None), Cancel(0), ControllerRelease()]
@@ -503,33 +485,29 @@ def test_lock_matches_trio(program: Program) -> None:
     _check(program, TrioLib(), TrioOracle)
 
 
-def test_release_past_a_cancelled_waiter_wakes_the_next_at_once(locks: ModuleType) -> None:
-    """The intended difference the asyncio programs keep out.  The controller
-    holds the lock, t0 and t1 queue, t0 is cancelled, and the controller
-    releases before t0 has run: asyncio wakes nobody, and t0's clean-up wakes
-    t1 an iteration later; loopsync hands the lock to t1 at once.  After a
-    settle the two agree again."""
-    actions: list[Action] = [AcquireNowait(), Spawn(False), Spawn(False), Run(None), Cancel(0)]
+def test_release_past_a_cancelled_waiter_wakes_nobody(locks: ModuleType) -> None:
+    """The controller holds the lock, t0 and t1 queue, t0 is cancelled, and
+    the controller releases before t0 has run: as asyncio's, the lock wakes
+    nobody, and t0's clean-up wakes t1, which resumes an iteration later."""
+    program = Program(
+        [
+            AcquireNowait(),
+            Spawn(False),
+            Spawn(False),
+            Run(None),
+            Cancel(0),
+            ControllerRelease(),
+            Run(1),
+            Run(1),
+        ]
+    )
     lib = AsyncioLib()
-
-    def traces(*more: Action) -> tuple[list[str | list[str]], list[str | list[str]]]:
-        program = Program([*actions, ControllerRelease(), *more])
-        expected = _run(program, lib, lambda: AsyncioOracle(locks), settle_first=False)
-        actual = _run(program, lib, lambda: LoopsyncSubject(lib), settle_first=False)
-        return expected, actual
-
-    expected, actual = traces(Run(1))
-    assert expected[6:10] == [
+    expected = _run(program, lib, lambda: AsyncioOracle(locks))
+    assert expected[6:11] == [
         "cancel t0 (acquiring) => locked=True waiting=1",
         "release() succeeded => locked=False waiting=1",
         ["t0 acquire() raised Cancelled"],
         "run 1 iteration(s) => locked=False waiting=0",
+        ["t1 acquired, acquire() returned True"],
     ]
-    assert actual[6:10] == [
-        "cancel t0 (acquiring) => locked=True waiting=1",
-        "release() succeeded => locked=False waiting=0",
-        ["t0 acquire() raised Cancelled", "t1 acquired, acquire() returned True"],
-        "run 1 iteration(s) => locked=True waiting=0",
-    ]
-    expected, actual = traces(Run(None))
-    assert expected[8:] == actual[8:]
+    assert _run(program, lib, lambda: LoopsyncSubject(lib)) == expected

@@ -28,16 +28,56 @@ class FakeWaiter:
         self.state = "cancelled"
 
 
-def test_count_waiting_counts_only_waiters_still_waiting_and_sweeps() -> None:
+def test_count_waiting_counts_only_waiters_still_waiting_and_drops_those_that_left() -> None:
     queue = WaiterQueue()
     waiters = [FakeWaiter(queue) for _ in range(6)]
     for index in (0, 2, 5):
         waiters[index].cancel()
+    queue.note_cancelled(waiters[2])  # its task left; those of 0 and 5 have not yet
     assert len(queue) == 6  # cancelled ones stay until something passes them
     assert queue.count_waiting() == 3
-    assert len(queue) == 3
+    assert len(queue) == 5
     assert queue.wake_all_numbered() == 3
     assert [waiters[i].value for i in (1, 3, 4)] == [0, 1, 2]
+
+
+def test_a_waiter_whose_task_leaves_first_is_dropped_at_once() -> None:
+    queue = WaiterQueue()
+    waiters = [FakeWaiter(queue) for _ in range(2)]
+    waiters[0].cancel()
+    queue.note_cancelled(waiters[0])
+    assert list(queue) == [waiters[1]]
+
+
+def test_wake_first_in_place_waits_for_a_cancelled_first_waiter_to_leave() -> None:
+    # asyncio's Lock: a release that finds the first waiter cancelled wakes
+    # nobody; the cancelled task passes the lock on as it leaves.
+    queue = WaiterQueue()
+    waiters = [FakeWaiter(queue) for _ in range(4)]
+    waiters[0].cancel()
+    waiters[1].cancel()
+    assert queue.has_waiting_in_place()
+    assert queue.wake_first_in_place("x") is None
+    assert len(queue) == 4
+    queue.note_cancelled(waiters[1])  # not first: it keeps the first's place
+    assert queue.wake_first_in_place("x") is None
+    queue.note_cancelled(waiters[0])
+    assert queue.wake_first_in_place("x") is waiters[2]
+    assert [w.value for w in waiters] == [None, None, "x", None]
+    assert list(queue) == [waiters[3]]
+
+
+def test_has_waiting_in_place_keeps_cancelled_waiters_whose_tasks_have_not_left() -> None:
+    queue = WaiterQueue()
+    waiters = [FakeWaiter(queue) for _ in range(2)]
+    for waiter in waiters:
+        waiter.cancel()
+    assert not queue.has_waiting_in_place()
+    assert len(queue) == 2
+    queue.note_cancelled(waiters[1])
+    queue.note_cancelled(waiters[0])
+    assert not queue.has_waiting_in_place()
+    assert not queue
 
 
 def test_has_waiting_drops_cancelled_waiters_from_the_front() -> None:
@@ -77,8 +117,9 @@ def test_cancelled_waiters_are_swept_out() -> None:
     queue = WaiterQueue()
     live = FakeWaiter(queue)
     for _ in range(10_000):
-        FakeWaiter(queue).cancel()
-        queue.note_cancelled()
+        waiter = FakeWaiter(queue)
+        waiter.cancel()
+        queue.note_cancelled(waiter)
         # The queue never holds more than about twice the live waiters, plus
         # a small constant.
         assert len(queue) <= 2 * 1 + 65

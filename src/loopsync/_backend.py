@@ -20,9 +20,12 @@ to its task**, before the task runs again (asyncio's ``Task.cancel()``
 cancels the future its task awaits; trio calls the abort function of the
 parked task).  So a waiter that is done when a waker reaches it was
 cancelled, and the waker passes it over: a permit or a notification is never
-handed to a task that will not take it.  The cancelled task notes its
-departure on the queue when it runs, and the queue sweeps out cancelled
-waiters in bulk.  Every removal is O(1), amortized.
+handed to a task that will not take it.  (asyncio's Lock is the exception
+loopsync copies: its release wakes nobody while the first waiter is
+cancelled, and that waiter's task passes the lock on when it runs.)  The
+cancelled task notes its departure on the queue when it runs; the queue
+drops it at once from either end, and sweeps out the others in bulk.  Every
+removal is O(1), amortized.
 
 Two flags decide everything else that differs between libraries in how
 tasks wait, each on its own, so that every cell of this grid is a

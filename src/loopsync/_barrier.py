@@ -174,7 +174,7 @@ class Barrier(Primitive):
                     # took no index and counts nowhere.  One cancelled as the
                     # last to arrive (say, after a timeout) goes at once, so
                     # that such tasks never make an arrival count the fillers.
-                    queue.note_cancelled()
+                    queue.note_cancelled(waiter)
                     queue.drop_cancelled_tail()
                 elif backend.wakeup_revocable and waiter.result() is not _RETRY:
                     # Released by a trip, reset() or abort(), then cancelled

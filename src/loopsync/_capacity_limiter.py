@@ -156,7 +156,7 @@ class CapacityLimiter(Primitive):
         except BaseException:
             if waiter.cancelled() or waiter.cancel():
                 del self._pending_borrowers[waiter]
-                self._waiters.note_cancelled()
+                self._waiters.note_cancelled(waiter)
             else:
                 # Lent a token, then cancelled before it could resume
                 # (asyncio only): give it back, for the next task.

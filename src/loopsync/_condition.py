@@ -156,10 +156,10 @@ class Condition(Primitive):
         if waiter.cancelled() or waiter.cancel():
             # Cancelled (or hit by another exception) in the queue it was in.
             if lock._waiting_tasks.pop(waiter, None) is not None:
-                lock._waiters.note_cancelled()
+                lock._waiters.note_cancelled(waiter)
             else:
                 self._waiting_tasks.pop(waiter, None)
-                self._waiters.note_cancelled()
+                self._waiters.note_cancelled(waiter)
         self._check_loop()
 
     async def wait_for(self, predicate: Callable[[], _T]) -> _T:

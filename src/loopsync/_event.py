@@ -85,7 +85,7 @@ class Event(Primitive):
             # Woken by set(), then cancelled before resuming (asyncio): the
             # wake-up was this task's alone, so nothing is passed on.
             if waiter.cancelled() or waiter.cancel():
-                self._waiters.note_cancelled()
+                self._waiters.note_cancelled(waiter)
             self._check_loop()
             raise
         return True

@@ -56,7 +56,7 @@ def _acquire_returning(result: _T) -> Callable[[Lock], Coroutine[Any, Any, _T]]:
         if (
             not self._locked
             and not self._handoffs
-            and not (self._waiters and self._waiters.has_waiting())
+            and not (self._waiters and self._waiters.has_waiting_in_place())
         ):
             if task is None:
                 self._locked = True
@@ -147,7 +147,7 @@ class Lock(Primitive):
 
     def _in_use(self) -> bool:
         # A held lock too: it is released under the rules it was taken by.
-        return self._locked or self._handoffs > 0 or self._waiters.has_waiting()
+        return self._locked or self._handoffs > 0 or self._waiters.has_waiting_in_place()
 
     def _repr_state(self) -> str:
         return self._with_waiters("locked" if self._locked else "unlocked", self._waiters)
@@ -177,7 +177,11 @@ class Lock(Primitive):
             task = backend.current_task()
             if task is self._owner:
                 raise RuntimeError("attempt to re-acquire an already held Lock")
-        if self._locked or self._handoffs or (self._waiters and self._waiters.has_waiting()):
+        if (
+            self._locked
+            or self._handoffs
+            or (self._waiters and self._waiters.has_waiting_in_place())
+        ):
             raise self._would_block()
         self._take(backend, task)
 
@@ -212,7 +216,11 @@ class Lock(Primitive):
         if waiter.cancelled() or waiter.cancel():
             # Cancelled while waiting, or something else was thrown in (such
             # as asyncio refusing a waiter of another loop).
-            self._waiters.note_cancelled()
+            self._waiters.note_cancelled(waiter)
+            if backend.wakeup_revocable and not self._locked and not self._handoffs:
+                # A release() found this waiter first, cancelled, and woke
+                # nobody (as asyncio's does): its task passes the lock on.
+                self._hand_over()
         elif backend.wakeup_revocable:
             # Handed the lock, then cancelled before it could resume (asyncio
             # only): pass it on (bpo-27585).
@@ -223,9 +231,9 @@ class Lock(Primitive):
         self._check_loop()
 
     def _hand_over(self) -> None:
-        """Hand the free lock to the first waiting task, if any (asyncio:
-        provisionally, until the task resumes)."""
-        if self._waiters.wake_first(True) is not None:
+        """Hand the free lock to the first waiting task, provisionally until
+        it resumes, unless that task was cancelled and has not left (asyncio)."""
+        if self._waiters.wake_first_in_place(True) is not None:
             self._handoffs += 1
 
     def _pass_on(self, backend: Backend) -> None:

@@ -198,11 +198,11 @@ class Semaphore(Primitive):
         """Clean up after an exception left a wait in acquire()."""
         if waiter.cancelled():
             # Cancelled while waiting: the usual case.
-            self._waiters.note_cancelled()
+            self._waiters.note_cancelled(waiter)
         elif waiter.cancel():
             # Something else was thrown into the task while it waited, such
             # as its library refusing a waiter of the bound loop.
-            self._waiters.note_cancelled()
+            self._waiters.note_cancelled(waiter)
             self._check_loop()
         else:
             # Handed a permit, then cancelled before it could resume (asyncio

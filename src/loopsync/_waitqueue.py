@@ -2,10 +2,12 @@
 
 A cancelled waiter is not searched for: it stays where it is, and the
 operations that wake pass it over.  Its task calls ``note_cancelled()`` as it
-leaves; once more than 64 have and they could make up half the queue, the
-queue sweeps out every cancelled waiter.  So each operation is O(1),
+leaves; once more than 64 have left from inside the queue and they could make
+up half of it, the queue sweeps them out.  So each operation is O(1),
 amortized, per waiter it touches, and memory stays proportional to the tasks
-still waiting.  Primitives use only the named operations, as trio's use
+still waiting.  asyncio's Lock keeps a cancelled waiter in its place until its
+task has left, and wakes nobody while one is first: ``wake_first_in_place()``
+and ``has_waiting_in_place()`` do the same.  Primitives use only the named operations, as trio's use
 ParkingLot's.  Those that change the queue are protected from
 KeyboardInterrupt under trio, since statistics() and repr() reach them from
 unprotected code.
@@ -32,11 +34,12 @@ class WaiterQueue(deque[Waiter]):
     a deque, so that its truth and ``len()`` (cancelled waiters not swept
     out yet included) cost no Python call."""
 
-    __slots__ = ("_cancelled",)
+    __slots__ = ("_left",)
 
     def __init__(self) -> None:
         super().__init__()
-        self._cancelled = 0
+        # Cancelled waiters whose tasks left while the waiter was not first.
+        self._left: set[Waiter] = set()
 
     park = deque.append
     """Append a waiter (``deque.append`` itself, for it is on every wait)."""
@@ -51,22 +54,47 @@ class WaiterQueue(deque[Waiter]):
         return False
 
     @ki_protected
+    def has_waiting_in_place(self) -> bool:
+        """Return True if a waiter is still waiting, dropping only the
+        cancelled waiters whose tasks have left (see wake_first_in_place())."""
+        self._drop_left_head()
+        return any(not waiter.done() for waiter in self)
+
     def count_waiting(self) -> int:
-        """Return the number of waiters still waiting, sweeping out the others."""
-        if any(waiter.done() for waiter in self):
-            kept = [waiter for waiter in self if not waiter.done()]
-            self.clear()
-            self.extend(kept)
-        self._cancelled = 0
-        return len(self)
+        """Return the number of waiters still waiting."""
+        self._sweep()
+        return sum(not waiter.done() for waiter in self)
 
     @ki_protected
-    def note_cancelled(self) -> None:
-        """Note that a waiter of this queue was cancelled; its task calls this
-        once, as it leaves."""
-        self._cancelled += 1
-        if self._cancelled > _SWEEP_AFTER and 2 * self._cancelled > len(self):
-            self.count_waiting()
+    def note_cancelled(self, waiter: Waiter) -> None:
+        """Note that *waiter*, of this queue, was cancelled; its task calls
+        this once, as it leaves."""
+        if not self:
+            return  # passed over already
+        if self[0] is waiter:
+            self.popleft()
+            return
+        if self[-1] is waiter:
+            self.pop()
+            return
+        left = self._left
+        left.add(waiter)
+        if len(left) > _SWEEP_AFTER and 2 * len(left) > len(self):
+            self._sweep()
+
+    @ki_protected
+    def _sweep(self) -> None:
+        """Drop the cancelled waiters whose tasks have left."""
+        left = self._left
+        if left:
+            kept = [waiter for waiter in self if waiter not in left]
+            self.clear()
+            self.extend(kept)
+            left.clear()
+
+    def _drop_left_head(self) -> None:
+        while self and self[0] in self._left:
+            self._left.discard(self.popleft())
 
     @ki_protected
     def drop_cancelled_tail(self) -> None:
@@ -87,6 +115,18 @@ class WaiterQueue(deque[Waiter]):
             if not waiter.done():
                 waiter.set_result(value)
                 return waiter
+        return None
+
+    @ki_protected
+    def wake_first_in_place(self, value: Any) -> Waiter | None:
+        """Wake the first waiter with *value* if it is still waiting, and
+        return it; return None if it is not, as asyncio's Lock does: a
+        cancelled waiter keeps its place until its task has left."""
+        self._drop_left_head()
+        if self and not self[0].done():
+            waiter = self.popleft()
+            waiter.set_result(value)
+            return waiter
         return None
 
     @ki_protected
@@ -119,5 +159,5 @@ class WaiterQueue(deque[Waiter]):
                 waiter.set_result(next(values))
                 woken += 1
         self.clear()
-        self._cancelled = 0
+        self._left.clear()
         return woken
