@@ -20,11 +20,6 @@ source_suffix = {".md": "markdown"}
 myst_heading_anchors = 3
 exclude_patterns = ["_build"]
 
-# The README's sections, included in the site, link to files of the
-# repository (tests, examples, bench/) that are not pages of the site, and
-# nest their headings one level deeper than a page's.
-suppress_warnings = ["myst.xref_missing", "myst.header"]
-
 html_theme = "furo"
 html_title = "loopsync"
 
