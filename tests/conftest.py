@@ -16,10 +16,12 @@ import inspect
 # never half-imported when a collection during that import reports another.
 import tracemalloc  # noqa: F401
 from collections.abc import Iterator
+from types import ModuleType
 from typing import Any
 
 import pytest
 
+from differential import asyncio_locks_313
 from libs import LIBS
 from redis_server import RedisServer
 
@@ -52,6 +54,13 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     }
     pyfuncitem.funcargs["lib"].run(functools.partial(func, **kwargs))
     return True
+
+
+@pytest.fixture(scope="session")
+def locks() -> ModuleType:
+    """asyncio's locks of Python 3.13, the differential tests' oracle (skips,
+    or fails under CI, without)."""
+    return asyncio_locks_313()
 
 
 @pytest.fixture(scope="session")

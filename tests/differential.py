@@ -3,10 +3,11 @@
 Each ``test_differential_*`` module has its own actions, tasks and
 controller; all use the same hypothesis settings, the same asyncio libraries,
 the same :class:`Run` action, the same kind of :class:`Trace` and the same
-way of letting the tasks run (:func:`let_tasks_run`) and of choosing the task
-an action concerns (:func:`pick_cyclic`, :func:`pick_to_cancel`).  Those of the lock, the
-event and the condition take their asyncio oracle from
-:func:`asyncio_locks_313`, so that they run on every Python.
+way of letting the tasks run (:func:`let_tasks_run`), of choosing the task
+an action concerns (:func:`pick_cyclic`, :func:`pick_to_cancel`) and of
+telling tasks by name (:class:`Names`).  Those of the lock, the event and the
+condition take their asyncio oracle from :func:`asyncio_locks_313` (the
+``locks`` fixture), so that they run on every Python.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import pytest
 from hypothesis import settings
@@ -104,6 +105,31 @@ def pick_to_cancel(workers: Sequence[W], k: int, phase: str | None) -> W | None:
         ],
         k,
     )
+
+
+class Names:
+    """Tells tasks by the names the test gave them, in what a primitive shows
+    (a lock's owner, a limiter's borrowers, the task in an error message);
+    a borrower that is a string shows as its repr."""
+
+    def __init__(self) -> None:
+        self.tasks: list[tuple[Any, str]] = []
+
+    def add(self, task: Any, name: str) -> None:
+        self.tasks.append((task, name))
+
+    def of(self, who: object) -> str:
+        if isinstance(who, str):
+            return repr(who)
+        for known, name in self.tasks:
+            if known is who:
+                return name
+        return "None" if who is None else "an unknown task"
+
+    def in_text(self, text: str) -> str:
+        for task, name in self.tasks:
+            text = text.replace(str(task), name)
+        return text
 
 
 async def let_tasks_run(lib: Lib, iterations: int | None) -> str:

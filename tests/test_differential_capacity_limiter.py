@@ -57,6 +57,7 @@ import loopsync
 from differential import (
     ASYNCIO_LIBS,
     SETTINGS,
+    Names,
     Run,
     Trace,
     let_tasks_run,
@@ -287,24 +288,6 @@ def model_oracle(total: float, lib: Lib) -> Subject:
 
 # --------------------------------------------------------------------------
 # Running a program
-
-
-class Names:
-    """Tells borrowers by name: a task by the name the test gave it."""
-
-    def __init__(self) -> None:
-        self.tasks: list[tuple[Any, str]] = []
-
-    def add(self, task: Any, name: str) -> None:
-        self.tasks.append((task, name))
-
-    def of(self, borrower: object) -> str:
-        if isinstance(borrower, str):
-            return repr(borrower)
-        for known, name in self.tasks:
-            if known is borrower:
-                return name
-        return "an unknown task"
 
 
 @dataclass

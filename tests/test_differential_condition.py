@@ -64,9 +64,9 @@ import loopsync
 from differential import (
     ASYNCIO_LIBS,
     SETTINGS,
+    Names,
     Run,
     Trace,
-    asyncio_locks_313,
     let_tasks_run,
     pick_cyclic,
     pick_to_cancel,
@@ -152,22 +152,6 @@ programs = st.builds(Program, actions=st.lists(actions, min_size=5, max_size=40)
 
 # --------------------------------------------------------------------------
 # The conditions under test, behind one interface
-
-
-class Names:
-    """Tells tasks by the names the test gave them."""
-
-    def __init__(self) -> None:
-        self.tasks: list[tuple[Any, str]] = []
-
-    def add(self, task: Any, name: str) -> None:
-        self.tasks.append((task, name))
-
-    def of(self, task: Any) -> str:
-        for known, name in self.tasks:
-            if known is task:
-                return name
-        return "None" if task is None else "an unknown task"
 
 
 class Subject:
@@ -453,12 +437,6 @@ def _check(program: Program, lib: Lib, oracle: Callable[[], Subject]) -> None:
 
 # --------------------------------------------------------------------------
 # Tests
-
-
-@pytest.fixture(scope="module")
-def locks() -> ModuleType:
-    """asyncio's locks of Python 3.13 (skips, or fails under CI, without)."""
-    return asyncio_locks_313()
 
 
 @pytest.mark.parametrize("loop", ASYNCIO_LIBS, ids=str)

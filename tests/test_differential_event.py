@@ -40,7 +40,7 @@ from hypothesis import example, given, note
 from hypothesis import strategies as st
 
 import loopsync
-from differential import ASYNCIO_LIBS, SETTINGS, Run, Trace, asyncio_locks_313, let_tasks_run
+from differential import ASYNCIO_LIBS, SETTINGS, Run, Trace, let_tasks_run
 from libs import Handle, Lib, TaskGroup, TrioLib
 
 # --------------------------------------------------------------------------
@@ -236,12 +236,6 @@ def _check(program: Program, lib: Lib, oracle: Callable[[], Subject]) -> None:
 
 # --------------------------------------------------------------------------
 # Tests
-
-
-@pytest.fixture(scope="module")
-def locks() -> ModuleType:
-    """asyncio's locks of Python 3.13 (skips, or fails under CI, without)."""
-    return asyncio_locks_313()
 
 
 @pytest.mark.parametrize("loop", ASYNCIO_LIBS, ids=str)
