@@ -6,11 +6,11 @@ leaves; once more than 64 have left from inside the queue and they could make
 up half of it, the queue sweeps them out.  So each operation is O(1),
 amortized, per waiter it touches, and memory stays proportional to the tasks
 still waiting.  asyncio's Lock keeps a cancelled waiter in its place until its
-task has left, and wakes nobody while one is first: ``wake_first_in_place()``
-and ``has_waiting_in_place()`` do the same.  Primitives use only the named operations, as trio's use
-ParkingLot's.  Those that change the queue are protected from
-KeyboardInterrupt under trio, since statistics() and repr() reach them from
-unprotected code.
+task has left, and wakes nobody while one is first; ``wake_first_in_place()``
+and ``has_waiting_in_place()`` do the same.  Primitives use only the named
+operations, as trio's use ParkingLot's.  Those that change the queue are
+protected from KeyboardInterrupt under trio, since statistics() and repr()
+reach them from unprotected code.
 """
 
 from __future__ import annotations
