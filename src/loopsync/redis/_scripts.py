@@ -170,11 +170,18 @@ return result
 
 # ARGV[2]: the permit id; [3]: how long (ms) to remember it as withdrawn.
 # Frees the id's permit, or takes it out of the queue.  Returns 1 if it held
-# a permit, 2 if it was waiting, 0 if it was neither (already released).
+# a permit, 2 if it was waiting, 0 if it was neither (its lease had ended).
+# Run again while the id is remembered, it gives the first answer, which the
+# tenths of the id's time in *withdrawn* keep.
 RELEASE = (
     _PRELUDE
     + """
 local id, remember_ms = ARGV[2], tonumber(ARGV[3])
+local until_ms = redis.call('ZSCORE', withdrawn, id)
+if until_ms and tonumber(until_ms) > now then
+    tidy()
+    return math.floor(tonumber(until_ms) % 1 * 10 + 0.5)
+end
 local result = 0
 if redis.call('ZSCORE', holders, id) then
     forget_holder(id)
@@ -184,7 +191,7 @@ elseif queued > 0 and redis.call('HEXISTS', waiting, id) == 1 then
     result = 2
 end
 redis.call('ZREMRANGEBYSCORE', withdrawn, '-inf', now)
-write(remember_ms, 'ZADD', withdrawn, int(now + remember_ms), id)
+write(remember_ms, 'ZADD', withdrawn, int(now + remember_ms) .. '.' .. result, id)
 promote()
 tidy()
 return result
