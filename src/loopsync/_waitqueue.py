@@ -57,7 +57,8 @@ class WaiterQueue(deque[Waiter]):
     def has_waiting_in_place(self) -> bool:
         """Return True if a waiter is still waiting, dropping only the
         cancelled waiters whose tasks have left (see wake_first_in_place())."""
-        self._drop_left_head()
+        if self._left:
+            self._drop_left_head()
         return any(not waiter.done() for waiter in self)
 
     def count_waiting(self) -> int:
@@ -77,6 +78,8 @@ class WaiterQueue(deque[Waiter]):
         if self[-1] is waiter:
             self.pop()
             return
+        # A waiter already passed over is recorded too: the sweep, which
+        # clears the record, bounds it as it bounds the others.
         left = self._left
         left.add(waiter)
         if len(left) > _SWEEP_AFTER and 2 * len(left) > len(self):
@@ -122,7 +125,8 @@ class WaiterQueue(deque[Waiter]):
         """Wake the first waiter with *value* if it is still waiting, and
         return it; return None if it is not, as asyncio's Lock does: a
         cancelled waiter keeps its place until its task has left."""
-        self._drop_left_head()
+        if self._left:
+            self._drop_left_head()
         if self and not self[0].done():
             waiter = self.popleft()
             waiter.set_result(value)

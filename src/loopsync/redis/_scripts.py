@@ -98,10 +98,12 @@ if queued > 0 then
 end
 
 -- Only RELEASE adds to *withdrawn*, and it drops the ids whose time is up;
--- the other scripts read an id's time instead.
-local function withdrawn_lately(id)
-    local until_ms = redis.call('ZSCORE', withdrawn, id)
-    return until_ms and tonumber(until_ms) > now
+-- the other scripts read an id's time instead: this returns it while it runs.
+local function withdrawn_until(id)
+    local until_ms = tonumber(redis.call('ZSCORE', withdrawn, id))
+    if until_ms and until_ms > now then
+        return until_ms
+    end
 end
 
 -- Hand each free permit to the next waiter, and tell its process, on its
@@ -149,13 +151,12 @@ elseif queued > 0 and redis.call('HEXISTS', waiting, id) == 1 then
     write(alive_ms, 'HSET', waiting, id, ARGV[3] .. ':' .. ask)
     write(alive_ms, 'ZADD', alive, int(now + alive_ms), id)
     result = {0, earliest_expiry()}
-elseif withdrawn_lately(id) then
+elseif withdrawn_until(id) then
     result = {0, -1}
 elseif queued == 0 and redis.call('ZCARD', holders) < value then
     result = {1, int(grant(id, lease_ms, floor))}
 elseif queue_up then
     local arrival = write(alive_ms, 'HINCRBY', meta, 'arrivals', 1)
-    queued = queued + 1
     write(alive_ms, 'ZADD', queue, arrival, id)
     write(alive_ms, 'HSET', waiting, id, ARGV[3] .. ':' .. ask)
     write(alive_ms, 'ZADD', alive, int(now + alive_ms), id)
@@ -177,10 +178,10 @@ RELEASE = (
     _PRELUDE
     + """
 local id, remember_ms = ARGV[2], tonumber(ARGV[3])
-local until_ms = redis.call('ZSCORE', withdrawn, id)
-if until_ms and tonumber(until_ms) > now then
+local until_ms = withdrawn_until(id)
+if until_ms then
     tidy()
-    return math.floor(tonumber(until_ms) % 1 * 10 + 0.5)
+    return math.floor(until_ms % 1 * 10 + 0.5)
 end
 local result = 0
 if redis.call('ZSCORE', holders, id) then
