@@ -214,6 +214,28 @@ async def test_async_with_binds_none_and_releases_even_on_error(lib: Lib) -> Non
     assert not lock.locked()
 
 
+class _CountingLock(loopsync.Lock):
+    """A subclass that counts its acquisitions and releases."""
+
+    acquired = released = 0
+
+    async def acquire(self) -> bool:
+        self.acquired += 1
+        return await super().acquire()
+
+    def release(self) -> None:
+        self.released += 1
+        super().release()
+
+
+async def test_async_with_runs_a_subclass_s_acquire_and_release(lib: Lib) -> None:
+    # asyncio's __aenter__ and __aexit__ call acquire() and release().
+    lock = _CountingLock()
+    async with lock as entered:
+        assert entered is None
+    assert (lock.acquired, lock.released, lock.locked()) == (1, 1, False)
+
+
 async def test_acquire_nowait_takes_a_free_lock(lib: Lib) -> None:
     lock = loopsync.Lock()
     assert lock.acquire_nowait() is None

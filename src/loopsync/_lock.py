@@ -10,7 +10,7 @@ from . import _ki
 from ._adapters import current_backend
 from ._backend import Backend, Waiter
 from ._ki import ki_protected
-from ._primitive import Primitive, enter_through_acquire
+from ._primitive import Primitive, enter_through_acquire, exit_through_release
 from ._statistics import LockStatistics
 from ._waitqueue import WaiterQueue
 
@@ -285,9 +285,12 @@ class Lock(Primitive):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        # As asyncio's, ``async with`` calls a subclass's own acquire().
+        # As asyncio's, ``async with`` calls a subclass's own acquire() and
+        # release().
         if cls.acquire is not Lock.acquire and cls.__aenter__ is Lock.__aenter__:
             cls.__aenter__ = enter_through_acquire
+        if cls.release is not Lock.release and cls.__aexit__ is Lock.__aexit__:
+            cls.__aexit__ = exit_through_release  # type: ignore[method-assign, assignment]
 
     @ki_protected
     async def __aexit__(
@@ -296,7 +299,11 @@ class Lock(Primitive):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.release()
+        # release(), inlined for asyncio's lock that no task waits for.
+        if self._locked and not self._waiters and not self._backend.tracks_owners:  # type: ignore[union-attr]
+            self._locked = False
+        else:
+            self.release()
 
     def __getstate__(self) -> dict[str, Any]:
         return {**super().__getstate__(), "_always_checkpoint": self._always_checkpoint}

@@ -30,13 +30,19 @@ from ._exceptions import WouldBlock
 if TYPE_CHECKING:
     from ._waitqueue import WaiterQueue
 
-__all__ = ["Primitive", "enter_through_acquire"]
+__all__ = ["Primitive", "enter_through_acquire", "exit_through_release"]
 
 
 async def enter_through_acquire(primitive: Any) -> None:
     """``__aenter__`` of a subclass whose acquire() differs: as asyncio's
     ``async with`` does, it calls that acquire()."""
     await primitive.acquire()
+
+
+async def exit_through_release(primitive: Any, *exc_info: object) -> None:
+    """``__aexit__`` of a subclass whose release() differs: as asyncio's
+    ``async with`` does, it calls that release()."""
+    primitive.release()
 
 
 class Primitive:
