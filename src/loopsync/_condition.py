@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from types import TracebackType
 from typing import Any, TypeVar
 
+from . import _ki
 from ._backend import Backend, Waiter
 from ._ki import ki_protected
 from ._lock import Lock
@@ -87,27 +88,34 @@ class Condition(Primitive):
         """Release the condition's lock (see :meth:`Lock.release`)."""
         self._lock.release()
 
-    @ki_protected
-    async def __aenter__(self) -> None:
-        await self._lock.acquire()
+    def __aenter__(self) -> Coroutine[Any, Any, None]:
+        # The lock's own, awaited directly: a coroutine frame less.
+        return self._lock.__aenter__()
 
-    @ki_protected
-    async def __aexit__(
+    def __aexit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> None:
-        self._lock.release()
+    ) -> Coroutine[Any, Any, None]:
+        return self._lock.__aexit__(exc_type, exc, tb)
 
-    def _check_holder(self, backend: Backend, action: str) -> None:
-        """Raise RuntimeError unless the current task may *action*: under
-        asyncio, if the lock is held; under trio, if this task holds it."""
+    def _holder_library(self, action: str) -> Backend:
+        """Return the running library's adapter (``_library()``); raise
+        RuntimeError unless the current task may *action*: under asyncio, if
+        the lock is held; under trio, if this task holds it."""
+        # self._library(), inlined: wait() and notify() are hot paths.
+        backend = self._backend
+        if backend is None or (self._loop is None and not backend.is_current()):
+            backend = self._follow_library()
+        elif _ki.pending and "trio" in _ki.modules:
+            _ki.protect_if_trio_imported()  # see Primitive._library()
         if backend.tracks_owners:
             if backend.current_task() is not self._lock._owner:
                 raise RuntimeError(f"must hold the lock to {action}")
         elif not self._lock._locked:
             raise RuntimeError(f"cannot {action} on un-acquired lock")
+        return backend
 
     @ki_protected
     async def wait(self) -> bool:
@@ -118,9 +126,14 @@ class Condition(Primitive):
         the task is cancelled.  Raises :exc:`RuntimeError` if the lock is not
         held (under trio: by the calling task).
         """
-        backend = self._library()
-        self._check_holder(backend, "wait")
-        waiter = self._new_waiter(backend)
+        backend = self._holder_library("wait")
+        # Primitive._new_waiter(), inlined for a condition bound to its loop.
+        loop = self._loop
+        waiter = (
+            backend.create_waiter(loop=loop)
+            if loop is not None and backend.runs_on(loop)
+            else self._new_waiter(backend)
+        )
         lock = self._lock
         if backend.tracks_owners:
             # notify() moves the waiter to the lock, which hands it over.
@@ -135,9 +148,13 @@ class Condition(Primitive):
                 raise
             finally:
                 # Take the lock back, even if cancelled meanwhile (then the
-                # cancellation comes after): under asyncio always, under trio
-                # unless the lock was handed over with the wake-up.
-                if backend.wakeup_revocable or waiter.cancelled():
+                # cancellation comes after): under asyncio always (at once if
+                # acquire() would not yield), under trio unless the lock was
+                # handed over with the wake-up.
+                if backend.wakeup_revocable:
+                    if not lock._take_at_once():
+                        await backend.uncancellable(lock.acquire)
+                elif waiter.cancelled():
                     await backend.uncancellable(lock.acquire)
             if not backend.wakeup_revocable and waiter.result() is not True:
                 raise lock._broken_error(backend)
@@ -183,13 +200,13 @@ class Condition(Primitive):
         in its queue, behind those already there, and an *n* that is not an
         integer raises :exc:`ValueError`, as trio's does.
         """
-        self._check_holder(self._library(), "notify")
+        self._holder_library("notify")
         self._notify(n)
 
     @ki_protected
     def notify_all(self) -> None:
         """Wake every task waiting on this condition (see :meth:`notify`)."""
-        self._check_holder(self._library(), "notify")
+        self._holder_library("notify")
         self._notify(len(self._waiters))
 
     def _notify(self, n: float) -> None:
@@ -201,6 +218,8 @@ class Condition(Primitive):
             lock = self._lock
             for waiter in self._waiters.move_first(n, lock._waiters):
                 lock._waiting_tasks[waiter] = self._waiting_tasks.pop(waiter)
+        elif n == 1:
+            self._waiters.wake_first(False)
         elif n >= len(self._waiters):
             self._waiters.wake_all(False)
         else:

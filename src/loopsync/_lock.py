@@ -185,6 +185,19 @@ class Lock(Primitive):
             raise self._would_block()
         self._take(backend, task)
 
+    def _take_at_once(self) -> bool:
+        """Take the lock and return True if asyncio's acquire() would take it
+        without yielding; return False otherwise (asyncio only)."""
+        if (
+            self._locked
+            or self._handoffs
+            or self._always_checkpoint
+            or (self._waiters and self._waiters.has_waiting_in_place())
+        ):
+            return False
+        self._locked = True
+        return True
+
     def _take(self, backend: Backend, task: Any) -> None:
         self._locked = True
         if task is not None:
