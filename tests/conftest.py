@@ -19,6 +19,12 @@ from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
+# anyio is a pytest plugin, so pytest rewrites its modules as they are
+# imported, and anyio imports its trio backend only when a test first runs on
+# it.  On Python 3.11.7 a rewrite in the middle of a test can fail with
+# "AST constructor recursion depth mismatch" (CPython gh-106905, fixed in
+# 3.11.8).  Imported here, the backend is rewritten before any test runs.
+import anyio._backends._trio  # noqa: F401
 import pytest
 
 from differential import asyncio_locks_313

@@ -122,6 +122,25 @@ async def test_a_restart_loses_the_lease_and_tokens_keep_increasing(
         await later.release()
 
 
+async def test_a_session_entered_while_the_server_is_down_waits_and_may_be_cancelled(
+    lib: Lib, private_redis_server: RedisServer
+) -> None:
+    async with connect(private_redis_server) as client:
+        await anyio.to_thread.run_sync(private_redis_server.stop)
+        idle = loopsync.redis.Session(client, poll_interval=0.05)
+        # Its listener cannot subscribe, so entering cannot finish: the
+        # deadline only decides when the test stops waiting.
+        with anyio.move_on_after(0.3) as scope:
+            await idle.__aenter__()
+        assert scope.cancelled_caught
+        with pytest.raises(RuntimeError, match="not entered"):
+            idle.check_entered()
+        await anyio.to_thread.run_sync(private_redis_server.start)
+        async with idle as entered:
+            permit = await loopsync.redis.Semaphore(entered, unique_name(), 1).acquire()
+            await permit.release()
+
+
 @pytest.mark.parametrize("stall", ["SIGSTOP", "CLIENT PAUSE"])
 async def test_a_stalled_server_loses_the_lease_by_the_local_deadline(
     lib: Lib, private_redis_server: RedisServer, stall: str
