@@ -15,6 +15,10 @@ from ._exceptions import BrokenBarrierError, WouldBlock, would_block_error
 __all__ = ["TrioBackend", "protect"]
 
 _sniffio_local = sniffio.thread_local
+_current_task = trio.lowlevel.current_task
+_reschedule = trio.lowlevel.reschedule
+_Value = outcome.Value
+_wait_task_rescheduled = trio.lowlevel.wait_task_rescheduled
 _T = TypeVar("_T")
 
 
@@ -34,7 +38,7 @@ class _Waiter:
     __slots__ = ("_cancelled", "_done", "_result", "_task")
 
     def __init__(self, *, loop: None = None) -> None:
-        self._task = trio.lowlevel.current_task()
+        self._task = _current_task()
         self._done = False
         self._cancelled = False
         self._result: Any = None
@@ -48,7 +52,7 @@ class _Waiter:
     def set_result(self, value: Any) -> None:
         self._done = True
         self._result = value
-        trio.lowlevel.reschedule(self._task, outcome.Value(value))
+        _reschedule(self._task, _Value(value))
 
     def result(self) -> Any:
         return self._result
@@ -66,7 +70,7 @@ class _Waiter:
         return trio.lowlevel.Abort.SUCCEEDED
 
     def __await__(self) -> Generator[Any, None, Any]:
-        return trio.lowlevel.wait_task_rescheduled(self._abort).__await__()  # noqa: ASYNC105
+        return _wait_task_rescheduled(self._abort).__await__()  # noqa: ASYNC105
 
 
 class _ExitWatch:
