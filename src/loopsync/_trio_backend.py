@@ -70,7 +70,7 @@ class _Waiter:
         return trio.lowlevel.Abort.SUCCEEDED
 
     def __await__(self) -> Generator[Any, None, Any]:
-        return _wait_task_rescheduled(self._abort).__await__()  # noqa: ASYNC105
+        return _wait_task_rescheduled(self._abort).__await__()
 
 
 class _ExitWatch:

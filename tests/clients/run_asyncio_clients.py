@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -200,7 +201,7 @@ def prepare(client: Client) -> tuple[Path, Path]:
                 archive.extractall(tmp)
         (extracted,) = (path for path in Path(tmp).iterdir() if path.is_dir())
         if tree.exists():
-            subprocess.run(["rm", "-rf", str(tree)], check=True)
+            shutil.rmtree(tree)
         extracted.rename(tree)
     venv.create(home / "venv", with_pip=True, clear=True)
     extras = f"[{client.extras}]" if client.extras else ""
