@@ -26,7 +26,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 import venv
@@ -34,6 +33,8 @@ import xml.etree.ElementTree as ElementTree
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from sdists import Unavailable, fetch_sdist, run_quietly
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -157,23 +158,8 @@ CLIENTS = {
 }
 
 
-class Unavailable(Exception):
-    """A suite cannot be fetched, installed or run on this machine."""
-
-
-def _run(command: list[str], *, timeout: float, **kwargs: object) -> None:
-    try:
-        done = subprocess.run(
-            command,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-            **kwargs,  # type: ignore[arg-type]
-        )
-    except subprocess.TimeoutExpired:
-        raise Unavailable(f"{command[:4]} took more than {timeout:.0f} s") from None
+def _run(command: list[str], *, timeout: float, cwd: Path | None = None) -> None:
+    done = run_quietly(command, timeout=timeout, cwd=cwd)
     if done.returncode:
         raise Unavailable(f"{command[:6]} failed: {(done.stderr or done.stdout)[-2000:]}")
 
@@ -185,24 +171,9 @@ def prepare(client: Client) -> tuple[Path, Path]:
     tree, python, ready = home / "tree", home / "venv" / "bin" / "python", home / "ready"
     if ready.is_file():
         return tree, python
-    home.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=home) as tmp:
-        pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-        _run(
-            [*pip, "download", "--no-binary", ":all:", "--no-deps", "-d", tmp,
-             f"{client.project}=={client.version}"],
-            timeout=INSTALL_TIMEOUT,
-        )  # fmt: skip
-        (sdist,) = Path(tmp).glob("*.tar.gz")
-        with tarfile.open(sdist) as archive:
-            if hasattr(tarfile, "data_filter"):
-                archive.extractall(tmp, filter="data")
-            else:  # Pythons without the extraction filters
-                archive.extractall(tmp)
-        (extracted,) = (path for path in Path(tmp).iterdir() if path.is_dir())
-        if tree.exists():
-            shutil.rmtree(tree)
-        extracted.rename(tree)
+    if tree.exists():  # from a run that did not finish
+        shutil.rmtree(tree)
+    fetch_sdist(client.project, client.version, tree, timeout=INSTALL_TIMEOUT)
     venv.create(home / "venv", with_pip=True, clear=True)
     extras = f"[{client.extras}]" if client.extras else ""
     _run(

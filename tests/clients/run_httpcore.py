@@ -30,12 +30,13 @@ import os
 import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+
+from sdists import Unavailable, fetch_sdist, run_quietly
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -65,10 +66,6 @@ INSTALL_TIMEOUT = 600.0
 RUN_TIMEOUT = 900.0
 
 
-class Unavailable(Exception):
-    """The suite cannot be fetched, installed or run on this machine."""
-
-
 # -- fetching and installing ----------------------------------------------------
 
 
@@ -81,18 +78,10 @@ def httpcore_version() -> str:
 
 
 def _pip(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "pip", *args, "--quiet", "--disable-pip-version-check"]
-    try:
-        return subprocess.run(
-            command,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise Unavailable(f"pip {args[0]} took more than {timeout:.0f} s") from None
+    return run_quietly(
+        [sys.executable, "-m", "pip", *args, "--quiet", "--disable-pip-version-check"],
+        timeout=timeout,
+    )
 
 
 def _is_sdist_tree(path: Path) -> bool:
@@ -105,38 +94,9 @@ def fetch(version: str, cache: Path = CACHE) -> Path:
     target = cache / f"httpcore-{version}"
     if _is_sdist_tree(target):
         return target
-    cache.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=cache, prefix=".download-") as tmp:
-        spec = f"httpcore=={version}"
-        done = _pip(
-            "download",
-            "--no-binary",
-            ":all:",
-            "--no-deps",
-            spec,
-            "-d",
-            tmp,
-            timeout=DOWNLOAD_TIMEOUT,
-        )
-        sdists = sorted(Path(tmp).glob("httpcore-*.tar.gz"))
-        if done.returncode or not sdists:
-            why = (done.stderr.strip().splitlines() or ["no sdist"])[-1]
-            raise Unavailable(f"could not download httpcore {version}'s sdist: {why}")
-        extracted = Path(tmp) / "extracted"
-        with tarfile.open(sdists[0]) as sdist:
-            if hasattr(tarfile, "data_filter"):
-                sdist.extractall(extracted, filter="data")
-            else:  # Pythons without the extraction filters
-                sdist.extractall(extracted)
-        (root,) = extracted.iterdir()
-        if not _is_sdist_tree(root):
-            raise Unavailable(f"httpcore {version}'s sdist has no tests or no _synchronization")
-        try:
-            root.rename(target)
-        except OSError:
-            # Another run got there first: its copy is as good.
-            if not _is_sdist_tree(target):
-                raise
+    fetch_sdist("httpcore", version, target, timeout=DOWNLOAD_TIMEOUT)
+    if not _is_sdist_tree(target):
+        raise Unavailable(f"httpcore {version}'s sdist has no tests or no _synchronization")
     return target
 
 
