@@ -34,10 +34,12 @@ def run_quietly(
         raise Unavailable(f"{command[:6]} took more than {timeout:.0f} s") from None
 
 
-def fetch_sdist(project: str, version: str, target: Path, *, timeout: float) -> None:
+def fetch_sdist(
+    project: str, version: str, target: Path, *, timeout: float, only: str | None = None
+) -> None:
     """Download *project* *version*'s sdist with ``pip download`` and extract
-    its top directory as *target*, which must not exist yet; if another run
-    made *target* meanwhile, keep that one."""
+    its top directory (of it, only the paths that start with *only*, if
+    given) as *target*; if another run made *target* meanwhile, keep that one."""
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".download-") as tmp:
         done = run_quietly(
@@ -51,10 +53,15 @@ def fetch_sdist(project: str, version: str, target: Path, *, timeout: float) -> 
             raise Unavailable(f"could not download {project} {version}'s sdist: {why}")
         extracted = Path(tmp) / "extracted"
         with tarfile.open(sdists[0]) as archive:
+            members = [
+                member
+                for member in archive.getmembers()
+                if only is None or member.name.partition("/")[2].startswith(only)
+            ]
             if hasattr(tarfile, "data_filter"):
-                archive.extractall(extracted, filter="data")
+                archive.extractall(extracted, members=members, filter="data")
             else:  # Pythons without the extraction filters
-                archive.extractall(extracted)
+                archive.extractall(extracted, members=members)
         (root,) = extracted.iterdir()
         try:
             root.rename(target)

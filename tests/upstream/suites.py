@@ -14,11 +14,10 @@ import shutil
 import subprocess
 import sys
 import sysconfig
-import tarfile
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from clients.sdists import Unavailable, fetch_sdist
 from upstream import results
 from upstream.pytest_report import REPORT_ENV
 
@@ -98,50 +97,10 @@ def _download_anyio_tests(version: str, cache: Path) -> Path:
     target = cache / f"anyio-{version}"
     if (target / "tests" / "test_synchronization.py").is_file():
         return target
-    cache.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=cache, prefix=".download-") as tmp:
-        command = [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--no-binary",
-            ":all:",
-            "--no-deps",
-            f"anyio=={version}",
-            "-d",
-            tmp,
-        ]
-        try:
-            done = subprocess.run(
-                command, capture_output=True, text=True, timeout=DOWNLOAD_TIMEOUT, check=False
-            )
-        except subprocess.TimeoutExpired:
-            raise SuiteMissing(f"pip download of anyio {version} timed out") from None
-        sdists = sorted(Path(tmp).glob("anyio-*.tar.gz"))
-        if done.returncode or not sdists:
-            why = (done.stderr.strip().splitlines() or ["no sdist"])[-1]
-            raise SuiteMissing(f"could not download anyio {version}'s sdist: {why}")
-        extracted = Path(tmp) / "extracted"
-        with tarfile.open(sdists[0]) as sdist:
-            members = [
-                member
-                for member in sdist.getmembers()
-                if member.name.partition("/")[2].startswith("tests/")
-            ]
-            if hasattr(tarfile, "data_filter"):
-                sdist.extractall(extracted, members=members, filter="data")
-            else:  # pragma: no cover - Pythons without the filters
-                sdist.extractall(extracted, members=members)
-        (root,) = extracted.iterdir()
-        try:
-            root.rename(target)
-        except OSError:
-            # Another run got there first: its copy is as good.
-            if not (target / "tests" / "test_synchronization.py").is_file():
-                raise
+    try:
+        fetch_sdist("anyio", version, target, timeout=DOWNLOAD_TIMEOUT, only="tests/")
+    except Unavailable as exc:
+        raise SuiteMissing(str(exc)) from None
     return target
 
 
