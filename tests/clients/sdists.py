@@ -1,4 +1,5 @@
-"""Fetching a client's sdist and running its tools, for the client runners."""
+"""Fetching a project's sdist and running tools quietly, for the runners of
+other projects' test suites (the clients', and anyio's in ``tests/upstream``)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ __all__ = ["Unavailable", "fetch_sdist", "run_quietly"]
 
 
 class Unavailable(Exception):
-    """A client's suite cannot be fetched, installed or run on this machine."""
+    """A suite cannot be fetched, installed or run on this machine."""
 
 
 def run_quietly(
