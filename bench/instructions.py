@@ -85,8 +85,11 @@ class Library:
             module = self.module
         return getattr(module, primitive)(*ARGUMENTS.get(primitive, ()))
 
-    async def run_tasks(self, count: int, task: Callable[[], Awaitable[None]], then: Any) -> None:
-        """Run *count* copies of *task*, and *then* once they are blocked."""
+    async def run_tasks(
+        self, count: int, task: Callable[[], Awaitable[None]], then: Callable[[], Awaitable[None]]
+    ) -> None:
+        """Start *count* copies of *task*, then run *then*; return once all
+        are done."""
         if self.name == "trio":
             async with self.module.open_nursery() as nursery:
                 for _ in range(count):
