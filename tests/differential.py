@@ -4,10 +4,12 @@ Each ``test_differential_*`` module has its own actions, tasks and
 controller; all use the same hypothesis settings, the same asyncio libraries,
 the same :class:`Run` action, the same kind of :class:`Trace` and the same
 way of letting the tasks run (:func:`let_tasks_run`), of choosing the task
-an action concerns (:func:`pick_cyclic`, :func:`pick_to_cancel`) and of
-telling tasks by name (:class:`Names`).  Those of the lock, the event and the
-condition take their asyncio oracle from :func:`asyncio_locks_313` (the
-``locks`` fixture), so that they run on every Python.
+an action concerns (:func:`pick_cyclic`, :func:`pick_to_cancel`), of
+telling tasks by name (:class:`Names`), and of running a program and
+comparing traces (:func:`run_program`, :func:`assert_same_trace`).  Those of
+the lock, the event and the condition take their asyncio oracle from
+:func:`asyncio_locks_313` (the ``locks`` fixture), so that they run on every
+Python.
 """
 
 from __future__ import annotations
@@ -18,14 +20,14 @@ import importlib.util
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Protocol, TypeVar
 
 import pytest
-from hypothesis import settings
+from hypothesis import note, settings
 
 from libs import AsyncioLib, Lib, UvloopLib
 from upstream.suites import pyenv_root
@@ -77,6 +79,35 @@ class Trace:
         if self.ordered:
             return self.entries
         return [entry if isinstance(entry, str) else sorted(entry) for entry in self.entries]
+
+
+def run_program(
+    lib: Lib, program: Any, start: Callable[[Trace], Any], *, ordered: bool | None = None
+) -> list[str | list[str]]:
+    """Run *program* under *lib* on the controller that ``start(trace)`` makes
+    (inside the run), and return the trace, which ends with how each task
+    finished; it is ordered under asyncio unless *ordered* says otherwise."""
+    trace = Trace(ordered=lib.family == "asyncio" if ordered is None else ordered)
+
+    async def main() -> None:
+        controller = start(trace)
+        async with lib.task_group() as group:
+            await controller.run(program, group)
+        for worker in controller.workers:
+            # (An asyncio task cancelled before it started never runs at all.)
+            outcome = worker.handle.outcome if worker.phase != "spawned" else "never started"
+            trace.step(f"{worker.name} finished: {worker.phase}, {outcome}")
+
+    lib.run(main)
+    return trace.result()
+
+
+def assert_same_trace(expected: list[str | list[str]], actual: list[str | list[str]]) -> None:
+    """Assert that loopsync's trace is the oracle's; hypothesis shows both
+    for the program it reports."""
+    note(f"oracle trace:   {expected}")
+    note(f"loopsync trace: {actual}")
+    assert actual == expected
 
 
 class Pickable(Protocol):

@@ -50,7 +50,7 @@ from typing import Any
 
 import pytest
 import trio
-from hypothesis import example, given, note
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 import loopsync
@@ -60,9 +60,11 @@ from differential import (
     Names,
     Run,
     Trace,
+    assert_same_trace,
     let_tasks_run,
     pick_cyclic,
     pick_to_cancel,
+    run_program,
 )
 from libs import AsyncioLib, Handle, Lib, TaskGroup, TrioLib
 
@@ -479,26 +481,12 @@ Factory = Callable[[float, Lib], Subject]
 def _run(
     program: Program, lib: Lib, make_subject: Factory, settle_each: bool = False
 ) -> list[str | list[str]]:
-    trace = Trace(ordered=lib.family == "asyncio" and not settle_each)
-
-    async def main() -> None:
-        subject = make_subject(program.total, lib)
-        controller = Controller(subject, lib, trace, settle_each)
-        async with lib.task_group() as group:
-            await controller.run(program, group)
-        for worker in controller.workers:
-            # (An asyncio task cancelled before it started never runs at all.)
-            outcome = worker.handle.outcome if worker.phase != "spawned" else "never started"
-            trace.step(f"{worker.name} finished: {worker.phase}, {outcome}")
-
-    lib.run(main)
-    return trace.result()
-
-
-def _check(expected: list[str | list[str]], actual: list[str | list[str]]) -> None:
-    note(f"oracle trace:   {expected}")
-    note(f"loopsync trace: {actual}")
-    assert actual == expected
+    return run_program(
+        lib,
+        program,
+        lambda trace: Controller(make_subject(program.total, lib), lib, trace, settle_each),
+        ordered=lib.family == "asyncio" and not settle_each,
+    )
 
 
 # --------------------------------------------------------------------------
@@ -519,7 +507,7 @@ def _check(expected: list[str | list[str]], actual: list[str | list[str]]) -> No
 @given(program=programs)
 def test_capacity_limiter_matches_trio(program: Program) -> None:
     lib = TrioLib()
-    _check(_run(program, lib, trio_oracle), _run(program, lib, loopsync_subject))
+    assert_same_trace(_run(program, lib, trio_oracle), _run(program, lib, loopsync_subject))
 
 
 @pytest.mark.parametrize("loop", ASYNCIO_LIBS, ids=str)
@@ -549,7 +537,7 @@ def test_capacity_limiter_matches_trio(program: Program) -> None:
 )
 @given(program=programs)
 def test_capacity_limiter_matches_model_under_asyncio(loop: Lib, program: Program) -> None:
-    _check(_run(program, loop, model_oracle), _run(program, loop, loopsync_subject))
+    assert_same_trace(_run(program, loop, model_oracle), _run(program, loop, loopsync_subject))
 
 
 @SETTINGS
@@ -557,4 +545,4 @@ def test_capacity_limiter_matches_model_under_asyncio(loop: Lib, program: Progra
 def test_capacity_limiter_under_asyncio_settles_as_trio(program: Program) -> None:
     expected = _run(program, TrioLib(), trio_oracle, settle_each=True)
     actual = _run(program, AsyncioLib(), loopsync_subject, settle_each=True)
-    _check(expected, actual)
+    assert_same_trace(expected, actual)

@@ -36,11 +36,19 @@ from typing import Any
 
 import pytest
 import trio
-from hypothesis import example, given, note
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 import loopsync
-from differential import ASYNCIO_LIBS, SETTINGS, Run, Trace, let_tasks_run
+from differential import (
+    ASYNCIO_LIBS,
+    SETTINGS,
+    Run,
+    Trace,
+    assert_same_trace,
+    let_tasks_run,
+    run_program,
+)
 from libs import Handle, Lib, TaskGroup, TrioLib
 
 # --------------------------------------------------------------------------
@@ -211,27 +219,11 @@ class Controller:
 
 
 def _run(program: Program, lib: Lib, subject: Subject) -> list[str | list[str]]:
-    trace = Trace(ordered=lib.family == "asyncio")
-
-    async def main() -> None:
-        controller = Controller(subject, lib, trace)
-        async with lib.task_group() as group:
-            await controller.run(program, group)
-        for worker in controller.workers:
-            # (An asyncio task cancelled before it started never runs at all.)
-            outcome = worker.handle.outcome if worker.phase != "spawned" else "never started"
-            trace.step(f"{worker.name} finished: {outcome}")
-
-    lib.run(main)
-    return trace.result()
+    return run_program(lib, program, lambda trace: Controller(subject, lib, trace))
 
 
 def _check(program: Program, lib: Lib, oracle: Callable[[], Subject]) -> None:
-    expected = _run(program, lib, oracle())
-    actual = _run(program, lib, loopsync_subject())
-    note(f"oracle trace:   {expected}")
-    note(f"loopsync trace: {actual}")
-    assert actual == expected
+    assert_same_trace(_run(program, lib, oracle()), _run(program, lib, loopsync_subject()))
 
 
 # --------------------------------------------------------------------------

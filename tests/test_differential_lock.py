@@ -46,7 +46,7 @@ from typing import Any
 
 import pytest
 import trio
-from hypothesis import example, given, note
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 import loopsync
@@ -56,9 +56,11 @@ from differential import (
     Names,
     Run,
     Trace,
+    assert_same_trace,
     let_tasks_run,
     pick_cyclic,
     pick_to_cancel,
+    run_program,
 )
 from libs import AsyncioLib, Handle, Lib, TaskGroup, TrioLib
 
@@ -383,27 +385,11 @@ class Controller:
 
 
 def _run(program: Program, lib: Lib, make_subject: Callable[[], Subject]) -> list[str | list[str]]:
-    trace = Trace(ordered=lib.family == "asyncio")
-
-    async def main() -> None:
-        controller = Controller(make_subject(), lib, trace)
-        async with lib.task_group() as group:
-            await controller.run(program, group)
-        for worker in controller.workers:
-            # (An asyncio task cancelled before it started never runs at all.)
-            outcome = worker.handle.outcome if worker.phase != "spawned" else "never started"
-            trace.step(f"{worker.name} finished: {worker.phase}, {outcome}")
-
-    lib.run(main)
-    return trace.result()
+    return run_program(lib, program, lambda trace: Controller(make_subject(), lib, trace))
 
 
 def _check(program: Program, lib: Lib, oracle: Callable[[], Subject]) -> None:
-    expected = _run(program, lib, oracle)
-    actual = _run(program, lib, lambda: LoopsyncSubject(lib))
-    note(f"oracle trace:   {expected}")
-    note(f"loopsync trace: {actual}")
-    assert actual == expected
+    assert_same_trace(_run(program, lib, oracle), _run(program, lib, lambda: LoopsyncSubject(lib)))
 
 
 # --------------------------------------------------------------------------

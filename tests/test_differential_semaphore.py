@@ -37,7 +37,7 @@ from typing import Any, Protocol
 
 import pytest
 import trio
-from hypothesis import example, given, note
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 import loopsync
@@ -46,10 +46,12 @@ from differential import (
     SETTINGS,
     Run,
     Trace,
+    assert_same_trace,
     asyncio_locks_313,
     let_tasks_run,
     pick_cyclic,
     pick_to_cancel,
+    run_program,
 )
 from libs import Handle, Lib, TaskGroup, TrioLib
 
@@ -395,31 +397,21 @@ def _run(
     make_subject: Callable[[int, bool], Subject],
     show_result: bool,
 ) -> list[str | list[str]]:
-    trace = Trace(ordered=lib.family == "asyncio")
-
-    async def main() -> None:
-        controller = Controller(
+    return run_program(
+        lib,
+        program,
+        lambda trace: Controller(
             make_subject(program.value, program.bounded), lib, trace, show_result
-        )
-        async with lib.task_group() as group:
-            await controller.run(program, group)
-        for worker in controller.workers:
-            # (An asyncio task cancelled before it started never runs at all.)
-            outcome = worker.handle.outcome if worker.phase != "spawned" else "never started"
-            trace.step(f"{worker.name} finished: {worker.phase}, {outcome}")
-
-    lib.run(main)
-    return trace.result()
+        ),
+    )
 
 
 def _check(
     program: Program, lib: Lib, oracle: Callable[[int, bool], Subject], show_result: bool
 ) -> None:
-    expected = _run(program, lib, oracle, show_result)
-    actual = _run(program, lib, LoopsyncSubject, show_result)
-    note(f"oracle trace:   {expected}")
-    note(f"loopsync trace: {actual}")
-    assert actual == expected
+    assert_same_trace(
+        _run(program, lib, oracle, show_result), _run(program, lib, LoopsyncSubject, show_result)
+    )
 
 
 # --------------------------------------------------------------------------
