@@ -166,7 +166,8 @@ def _run(command: list[str], *, timeout: float, cwd: Path | None = None) -> None
 
 def prepare(client: Client) -> tuple[Path, Path]:
     """Fetch, extract and install *client* once; return its tree and Python."""
-    name = f"{client.project}-{client.version}"
+    # Per Python: the virtualenv is made with the running interpreter.
+    name = f"{client.project}-{client.version}-py{sys.version_info[0]}.{sys.version_info[1]}"
     home = CACHE / name
     tree, python, ready = home / "tree", home / "venv" / "bin" / "python", home / "ready"
     if ready.is_file():
