@@ -75,9 +75,14 @@ CLIENTS = {
             ),
             # The extension's tests: the modules that use asyncio's primitives.
             # The tests that need Telegram's servers are marked "req", but two.
+            # The webhook's tests over a unix socket bind one inside the tree,
+            # whose path, deep in a checkout, can exceed the 107 bytes that a
+            # socket address holds; the same tests over TCP run.
             (
                 "-m",
                 "not req",
+                "-k",
+                "not (test_webhook_basic and (file_path or socket_object))",
                 "tests/ext/test_application.py",
                 "tests/ext/test_updater.py",
                 "tests/ext/test_baseupdateprocessor.py",
