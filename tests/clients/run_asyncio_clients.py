@@ -200,6 +200,7 @@ class Result:
     outcomes: dict[str, str]
     created: dict[str, int]
     seconds: float
+    messages: dict[str, str]  # the first line of each failure's or error's message
 
     def counts(self) -> Counter[str]:
         return Counter(self.outcomes.values())
@@ -208,19 +209,21 @@ class Result:
         return {test for test, outcome in self.outcomes.items() if outcome in {"failed", "error"}}
 
 
-def _outcomes(junit: Path) -> dict[str, str]:
-    outcomes = {}
+def _outcomes(junit: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """Return each test's outcome, and the message of each that failed."""
+    outcomes, messages = {}, {}
     for case in ElementTree.parse(junit).iter("testcase"):
         test = f"{case.get('classname')}::{case.get('name')}"
         outcome = "passed"
         for child in case:
             if child.tag in {"failure", "error"}:
                 outcome = "failed" if child.tag == "failure" else "error"
+                messages[test] = (child.get("message") or "").strip().partition("\n")[0][:300]
                 break
             if child.tag == "skipped":
                 outcome = "skipped"
         outcomes[test] = outcome
-    return outcomes
+    return outcomes, messages
 
 
 def start(
@@ -266,7 +269,8 @@ def finish(
     record = json.loads(report.read_text())
     if not Path(record["loopsync"]).resolve().is_relative_to(ROOT / "src"):
         raise Unavailable(f"{client.project} imported loopsync from {record['loopsync']}")
-    return Result(_outcomes(junit), record["created"], seconds)
+    outcomes, messages = _outcomes(junit)
+    return Result(outcomes, record["created"], seconds, messages)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -313,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
                 failed |= not result.created
                 for test in sorted(result.failing()):
                     failed = True
-                    print(f"  FAILED after: {test}")
+                    print(f"  FAILED after: {test}\n    {result.messages.get(test, '')}")
         if args.before:
             before, after = results[client.project, "before"], results[client.project, "after"]
             for test in sorted(after.failing() - before.failing()):
