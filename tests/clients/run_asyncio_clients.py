@@ -244,10 +244,16 @@ def start(
         str(python), "-m", "pytest", "-q", "-p", "asyncio_swap", "-p", "no:cacheprovider",
         f"--junitxml={work / f'{client.project}-{label}.xml'}", *client.pytest_args,
     ]  # fmt: skip
-    log = (work / f"{client.project}-{label}.log").open("w")
-    return subprocess.Popen(
-        command, cwd=tree, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
-    )
+    # The child writes to its own copy of the file descriptor.
+    with (work / f"{client.project}-{label}.log").open("w") as log:
+        return subprocess.Popen(
+            command,
+            cwd=tree,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def finish(
