@@ -615,10 +615,11 @@ PLOT_COLORS = {
 """One color per library, the same in every panel."""
 
 
-def plot(results: Results, path: str, storm_workloads: Sequence[str]) -> None:
-    """Draw time against waiters, log-log: one panel per storm and context.
+def plot(results: Results, path: str, rows: Sequence[tuple[str, str, str]]) -> None:
+    """Draw time against size, log-log: one panel per row and context.
 
-    A last row draws a barrier's time per round against its number of parties.
+    Each row is a workload, with its y-axis and x-axis labels; the workloads
+    that were not run are left out.
     """
     import matplotlib
 
@@ -626,10 +627,8 @@ def plot(results: Results, path: str, storm_workloads: Sequence[str]) -> None:
     import matplotlib.pyplot as plt
     from matplotlib.ticker import NullFormatter
 
-    rows = [w for w in storm_workloads if results.params(w)]
-    if results.params("barrier"):
-        rows.append("barrier")
-    contexts = list(dict.fromkeys(c for w in rows for c in results.contexts(w)))
+    rows = [row for row in rows if results.params(row[0])]
+    contexts = list(dict.fromkeys(c for w, _, _ in rows for c in results.contexts(w)))
     if not rows or not contexts:
         print(f"nothing to plot: {path} not written", file=sys.stderr)
         return
@@ -641,7 +640,7 @@ def plot(results: Results, path: str, storm_workloads: Sequence[str]) -> None:
         sharex="row",
         sharey="row",
     )
-    for r, workload in enumerate(rows):
+    for r, (workload, y_label, x_label) in enumerate(rows):
         for c, context in enumerate(contexts):
             ax = axes[r][c]
             for impl, kind in results.impls(workload):
@@ -672,10 +671,9 @@ def plot(results: Results, path: str, storm_workloads: Sequence[str]) -> None:
             if r == 0:
                 ax.set_title(context)
             if c == 0:
-                unit = "s per round" if workload == "barrier" else "s, all finished"
-                ax.set_ylabel(f"{workload.removeprefix('storm/')}\n{unit}")
-            if r == len(rows) - 1 or workload == "barrier":
-                ax.set_xlabel("parties" if workload == "barrier" else "waiters")
+                ax.set_ylabel(y_label)
+            if r == len(rows) - 1 or rows[r + 1][2] != x_label:
+                ax.set_xlabel(x_label)
     handles: dict[str, Any] = {}
     for ax in axes.flat:
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):

@@ -222,6 +222,21 @@ TITLES = {
         for primitive, group in PRIMITIVE_WORKLOADS.items()
     },
 }
+PLOT_ROWS = (
+    *((f"storm/{kind}", f"{kind}\ns, all finished", "waiters") for kind in STORM_KINDS),
+    ("barrier", "barrier\ns per round", "parties"),
+    *(
+        (
+            f"{group}/storm/cancel-reverse",
+            f"{primitive}\ncancel-reverse\ns, all finished",
+            "waiters",
+        )
+        for primitive, group in PRIMITIVE_WORKLOADS.items()
+    ),
+    ("event/set", "Event.set()\ns, all resumed", "waiters"),
+    ("condition/notify-all", "notify_all()\ns, all resumed", "waiters"),
+)
+"""What --plot draws, the rows that were run: (workload, y-axis label, x-axis label)."""
 
 
 class Bench:
@@ -690,7 +705,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
         Path(args.json).write_text(json.dumps(document, indent=1, default=str) + "\n")
     if args.plot:
-        plot(results, args.plot, [f"storm/{kind}" for kind in STORM_KINDS])
+        plot(results, args.plot, PLOT_ROWS)
     return 1 if failures else 0
 
 
