@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import math
 import pickle
 import sys
 import threading
@@ -716,17 +717,38 @@ async def test_a_cancelled_wait_with_trio_s_move_on_after_holds_the_lock_again(l
     assert not cond.locked()
 
 
-@pytest.mark.family("trio")
-async def test_notify_of_a_non_integer_count_is_refused_as_trio_s_is(lib: Lib) -> None:
-    cond = loopsync.Condition()
-    waiters = Waiters(cond)
-    async with lib.task_group() as group:
-        for name in "ab":
-            await lib.start_queued(group, waiters.wait, name)
-        async with cond:
-            before = cond.statistics()
-            with pytest.raises(ValueError, match=r"^Cannot pop a non-integer number of tasks\.$"):
-                cond.notify(1.5)
-            assert cond.statistics() == before
-            cond.notify_all()
-    assert waiters.log == ["a", "b"]
+@pytest.mark.parametrize("waiting", [0, 2])
+async def test_notify_takes_and_refuses_the_counts_the_library_s_own_does(
+    lib: Lib, waiting: int
+) -> None:
+    """trio's notify() takes math.inf for all and refuses other floats, and
+    non-numbers, even with no task waiting; asyncio's compares *n* only with
+    tasks waiting.  A refused notify() changes nothing."""
+    native = trio.Condition if lib.family == "trio" else asyncio.Condition
+    counts = [None, "2", 2.5, 1.0, 0.5, -1, 0, math.inf, 1]
+
+    async def run(cond: Any) -> list[object]:
+        outcomes: list[object] = []
+        waiters = Waiters(cond)
+        async with lib.task_group() as group:
+            for name in "ab"[:waiting]:
+                await lib.start_queued(group, waiters.wait, name)
+            for n in counts:
+                async with cond:
+                    try:
+                        cond.notify(n)  # type: ignore[arg-type]
+                    except Exception as exc:
+                        outcomes.append((n, type(exc), str(exc)))
+                await lib.settle()
+                outcomes.append(list(waiters.log))
+            async with cond:
+                cond.notify_all()
+        return outcomes
+
+    expected = await run(native())
+    assert await run(loopsync.Condition()) == expected
+    refused = [outcome[1] for outcome in expected if isinstance(outcome, tuple)]
+    if lib.family == "trio":
+        assert refused == [TypeError, TypeError, ValueError, ValueError, ValueError]
+    else:
+        assert refused == [TypeError, TypeError] * (waiting > 0)

@@ -48,6 +48,22 @@ def test_integer_like_values_are_accepted() -> None:
     assert type(sem.value) is int
 
 
+def test_trio_s_and_anyio_s_name_of_the_value_is_accepted() -> None:
+    sem = loopsync.Semaphore(initial_value=3, max_value=5)
+    assert (sem.value, sem.max_value) == (3, 5)
+    assert loopsync.Semaphore(initial_value=1).value == 1
+    with pytest.raises(ValueError, match=r"^Semaphore initial value must be >= 0$"):
+        loopsync.Semaphore(initial_value=-1)
+    with pytest.raises(TypeError, match=r"must be an integer, not NoneType$"):
+        loopsync.Semaphore(initial_value=None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("value", [1, 2])
+def test_the_value_under_both_its_names_is_a_type_error(value: int) -> None:
+    with pytest.raises(TypeError, match=r"^Semaphore\(\) takes value or initial_value, not both$"):
+        loopsync.Semaphore(value, initial_value=2)
+
+
 def test_zero_is_locked() -> None:
     sem = loopsync.Semaphore(0)
     assert sem.locked()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import operator
 from collections.abc import Callable, Coroutine
 from types import TracebackType
 from typing import Any, TypeVar
@@ -17,6 +19,16 @@ from ._waitqueue import WaiterQueue
 __all__ = ["Condition"]
 
 _T = TypeVar("_T")
+
+
+def _trio_count(n: float, waiting: int) -> int:
+    """Return how many of *waiting* tasks trio's notify(*n*) moves, refusing
+    the *n* that trio's refuses (math.inf moves them all)."""
+    if isinstance(n, float):
+        if not math.isinf(n):
+            raise ValueError("Cannot pop a non-integer number of tasks.")
+        return waiting
+    return operator.index(min(n, waiting))
 
 
 class Condition(Primitive):
@@ -198,10 +210,11 @@ class Condition(Primitive):
 
         Raises :exc:`RuntimeError` if the lock is not held (under trio: by
         the calling task).  Under trio the tasks notified wait for the lock
-        in its queue, behind those already there, and an *n* that is not an
-        integer raises :exc:`ValueError`, as trio's does.
+        in its queue, behind those already there; as trio's, *n* may be
+        :data:`math.inf`, and any other float raises :exc:`ValueError`.
         """
-        self._holder_library("notify")
+        if not self._holder_library("notify").wakeup_revocable:
+            n = _trio_count(n, len(self._waiters))
         self._notify(n)
 
     @ki_protected
@@ -214,13 +227,13 @@ class Condition(Primitive):
         if not self._waiters:
             return
         if self._backend is not None and not self._backend.wakeup_revocable:
-            if not isinstance(n, int):
-                raise ValueError("Cannot pop a non-integer number of tasks.")
             lock = self._lock
             for waiter in self._waiters.move_first(n, lock._waiters):
                 lock._waiting_tasks[waiter] = self._waiting_tasks.pop(waiter)
         elif n == 1:
             self._waiters.wake_first(False)
+        elif 0 >= n:  # noqa: SIM300 - asyncio's comparison: its TypeError for a non-number
+            return
         elif n >= len(self._waiters):
             self._waiters.wake_all(False)
         else:

@@ -26,6 +26,10 @@ def _check_count(name: str, value: object) -> int:
 
 _T = TypeVar("_T")
 
+# The default of a semaphore's value: an int that a 1 passed explicitly is not,
+# so that passing the value under both its names can be refused.
+_DEFAULT_VALUE: int = type("_DefaultValue", (int,), {"__slots__": ()})(1)
+
 
 def _acquire_returning(result: _T) -> Callable[[Semaphore], Coroutine[Any, Any, _T]]:
     """Return a Semaphore.acquire() that returns *result*: acquire() and
@@ -96,7 +100,8 @@ class Semaphore(Primitive):
     Waiting tasks are served in the order they arrived.
 
     The optional *value* argument gives the initial value for the internal
-    counter (``1`` by default).  If *max_value* is given, as in trio and
+    counter (``1`` by default); trio's and anyio's name for it,
+    *initial_value*, is accepted too.  If *max_value* is given, as in trio and
     anyio, :meth:`release` refuses to raise the counter above it; it must be
     at least *value*.  A *value* below ``0`` raises :exc:`ValueError`, and one
     that is not an integer :exc:`TypeError`.
@@ -129,8 +134,17 @@ class Semaphore(Primitive):
     __slots__ = ("_always_checkpoint", "_handoffs", "_max_value", "_value", "_waiters")
 
     def __init__(
-        self, value: int = 1, *, max_value: int | None = None, always_checkpoint: bool = False
+        self,
+        value: int = _DEFAULT_VALUE,
+        *,
+        max_value: int | None = None,
+        always_checkpoint: bool = False,
+        initial_value: int = _DEFAULT_VALUE,
     ) -> None:
+        if initial_value is not _DEFAULT_VALUE:
+            if value is not _DEFAULT_VALUE:
+                raise TypeError("Semaphore() takes value or initial_value, not both")
+            value = initial_value
         value = _check_count("semaphore value", value)
         if value < 0:
             raise ValueError("Semaphore initial value must be >= 0")
