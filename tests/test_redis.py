@@ -308,6 +308,7 @@ async def test_leaving_the_session_frees_what_its_tasks_held(
         (("x", 1, -1.0), ValueError, "^lease must be positive and finite, not -1.0$"),
         (("x", 1, math.inf), ValueError, "^lease must be positive and finite, not inf$"),
         (("x", 1, "10"), TypeError, "^lease must be a number of seconds, not '10'$"),
+        (("x", 1, 1e16), ValueError, "^lease must be at most 1000000000 seconds, not 1e\\+16$"),
     ],
 )
 def test_bad_arguments_raise_clear_errors(
@@ -325,5 +326,7 @@ def test_bad_session_arguments_raise_clear_errors() -> None:
         loopsync.redis.Semaphore(1, "x")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"^poll_interval must be positive and finite, not 0$"):
         loopsync.redis.Session(object(), poll_interval=0)
+    with pytest.raises(ValueError, match=r"^cleanup_timeout must be at most 1000000000 seconds"):
+        loopsync.redis.Session(object(), cleanup_timeout=2e9)
     with pytest.raises(TypeError, match=r"^cleanup_timeout must be a number of seconds"):
         loopsync.redis.Session(object(), cleanup_timeout=None)  # type: ignore[arg-type]

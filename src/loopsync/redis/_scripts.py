@@ -32,9 +32,12 @@ local function int(x)
 end
 
 -- Every write that adds an entry goes through write(ms, ...), *ms* being
--- how long the entry must outlive this script: tidy() then makes each key
--- written to live that long, plus a grace period, so that idle keys vanish
--- (and the fencing counter outlives the clock's lead on it).
+-- how long the entry must outlive this script.  All six keys end at one
+-- time, *expires* (server ms, kept in *meta*), so that none outlives the
+-- others (a queue without its waiters' entries): tidy() moves it on when an
+-- entry needs it, plus a grace period, and gives it to each key written, which
+-- may be new.  So idle keys vanish, and the fencing counter outlives the
+-- clock's lead on it.
 local written, longest = {}, 0
 local function write(ms, command, key, ...)
     written[key] = true
@@ -44,18 +47,23 @@ local function write(ms, command, key, ...)
     return redis.call(command, key, ...)
 end
 
+local known, fence, expires = unpack(redis.call('HMGET', meta, 'value', 'fence', 'expires'))
+
 local function tidy()
-    written[meta] = true  -- it holds the tokens of every entry
-    local needed = longest + 2000
-    for key in pairs(written) do
-        local ttl = redis.call('PTTL', key)
-        if ttl == -1 or (ttl >= 0 and ttl < needed) then
-            redis.call('PEXPIRE', key, needed + 2000)
+    local needed = now + longest + 2000
+    if expires and tonumber(expires) >= needed then
+        for key in pairs(written) do
+            redis.call('PEXPIREAT', key, expires)
+        end
+    elseif next(written) then
+        expires = int(needed + 2000)
+        redis.call('HSET', meta, 'expires', expires)
+        for _, key in ipairs(KEYS) do
+            redis.call('PEXPIREAT', key, expires)
         end
     end
 end
 
-local known, fence = unpack(redis.call('HMGET', meta, 'value', 'fence'))
 if not known then
     write(0, 'HSET', meta, 'value', value)
 elseif tonumber(known) ~= value then
@@ -115,11 +123,15 @@ local function promote()
         if not head then
             break
         end
-        local lease_ms, ask = string.match(redis.call('HGET', waiting, head), '^(%d+):(%d+)$')
+        local entry = redis.call('HGET', waiting, head)
         forget_waiter(head)
-        local token = grant(head, tonumber(lease_ms), 0)
-        local channel = 'loopsync:session:' .. string.match(head, '^(.*):')
-        redis.call('PUBLISH', channel, head .. ' ' .. int(token) .. ' ' .. ask)
+        -- An entry evicted on its own (a server short of memory) is no waiter.
+        if entry then
+            local lease_ms, ask = string.match(entry, '^(%d+):(%d+)$')
+            local token = grant(head, tonumber(lease_ms), 0)
+            local channel = 'loopsync:session:' .. string.match(head, '^(.*):')
+            redis.call('PUBLISH', channel, head .. ' ' .. int(token) .. ' ' .. ask)
+        end
     end
 end
 promote()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -17,6 +18,8 @@ from ._scripts import ACQUIRE, KEY_SUFFIXES, STATISTICS
 from ._session import Session, check_seconds
 
 __all__ = ["BoundedSemaphore", "LeaseLost", "Lock", "Permit", "Semaphore", "SemaphoreStatistics"]
+
+_logger = logging.getLogger("loopsync.redis")
 
 
 class LeaseLost(Exception):
@@ -96,7 +99,12 @@ class Permit:
         self._lost = True
         callback = self.semaphore._on_lease_lost
         if callback is not None:
-            callback(self)
+            # Called by the session's renewals, which must go on for the
+            # other permits: an exception has nowhere else to go.
+            try:
+                callback(self)
+            except Exception:
+                _logger.exception("on_lease_lost raised, called with %r", self)
 
     async def release(self) -> None:
         """Release the permit: ``await permit.semaphore.release(permit)``."""
@@ -118,7 +126,8 @@ class Semaphore:
     back, to the first waiting task if any.  A holder's lease lasts *lease*
     seconds and is renewed while the session runs; a holder that crashes
     loses its permit when the lease ends.  *on_lease_lost*, if given, is
-    called with the :class:`Permit` when a lease ends before its release.
+    called with the :class:`Permit` when a lease ends before its release;
+    an exception it raises is logged (logger ``loopsync.redis``).
 
     A task cancelled while it waits never keeps a permit or a place in the
     queue.  Unlike :class:`asyncio.Semaphore`, the permits are counted on
@@ -155,8 +164,9 @@ class Semaphore:
         self._value = value
         self._lease_ms = math.ceil(self.lease * 1000)
         self._on_lease_lost = on_lease_lost
-        # One hash tag, {name}: Redis Cluster keeps a semaphore in one slot.
-        self._keys = [f"loopsync:{{{name}}}:{suffix}" for suffix in KEY_SUFFIXES]
+        # One hash tag, never empty (a name may start with "}"): Redis Cluster
+        # keeps a semaphore in one slot.
+        self._keys = [f"loopsync:{{sem:{name}}}:{suffix}" for suffix in KEY_SUFFIXES]
         self._highest_token = 0
         self._held: dict[Any, list[Permit]] = {}  # task -> its permits, in order
 
@@ -191,8 +201,10 @@ class Semaphore:
         asks = 0
         token = None
         try:
-            session.expect_wakeups(permit_id)
+            session.expect_wakeups(permit_id, self)
             while True:
+                if session.closing:
+                    raise RuntimeError(f"the Session exited while a task waited for {self!r}")
                 asks += 1
                 sent = time.monotonic()
                 granted, detail = await self._run(
@@ -234,9 +246,13 @@ class Semaphore:
             # Cancelled or failed anywhere, even after the server granted the
             # permit (reply lost, or cancelled before resuming): free the
             # permit or the place in the queue, whatever the server did.
-            session.release_soon(self._keys, self._value, permit_id)
+            # Once the session exits, its exit does.
+            if not session.closing:
+                session.release_soon(self._keys, self._value, permit_id)
             raise
         session.stop_expecting(permit_id)
+        if session.closing:  # it withdraws this id, granted or not
+            raise RuntimeError(f"the Session exited while a task waited for {self!r}")
         if token is None:
             raise _would_block()
         self._highest_token = max(self._highest_token, token)
@@ -292,11 +308,18 @@ class Semaphore:
         for holder, permits in self._held.items():
             if permit in permits:
                 self._check_releaser(holder, task)
+                break
+        self._forget(permit)
+        return permit
+
+    def _forget(self, permit: Permit) -> None:
+        """Count *permit* as held by its task no more."""
+        for holder, permits in self._held.items():
+            if permit in permits:
                 permits.remove(permit)
                 if not permits:
                     del self._held[holder]
                 break
-        return permit
 
     def _not_held_message(self, detail: str) -> str:
         return f"release() of {self!r}: {detail}"

@@ -22,16 +22,21 @@ if TYPE_CHECKING:
 # How soon a script that failed on a lost connection is tried again.
 _RETRY_DELAY = 0.05
 
+# The longest duration taken, in seconds: the scripts' times stay exact.
+_MAX_SECONDS = 1e9
+
 __all__ = ["Session", "check_seconds"]
 
 
 def check_seconds(name: str, seconds: object) -> float:
     """Return *seconds* as a float; raise TypeError or ValueError if it is
-    not a positive, finite number."""
+    not a positive, finite number, at most a billion."""
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
         raise TypeError(f"{name} must be a number of seconds, not {seconds!r}")
     if not (seconds > 0 and math.isfinite(seconds)):
         raise ValueError(f"{name} must be positive and finite, not {seconds!r}")
+    if seconds > _MAX_SECONDS:
+        raise ValueError(f"{name} must be at most {_MAX_SECONDS:.0f} seconds, not {seconds!r}")
     return float(seconds)
 
 
@@ -41,7 +46,9 @@ class Session:
     ``async with Session(client) as session:`` gives the process an identity,
     listens on one pub/sub channel for the wake-ups of its waiting tasks,
     renews the leases of the permits its tasks hold, and on exit releases
-    the permits they still hold.  Every
+    the permits they still hold and withdraws the tasks still waiting, whose
+    :meth:`~loopsync.redis.Semaphore.acquire` then raises
+    :exc:`RuntimeError`.  Every
     :class:`~loopsync.redis.Semaphore` and :class:`~loopsync.redis.Lock` is
     used through a session.
 
@@ -71,11 +78,15 @@ class Session:
         self.id = ""
         self._count = 0
         self._task_group: anyio.abc.TaskGroup | None = None
+        self._closing = False
+        self._waiting: dict[str, Semaphore] = {}
         self._wakeups: dict[str, anyio.Event | None] = {}
         self._grants: dict[str, tuple[int, int]] = {}
         self._held: dict[str, Permit] = {}
         self._next_renewal = math.inf
-        self._remember_ms = math.ceil(self.liveness * 1000)
+        # A withdrawn id is remembered while a late ask of it may arrive, and
+        # while its release may still be retried (its first answer kept).
+        self._remember_ms = math.ceil((self.liveness + cleanup_timeout) * 1000)
 
     @property
     def liveness(self) -> float:
@@ -86,6 +97,7 @@ class Session:
         if self._task_group is not None:
             raise RuntimeError("this Session is already entered")
         self.id = uuid.uuid4().hex
+        self._closing = False
         self._renewals_changed = anyio.Event()
         task_group = anyio.create_task_group()
         await task_group.__aenter__()
@@ -108,9 +120,19 @@ class Session:
     ) -> bool | None:
         task_group = self._task_group
         assert task_group is not None
+        self._closing = True
         for permit in self._held.values():
-            self.release_soon(permit.semaphore._keys, permit.semaphore._value, permit.id)
+            self._release_in_background(permit.semaphore._keys, permit.semaphore._value, permit.id)
+            permit._released = True
+            permit.semaphore._forget(permit)
         self._held.clear()
+        # Tasks of other task groups may still wait: withdraw them, and wake
+        # them to raise (an ask in flight meets a withdrawn id, refused).
+        for permit_id, semaphore in self._waiting.items():
+            self._release_in_background(semaphore._keys, semaphore._value, permit_id)
+        for event in self._wakeups.values():
+            if event is not None:
+                event.set()
         task_group.cancel_scope.cancel()  # the releases just started are shielded
         try:
             # The body's own exception propagates as it is, not in a group.
@@ -120,10 +142,16 @@ class Session:
         return None
 
     def check_entered(self) -> anyio.abc.TaskGroup:
-        """Return the session's task group; raise RuntimeError if not entered."""
-        if self._task_group is None:
+        """Return the session's task group; raise RuntimeError if it is not
+        entered, or exiting."""
+        if self._task_group is None or self._closing:
             raise RuntimeError("the Session is not entered: use 'async with Session(client)'")
         return self._task_group
+
+    @property
+    def closing(self) -> bool:
+        """True once the session has begun to exit."""
+        return self._closing
 
     def new_permit_id(self) -> str:
         """Return a permit id never used before: '<session id>:<n>'."""
@@ -155,8 +183,11 @@ class Session:
                 # A lost connection: waiting tasks poll meanwhile.
                 await anyio.sleep(self.poll_interval)
 
-    def expect_wakeups(self, permit_id: str) -> None:
-        """Record the grants announced to *permit_id* from now on."""
+    def expect_wakeups(self, permit_id: str, semaphore: Semaphore) -> None:
+        """Record the grants announced to *permit_id*, of *semaphore*, from
+        now on, and withdraw it on exit unless :meth:`stop_expecting` is
+        called first."""
+        self._waiting[permit_id] = semaphore
         self._wakeups[permit_id] = None
 
     def wakeup(self, permit_id: str) -> anyio.Event:
@@ -170,6 +201,7 @@ class Session:
         return self._grants.pop(permit_id, None)
 
     def stop_expecting(self, permit_id: str) -> None:
+        self._waiting.pop(permit_id, None)
         self._wakeups.pop(permit_id, None)
         self._grants.pop(permit_id, None)
 
@@ -217,10 +249,9 @@ class Session:
         sent = time.monotonic()
         renewed = None
         deadline = min(permit.deadline for permit in permits)
-        with (
-            anyio.move_on_after(deadline - sent),
-            contextlib.suppress(*self._client.transient_errors),
-        ):
+        # Any error counts as no answer: the permit is lost when its deadline
+        # passes unrenewed (a failover leaves a read-only server, say).
+        with anyio.move_on_after(deadline - sent), contextlib.suppress(Exception):
             renewed = await self.run(
                 RENEW,
                 semaphore._keys,
@@ -267,8 +298,13 @@ class Session:
 
     def release_soon(self, keys: Sequence[str], value: int, permit_id: str) -> _Outcome:
         """Release or withdraw *permit_id* in the background; return its outcome."""
+        self.check_entered()
+        return self._release_in_background(keys, value, permit_id)
+
+    def _release_in_background(self, keys: Sequence[str], value: int, permit_id: str) -> _Outcome:
         outcome = _Outcome()
-        self.check_entered().start_soon(self._release, keys, value, permit_id, outcome)
+        assert self._task_group is not None
+        self._task_group.start_soon(self._release, keys, value, permit_id, outcome)
         return outcome
 
     async def _release(
