@@ -596,3 +596,30 @@ async def test_tasks_looping_on_a_barrier_pass_in_asyncio_s_groups(lib: Lib) -> 
         return passed
 
     assert await groups(loopsync.Barrier(4)) == await groups(asyncio.Barrier(4))
+
+
+async def test_calls_that_do_not_wait_work_in_a_loop_callback(lib: Lib) -> None:
+    """A callback of the loop (call_soon(), a protocol's) runs outside any
+    task, where asyncio's primitives work all the same."""
+
+    async def run(module: Any) -> list[object]:
+        cond, sem, lock = module.Condition(), module.Semaphore(0), module.Lock()
+        event = module.Event()
+        await cond.acquire()
+        await lock.acquire()
+        outcomes: list[object] = []
+
+        def callback() -> None:
+            for call in (cond.notify, cond.notify_all, sem.release, lock.release, event.set):
+                try:
+                    call()
+                except Exception as exc:
+                    outcomes.append(exc)
+            outcomes.extend([sem.locked(), lock.locked(), event.is_set(), cond.locked()])
+
+        asyncio.get_running_loop().call_soon(callback)
+        await lib.settle()
+        cond.release()
+        return outcomes
+
+    assert await run(loopsync) == await run(asyncio) == [False, False, True, True]

@@ -95,6 +95,51 @@ def test_a_subclass_of_loopsync_lock_is_accepted() -> None:
     assert loopsync.Condition(lock).lock is lock
 
 
+@pytest.mark.family("asyncio")
+async def test_a_condition_calls_its_lock_s_own_methods_as_asyncio_s_does(lib: Lib) -> None:
+    """A subclass's acquire(), locked() and release() are the ones a
+    condition calls, where asyncio's condition calls them."""
+
+    def traced(base: type[Any], log: list[str]) -> Any:
+        class Traced(base):  # type: ignore[misc, valid-type]
+            async def acquire(self) -> bool:
+                log.append("acquire")
+                result: bool = await super().acquire()
+                return result
+
+            def locked(self) -> bool:
+                log.append("locked")
+                result: bool = super().locked()
+                return result
+
+            def release(self) -> None:
+                log.append("release")
+                super().release()
+
+        return Traced()
+
+    async def run(lock_class: type[Any], condition_class: type[Any]) -> list[str]:
+        log: list[str] = []
+        cond = condition_class(traced(lock_class, log))
+
+        async def waiter() -> None:
+            async with cond:
+                log.append("-- wait")
+                await cond.wait()
+                log.append("-- woken")
+
+        async with lib.task_group() as group:
+            await lib.start_queued(group, waiter)
+            async with cond:
+                log.append("-- notify")
+                cond.notify()
+        return log
+
+    expected = await run(asyncio.Lock, asyncio.Condition)
+    assert "locked" in expected
+    assert await run(loopsync.Lock, loopsync.Condition) == expected
+
+
 @pytest.mark.parametrize(
     "make_lock",
     [

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 import loopsync
@@ -62,6 +64,22 @@ def test_trio_s_and_anyio_s_name_of_the_value_is_accepted() -> None:
 def test_the_value_under_both_its_names_is_a_type_error(value: int) -> None:
     with pytest.raises(TypeError, match=r"^Semaphore\(\) takes value or initial_value, not both$"):
         loopsync.Semaphore(value, initial_value=2)
+
+
+async def test_an_infinite_value_is_a_semaphore_without_a_limit(lib: Lib) -> None:
+    """asyncio's idiom: Semaphore(math.inf) never blocks.  (Its bounded
+    semaphore refuses every release, as asyncio's does.)"""
+    sem = loopsync.Semaphore(math.inf)
+    for _ in range(3):
+        await sem.acquire()
+    assert sem.value == math.inf
+    assert not sem.locked()
+    assert repr(sem).endswith("[unlocked, value:inf]>")
+    sem.release()
+    bounded = loopsync.BoundedSemaphore(math.inf)
+    await bounded.acquire()
+    with pytest.raises(ValueError, match=r"^BoundedSemaphore released too many times$"):
+        bounded.release()
 
 
 def test_zero_is_locked() -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+
 from ._backend import Backend
 
 __all__ = ["current_backend"]
 
 _SUPPORTED = ("asyncio", "trio")
-_backends: dict[str, Backend] = {}
+_backends: dict[str | None, Backend] = {}
 
 
 def current_backend() -> Backend:
@@ -17,11 +19,16 @@ def current_backend() -> Backend:
     """
     import sniffio
 
+    name: str | None
     try:
         name = sniffio.current_async_library()
     except sniffio.AsyncLibraryNotFoundError:
-        name = None
-    backend = _backends.get(name)  # type: ignore[arg-type]
+        # sniffio finds asyncio by its current task; a callback of a running
+        # loop (call_soon(), a protocol's) has none, and asyncio's primitives
+        # work there all the same.
+        asyncio = sys.modules.get("asyncio")
+        name = "asyncio" if asyncio and asyncio._get_running_loop() else None
+    backend = _backends.get(name)
     if backend is not None:
         return backend
     if name == "asyncio":

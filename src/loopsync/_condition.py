@@ -125,7 +125,7 @@ class Condition(Primitive):
         if backend.tracks_owners:
             if backend.current_task() is not self._lock._owner:
                 raise RuntimeError(f"must hold the lock to {action}")
-        elif not self._lock._locked:
+        elif not (self._lock.locked() if self._lock._overridden else self._lock._locked):
             raise RuntimeError(f"cannot {action} on un-acquired lock")
         return backend
 

@@ -185,11 +185,16 @@ class Lock(Primitive):
             raise self._would_block()
         self._take(backend, task)
 
+    # True in a subclass whose acquire() or locked() differs: a Condition
+    # then calls them, as asyncio's calls its lock's.
+    _overridden = False
+
     def _take_at_once(self) -> bool:
         """Take the lock and return True if asyncio's acquire() would take it
         without yielding; return False otherwise (asyncio only)."""
         if (
-            self._locked
+            self._overridden
+            or self._locked
             or self._handoffs
             or self._always_checkpoint
             or (self._waiters and self._waiters.has_waiting_in_place())
@@ -298,6 +303,7 @@ class Lock(Primitive):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        cls._overridden = cls.acquire is not Lock.acquire or cls.locked is not Lock.locked
         # As asyncio's, ``async with`` calls a subclass's own acquire() and
         # release().
         if cls.acquire is not Lock.acquire and cls.__aenter__ is Lock.__aenter__:

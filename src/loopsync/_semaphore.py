@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Callable, Coroutine
 from types import TracebackType
@@ -104,7 +105,8 @@ class Semaphore(Primitive):
     *initial_value*, is accepted too.  If *max_value* is given, as in trio and
     anyio, :meth:`release` refuses to raise the counter above it; it must be
     at least *value*.  A *value* below ``0`` raises :exc:`ValueError`, and one
-    that is not an integer :exc:`TypeError`.
+    that is not an integer :exc:`TypeError`, as in trio, except
+    :data:`math.inf`: as in asyncio, a semaphore without a limit.
 
     If *always_checkpoint* is true, :meth:`acquire` yields to other tasks
     once (without being cancellable there) even when it takes a permit at
@@ -145,7 +147,8 @@ class Semaphore(Primitive):
             if value is not _DEFAULT_VALUE:
                 raise TypeError("Semaphore() takes value or initial_value, not both")
             value = initial_value
-        value = _check_count("semaphore value", value)
+        if value != math.inf:  # asyncio's semaphore without a limit
+            value = _check_count("semaphore value", value)
         if value < 0:
             raise ValueError("Semaphore initial value must be >= 0")
         if max_value is not None:
