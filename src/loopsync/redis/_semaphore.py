@@ -191,7 +191,7 @@ class Semaphore:
 
     async def _acquire(self, *, wait: bool) -> Permit:
         session = self._session
-        session.check_entered()
+        entry = session.check_entered()
         task = current_backend().current_task()
         self._check_acquirer(task)
         # The id is chosen before the first send: a retried or repeated
@@ -203,8 +203,8 @@ class Semaphore:
         try:
             session.expect_wakeups(permit_id, self)
             while True:
-                if session.closing:
-                    raise RuntimeError(f"the Session exited while a task waited for {self!r}")
+                if not session.entered_as(entry):
+                    raise self._exited_error()
                 asks += 1
                 sent = time.monotonic()
                 granted, detail = await self._run(
@@ -247,12 +247,12 @@ class Semaphore:
             # permit (reply lost, or cancelled before resuming): free the
             # permit or the place in the queue, whatever the server did.
             # Once the session exits, its exit does.
-            if not session.closing:
+            if session.entered_as(entry):
                 session.release_soon(self._keys, self._value, permit_id)
             raise
         session.stop_expecting(permit_id)
-        if session.closing:  # it withdraws this id, granted or not
-            raise RuntimeError(f"the Session exited while a task waited for {self!r}")
+        if not session.entered_as(entry):  # its exit withdraws this id, granted or not
+            raise self._exited_error()
         if token is None:
             raise _would_block()
         self._highest_token = max(self._highest_token, token)
@@ -260,6 +260,9 @@ class Semaphore:
         self._held.setdefault(task, []).append(permit)
         session.keep(permit)
         return permit
+
+    def _exited_error(self) -> RuntimeError:
+        return RuntimeError(f"the Session exited while a task waited for {self!r}")
 
     async def _run(self, script: str, args: list[Any]) -> Any:
         """Run *script* on this semaphore's keys, its value the first argument."""

@@ -148,10 +148,10 @@ class Session:
             raise RuntimeError("the Session is not entered: use 'async with Session(client)'")
         return self._task_group
 
-    @property
-    def closing(self) -> bool:
-        """True once the session has begun to exit."""
-        return self._closing
+    def entered_as(self, task_group: anyio.abc.TaskGroup) -> bool:
+        """Return True while the session stays in the entry whose task group
+        :meth:`check_entered` returned as *task_group*."""
+        return self._task_group is task_group and not self._closing
 
     def new_permit_id(self) -> str:
         """Return a permit id never used before: '<session id>:<n>'."""
