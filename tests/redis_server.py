@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["RedisServer", "find_server_binary"]
+__all__ = ["RedisServer", "find_server_binary", "free_port"]
 
 
 def find_server_binary() -> str:
@@ -40,7 +40,8 @@ def find_server_binary() -> str:
     )
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A port of 127.0.0.1 that nothing listens on now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
@@ -52,7 +53,7 @@ class RedisServer:
 
     def __init__(self, binary: str | None = None) -> None:
         self.binary = binary or find_server_binary()
-        self.port = _free_port()
+        self.port = free_port()
         self.host = "127.0.0.1"
         self._directory = tempfile.mkdtemp(prefix="loopsync-redis-")
         self._process: subprocess.Popen[bytes] | None = None

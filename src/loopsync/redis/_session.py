@@ -25,6 +25,8 @@ _RETRY_DELAY = 0.05
 # The longest duration taken, in seconds: the scripts' times stay exact.
 _MAX_SECONDS = 1e9
 
+_NOT_ENTERED = "the Session is not entered: use 'async with Session(client)'"
+
 __all__ = ["Session", "check_seconds"]
 
 
@@ -122,14 +124,14 @@ class Session:
         assert task_group is not None
         self._closing = True
         for permit in self._held.values():
-            self._release_in_background(permit.semaphore._keys, permit.semaphore._value, permit.id)
+            self.release_soon(permit.semaphore._keys, permit.semaphore._value, permit.id)
             permit._released = True
             permit.semaphore._forget(permit)
         self._held.clear()
         # Tasks of other task groups may still wait: withdraw them, and wake
         # them to raise (an ask in flight meets a withdrawn id, refused).
         for permit_id, semaphore in self._waiting.items():
-            self._release_in_background(semaphore._keys, semaphore._value, permit_id)
+            self.release_soon(semaphore._keys, semaphore._value, permit_id)
         for event in self._wakeups.values():
             if event is not None:
                 event.set()
@@ -145,7 +147,7 @@ class Session:
         """Return the session's task group; raise RuntimeError if it is not
         entered, or exiting."""
         if self._task_group is None or self._closing:
-            raise RuntimeError("the Session is not entered: use 'async with Session(client)'")
+            raise RuntimeError(_NOT_ENTERED)
         return self._task_group
 
     def entered_as(self, task_group: anyio.abc.TaskGroup) -> bool:
@@ -297,13 +299,11 @@ class Session:
         return int(await self.run(RELEASE, keys, [value, permit_id, self._remember_ms]))
 
     def release_soon(self, keys: Sequence[str], value: int, permit_id: str) -> _Outcome:
-        """Release or withdraw *permit_id* in the background; return its outcome."""
-        self.check_entered()
-        return self._release_in_background(keys, value, permit_id)
-
-    def _release_in_background(self, keys: Sequence[str], value: int, permit_id: str) -> _Outcome:
+        """Release or withdraw *permit_id* in the background, also while the
+        session exits, which waits for it; return its outcome."""
+        if self._task_group is None:
+            raise RuntimeError(_NOT_ENTERED)
         outcome = _Outcome()
-        assert self._task_group is not None
         self._task_group.start_soon(self._release, keys, value, permit_id, outcome)
         return outcome
 
