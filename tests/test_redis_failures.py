@@ -18,7 +18,7 @@ import pytest
 
 import loopsync
 import loopsync.redis
-from libs import Lib
+from libs import Handle, Lib
 from loopsync.redis._client import CoredisClient
 from loopsync.redis._scripts import ACQUIRE, RELEASE, RENEW
 from redis_helpers import (
@@ -203,20 +203,30 @@ async def test_a_lease_whose_local_deadline_passed_unrenewed_is_lost_at_once(
         await soon.release()
 
 
-async def test_a_waiter_acquires_without_its_pubsub_connection(
-    lib: Lib, redis_server: RedisServer
-) -> None:
-    async with session(redis_server) as entered, connect(redis_server) as admin:
+@contextlib.asynccontextmanager
+async def _a_waiter_behind_a_holder(
+    lib: Lib, server: RedisServer
+) -> AsyncIterator[tuple[loopsync.redis.Semaphore, loopsync.redis.Permit, Handle, Any]]:
+    """A semaphore of one permit, held, a task waiting for it, and a client
+    of the server's own."""
+    async with session(server) as entered, connect(server) as admin:
         semaphore = loopsync.redis.Semaphore(entered, unique_name(), 1)
         permit = await semaphore.acquire()
         async with lib.task_group() as group:
             waiter = group.start(semaphore.acquire)
             await waiting(semaphore, 1)
-            killed = await admin.client_kill(type_=coredis.PureToken.PUBSUB)
-            assert killed >= 1
-            await permit.release()
-            # Polling (every 0.2 s here) finds the permit handed over.
-            await finished(waiter, give_up_after=5)
+            yield semaphore, permit, waiter, admin
+
+
+async def test_a_waiter_acquires_without_its_pubsub_connection(
+    lib: Lib, redis_server: RedisServer
+) -> None:
+    async with _a_waiter_behind_a_holder(lib, redis_server) as (semaphore, permit, waiter, admin):
+        killed = await admin.client_kill(type_=coredis.PureToken.PUBSUB)
+        assert killed >= 1
+        await permit.release()
+        # Polling (every 0.2 s here) finds the permit handed over.
+        await finished(waiter, give_up_after=5)
         await semaphore.release(waiter.result)
 
 
@@ -512,16 +522,11 @@ async def test_every_key_of_a_semaphore_ends_at_one_time(
 async def test_a_waiter_whose_entry_was_evicted_still_acquires(
     lib: Lib, redis_server: RedisServer
 ) -> None:
-    async with session(redis_server) as entered, connect(redis_server) as admin:
-        semaphore = loopsync.redis.Semaphore(entered, unique_name(), 1)
-        permit = await semaphore.acquire()
-        async with lib.task_group() as group:
-            waiter = group.start(semaphore.acquire)
-            await waiting(semaphore, 1)
-            # As a server short of memory may evict one key of six.
-            await admin.delete([key for key in semaphore._keys if key.endswith(":waiting")])
-            await permit.release()  # its hand-off finds no entry: no error
-            await finished(waiter)
+    async with _a_waiter_behind_a_holder(lib, redis_server) as (semaphore, permit, waiter, admin):
+        # As a server short of memory may evict one key of six.
+        await admin.delete([key for key in semaphore._keys if key.endswith(":waiting")])
+        await permit.release()  # its hand-off finds no entry: no error
+        await finished(waiter)
         assert waiter.outcome == "returned"
         await semaphore.release(waiter.result)
         assert await _is_idle(semaphore)
