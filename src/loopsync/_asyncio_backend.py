@@ -29,9 +29,6 @@ class AsyncioBackend:
     """Backend for asyncio event loops, uvloop included; primitives call its
     checkpoints only where asked to (``always_checkpoint=True``)."""
 
-    always_checkpoints = False
-    wakeup_revocable = True
-    tracks_owners = False
     event_bool_error: str | None = None
     broken_barrier_error: type[BrokenBarrierError] = (
         native("AsyncioBrokenBarrierError")  # type: ignore[assignment]
@@ -44,11 +41,11 @@ class AsyncioBackend:
     create_waiter = asyncio.Future
 
     def __init__(self) -> None:
-        # The flags as instance attributes too, which Python reads faster
-        # than class ones on the primitives' hot paths.
-        self.always_checkpoints = type(self).always_checkpoints
-        self.wakeup_revocable = type(self).wakeup_revocable
-        self.tracks_owners = type(self).tracks_owners
+        # The flags as instance attributes only: Python reads them faster
+        # than class attributes, and 3.12+ slower when a class one shadows.
+        self.always_checkpoints = False
+        self.wakeup_revocable = True
+        self.tracks_owners = False
 
     def would_block_error(self) -> type[WouldBlock]:
         return would_block_error("asyncio")
@@ -71,9 +68,13 @@ class AsyncioBackend:
     if sys.version_info >= (3, 12):
 
         def is_current(self) -> bool:
-            # trio (and any library that sets sniffio's thread-local) may run
-            # on top of a running asyncio loop, as its guest.
-            return _sniffio_local.name is None and _get_running_loop() is not None
+            # trio may run on top of a running asyncio loop (as its guest, or
+            # called by a task), and says so in sniffio's thread-local, a
+            # costly read: spared until trio is imported.  (Other libraries
+            # that set it, loopsync does not support.)
+            return (
+                "trio" not in _modules or _sniffio_local.name is None
+            ) and _get_running_loop() is not None
 
     else:
 
@@ -81,7 +82,7 @@ class AsyncioBackend:
             # Before 3.12 a look-up of the running loop costs a system call:
             # it is spared unless curio, the one library that sniffio finds
             # neither by its thread-local nor by a running loop, is imported.
-            return _sniffio_local.name is None and (
+            return ("trio" not in _modules or _sniffio_local.name is None) and (
                 "curio" not in _modules or _get_running_loop() is not None
             )
 

@@ -71,7 +71,7 @@ class Event(Primitive):
         backend = self._backend
         if backend is None or (self._loop is None and not backend.is_current()):
             backend = self._follow_library()
-        elif _ki.pending and "trio" in _ki.modules:
+        elif _ki.pending and self._loop is not None and "trio" in _ki.modules:
             _ki.protect_if_trio_imported()  # see Primitive._library()
         if self._flag:
             if backend.always_checkpoints:

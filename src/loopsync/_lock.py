@@ -45,7 +45,7 @@ def _acquire_returning(result: _T) -> Callable[[Lock], Coroutine[Any, Any, _T]]:
         backend = self._backend
         if backend is None or (self._loop is None and not backend.is_current()):
             backend = self._follow_library()
-        elif _ki.pending and "trio" in _ki.modules:
+        elif _ki.pending and self._loop is not None and "trio" in _ki.modules:
             _ki.protect_if_trio_imported()  # see Primitive._library()
         task = None
         if backend.tracks_owners:

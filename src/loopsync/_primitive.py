@@ -68,10 +68,11 @@ class Primitive:
         backend = self._backend
         if backend is None or (self._loop is None and not backend.is_current()):
             return self._follow_library()
-        if _ki.pending and "trio" in _ki.modules:
+        if _ki.pending and self._loop is not None and "trio" in _ki.modules:
             # A bound primitive never looks the library up, so under trio the
             # adapter, which protects loopsync from KeyboardInterrupt as it
-            # loads, may not have loaded yet.
+            # loads, may not have loaded yet.  (An unbound one has just found
+            # trio's adapter, loaded, or asyncio's, with trio not running.)
             _ki.protect_if_trio_imported()
         return backend
 
