@@ -14,6 +14,10 @@ wheel) and measures, per context:
 - ``acq/script``, ``rel/script``: the same, divided instead by one EVALSHA
   of the script it runs (ACQUIRE, RELEASE) sent without the library: what
   the library adds to the round trip it cannot avoid;
+- ``acq floor``, ``rel floor``: one EVALSHA, in round trips, of a script
+  with the same keys and arguments that does only the commands an
+  uncontended acquire (release) cannot do without, none of the upkeep:
+  what any script of that shape costs on this client and server;
 - ``hand-off``: from the call of ``release()`` in one session to the return
   of ``acquire()`` waiting in another (target: median 2.5 round trips);
 - ``fairness``: two sessions, one task each, taking and releasing a lock in
@@ -51,6 +55,38 @@ from redis_server import RedisServer
 
 TRIVIAL = "return 1"
 
+# The commands without which no script could take (give back) a permit:
+# read the clock and the semaphore's state, tell a repeated or withdrawn id,
+# count the queue and the holders, record the grant (the release), and
+# give a new key its expiry time.
+ACQUIRE_FLOOR = """
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local id = ARGV[2]
+local state = redis.call('HMGET', KEYS[6], 'value', 'fence', 'expires', 'token:' .. id)
+local queued = redis.call('ZCARD', KEYS[2])
+local withdrawn = redis.call('ZSCORE', KEYS[5], id)
+local held = redis.call('ZCARD', KEYS[1])
+local token = tonumber(state[2] or '0') + 1
+redis.call('HSET', KEYS[6], 'value', ARGV[1], 'fence', token, 'token:' .. id, token)
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), id)
+redis.call('PEXPIREAT', KEYS[1], now + 60000)
+return {1, token}
+"""
+RELEASE_FLOOR = """
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local id = ARGV[2]
+local state = redis.call('HMGET', KEYS[6], 'value', 'fence', 'expires', 'token:' .. id)
+local queued = redis.call('ZCARD', KEYS[2])
+local withdrawn = redis.call('ZSCORE', KEYS[5], id)
+redis.call('ZREM', KEYS[1], id)
+redis.call('HDEL', KEYS[6], 'token:' .. id)
+redis.call('ZADD', KEYS[5], now + tonumber(ARGV[3]), id)
+redis.call('PEXPIREAT', KEYS[5], now + 60000)
+return 1
+"""
+
 
 async def seconds(action: Callable[[], Awaitable[object]]) -> float:
     start = time.perf_counter()
@@ -73,14 +109,23 @@ async def latencies(server: RedisServer, rounds: int) -> dict[str, float]:
         async def round_trip() -> None:
             await session.run(TRIVIAL, [], [])
 
-        # The scripts as the semaphore sends them, for a permit id of its own.
-        def script(script: str, permit_id: str, *args: object) -> Callable[[], Awaitable[object]]:
-            return functools.partial(session.run, script, semaphore._keys, [1, permit_id, *args])
+        # The scripts as the semaphore sends them, for a permit id of its own;
+        # the floor's on keys of their own, so as not to disturb the semaphore.
+        floor_keys = [key.replace("bench-latency", "bench-floor") for key in semaphore._keys]
+
+        def script(
+            script: str, permit_id: str, *args: object, keys: list[str] = semaphore._keys
+        ) -> Callable[[], Awaitable[object]]:
+            return functools.partial(session.run, script, keys, [1, permit_id, *args])
 
         await round_trip()
         ratios: dict[str, list[float]] = {
-            key: [] for key in ("acquire", "release", "acq/script", "rel/script", "hand-off")
-        }
+            key: []
+            for key in (
+                "acquire", "release", "acq/script", "rel/script", "acq floor", "rel floor",
+                "hand-off",
+            )
+        }  # fmt: skip
         round_trips = []
         for _ in range(rounds):
             unit = await seconds(round_trip)
@@ -96,6 +141,13 @@ async def latencies(server: RedisServer, rounds: int) -> dict[str, float]:
             ratios["release"].append(release / unit)
             ratios["acq/script"].append(acquire / acquire_script)
             ratios["rel/script"].append(release / release_script)
+            floor_id = session.new_permit_id()
+            acquire_floor = await seconds(
+                script(ACQUIRE_FLOOR, floor_id, 10_000, 3000, 1, "1", 1, keys=floor_keys)
+            )
+            release_floor = await seconds(script(RELEASE_FLOOR, floor_id, 3000, keys=floor_keys))
+            ratios["acq floor"].append(acquire_floor / unit)
+            ratios["rel floor"].append(release_floor / unit)
 
             permit = await semaphore.acquire()
             returned = anyio.Event()
@@ -216,7 +268,10 @@ def main(argv: list[str]) -> int:
             round_trip = measured["round trip"]
             row = rows.setdefault(context.name, {})
             row["round trip"] = f"{round_trip * 1e6:.0f} µs"
-            for key in ("acquire", "release", "acq/script", "rel/script", "hand-off"):
+            for key in (
+                "acquire", "release", "acq/script", "rel/script", "acq floor", "rel floor",
+                "hand-off",
+            ):  # fmt: skip
                 row[key] = f"{measured[key]:.2f}"
             row["fairness"] = str(context.run(loopsync_fairness, server, turns))
             row["storm"] = str(context.run(loopsync_storm, server, waiters))
@@ -230,8 +285,8 @@ def main(argv: list[str]) -> int:
     finally:
         server.close()
     columns = [
-        "round trip", "acquire", "release", "acq/script", "rel/script", "hand-off", "fairness",
-        "storm",
+        "round trip", "acquire", "release", "acq/script", "rel/script", "acq floor", "rel floor",
+        "hand-off", "fairness", "storm",
     ]  # fmt: skip
     print(f"loopsync.redis on {server.binary}, one run; latencies in round trips (medians)")
     print(f"{'':<26}" + "".join(f"{column:>12}" for column in columns))
