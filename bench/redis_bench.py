@@ -59,13 +59,17 @@ TRIVIAL = "return 1"
 # read the clock and the semaphore's state, tell a repeated or withdrawn id,
 # count the queue and the holders, record the grant (the release), and
 # give a new key its expiry time.
-ACQUIRE_FLOOR = """
+_FLOOR_READS = """
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local id = ARGV[2]
 local state = redis.call('HMGET', KEYS[6], 'value', 'fence', 'expires', 'token:' .. id)
 local queued = redis.call('ZCARD', KEYS[2])
 local withdrawn = redis.call('ZSCORE', KEYS[5], id)
+"""
+ACQUIRE_FLOOR = (
+    _FLOOR_READS
+    + """
 local held = redis.call('ZCARD', KEYS[1])
 local token = tonumber(state[2] or '0') + 1
 redis.call('HSET', KEYS[6], 'value', ARGV[1], 'fence', token, 'token:' .. id, token)
@@ -73,19 +77,17 @@ redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), id)
 redis.call('PEXPIREAT', KEYS[1], now + 60000)
 return {1, token}
 """
-RELEASE_FLOOR = """
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-local id = ARGV[2]
-local state = redis.call('HMGET', KEYS[6], 'value', 'fence', 'expires', 'token:' .. id)
-local queued = redis.call('ZCARD', KEYS[2])
-local withdrawn = redis.call('ZSCORE', KEYS[5], id)
+)
+RELEASE_FLOOR = (
+    _FLOOR_READS
+    + """
 redis.call('ZREM', KEYS[1], id)
 redis.call('HDEL', KEYS[6], 'token:' .. id)
 redis.call('ZADD', KEYS[5], now + tonumber(ARGV[3]), id)
 redis.call('PEXPIREAT', KEYS[5], now + 60000)
 return 1
 """
+)
 
 
 async def seconds(action: Callable[[], Awaitable[object]]) -> float:
