@@ -71,8 +71,9 @@ class Primitive:
         if _ki.pending and self._loop is not None and "trio" in _ki.modules:
             # A bound primitive never looks the library up, so under trio the
             # adapter, which protects loopsync from KeyboardInterrupt as it
-            # loads, may not have loaded yet.  (An unbound one has just found
-            # trio's adapter, loaded, or asyncio's, with trio not running.)
+            # loads, may not have loaded yet.  (An unbound one gets here only
+            # with its adapter current: trio's, loaded, or asyncio's, with
+            # trio not running.)
             _ki.protect_if_trio_imported()
         return backend
 
