@@ -365,9 +365,10 @@ of its own), against anyio's."""
 
 def _primitive_uncontended_targets(results: Results) -> list[Target]:
     """loopsync's Lock and CapacityLimiter against the library's own (under
-    anyio, anyio's; the line of its lock also shows the ratio to
-    ``anyio.Lock(fast_acquire)``, which, unlike anyio's default and loopsync's
-    under trio, does not yield when the lock is free)."""
+    anyio, anyio's)."""
+    # Under anyio the lock's line also shows the ratio to
+    # anyio.Lock(fast_acquire), which, unlike anyio's default and loopsync's
+    # under trio, does not yield when the lock is free.
     found = []
     for primitive in ("Lock", "CapacityLimiter"):
         mine = f"loopsync.{primitive}"

@@ -109,13 +109,12 @@ def _has_at_least(items: list[int], count: int) -> Callable[[], bool]:
 async def _drain(
     group: TaskGroup, release: Callable[[], object], acquired: list[int], count: int
 ) -> bool:
-    """Release *count* permits one at a time, each once the last one was taken.
-
-    Untimed clean-up: it keeps each wake-up at the head of the queue (so that a
-    peer that scans its queue on release stays linear) and lets every task
-    record its acquisition before the next one is woken, so the order seen is
-    the order of the hand-offs.  False if a permit was not taken.
-    """
+    """Release *count* permits one at a time, each once the last one was
+    taken; False if a permit was not taken."""
+    # Untimed clean-up: it keeps each wake-up at the head of the queue (so
+    # that a peer that scans its queue on release stays linear) and lets every
+    # task record its acquisition before the next one is woken, so the order
+    # seen is the order of the hand-offs.
     target = len(acquired)
     for _ in range(count):
         release()
@@ -464,17 +463,16 @@ def _blocking_waiter(
     cancelled_error: type[BaseException],
     let_go: list[bool],
 ) -> Callable[[int], Coroutine[Any, Any, None]]:
-    """Return the function of a task that blocks on *primitive* once.
-
-    On a lock or limiter (held by the task running the workload) it waits in
-    ``async with``; on an event, in ``wait()``; on a condition, in ``wait()``
-    inside ``async with``, until *let_go* holds True (a condition may wake a
-    task spuriously: asyncio's of Python 3.13, and loopsync's under asyncio,
-    notify another task in place of one cancelled).  It records its arrival,
-    then either its cancellation or, once through (on a condition: with the
-    lock held again), itself in *acquired*.  One frame of its own, so that
-    bytes per waiter compare the primitives only.
-    """
+    """Return the function of a task that blocks on *primitive* once,
+    recording its arrival, then its cancellation or, once through, itself
+    in *acquired*."""
+    # On a lock or limiter (held by the task running the workload) it waits in
+    # ``async with``; on an event, in ``wait()``; on a condition, in ``wait()``
+    # inside ``async with`` (so it is through with the lock held again), until
+    # *let_go* holds True: a condition may wake a task spuriously (asyncio's of
+    # Python 3.13, and loopsync's under asyncio, notify another task in place
+    # of one cancelled).  One frame of its own, so that bytes per waiter
+    # compare the primitives only.
     if impl.kind == "Event":
         wait = impl.waiter(primitive)
 
@@ -562,14 +560,13 @@ async def _until_blocked(
     group: TaskGroup, impl: PrimitiveImpl, primitive: Any, count: int, arrived: Callable[[], int]
 ) -> bool:
     """Let the tasks run until *count* of them are blocked on *primitive*;
-    False if they never are.
-
-    On a condition, under trio (and under anyio's lock, which yields once it
-    has taken the lock), the tasks pass its lock on one at a time before they
-    wait, one per scheduling round; and loopsync's statistics() count the
-    waiters one by one.  So the tasks are first let run until *arrived()*
-    (how many reached the wait) says all of them are about to block.
-    """
+    False if they never are."""
+    # On a condition, under trio (and under anyio's lock, which yields once it
+    # has taken the lock), the tasks pass its lock on one at a time before
+    # they wait, one per scheduling round; and loopsync's statistics() count
+    # the waiters one by one.  So the tasks are first let run until
+    # *arrived()* (how many reached the wait) says all of them are about to
+    # block.
     return await group.run_until(
         lambda: arrived() >= count, max_rounds=count + 1000
     ) and await group.run_until(_all_waiting(impl, primitive, count))

@@ -369,15 +369,13 @@ class Bench:
         )
 
     def _projection(self, workload: str, ctx: Context, impl: Impl, x: float, budget: float) -> str:
-        """Say why *impl* should not be run at size *x*, or return '' to run it.
-
-        A run's wall time is split into its timed part, projected with the
-        growth exponent that part showed between the two sizes before *x*
-        (linear if there is only one), and the rest (spawning, checking),
-        projected as linear.  A run projected over the budget is skipped if it
-        grows faster than linearly (so the linear ones are all run, on a slow
-        machine too), or if it is projected over four times the budget.
-        """
+        """Say why *impl* should not be run at size *x*, or return '' to run it."""
+        # A run's wall time is split into its timed part, projected with the
+        # growth exponent that part showed between the two sizes before *x*
+        # (linear if there is only one), and the rest (spawning, checking),
+        # projected as linear.  A run projected over the budget is skipped if
+        # it grows faster than linearly (so the linear ones are all run, on a
+        # slow machine too), or if it is projected over four times the budget.
         if math.isinf(budget):
             return ""
         earlier: list[tuple[float, float, float]] = []

@@ -13,11 +13,11 @@ __all__ = [
 ]
 
 
+# Written out rather than a frozen dataclass, whose import would double the
+# time ``import loopsync`` takes.
 class _Snapshot:
     """Read-only fields named by ``__slots__``: equal, picklable, and
-    hashable if the fields are.
-    Written out rather than a frozen dataclass, whose import would double
-    the time ``import loopsync`` takes."""
+    hashable if the fields are."""
 
     __slots__: tuple[str, ...] = ()
 
