@@ -504,6 +504,9 @@ def _run(
 # two tasks, as many as tokens are free: t0 and t1, between whom "x" holds
 # one token; t2 waits on with a token free.
 @example(program=Program(0, [Spawn("x"), Spawn("x"), Spawn(None), SetTotal(2)]))
+# The same, t0 and t1 giving back at once: whichever trio runs first gives
+# "x" back, and the other is refused.
+@example(program=Program(0, [Spawn("x", hold=False), Spawn("x", hold=False), SetTotal(2)]))
 @given(program=programs)
 def test_capacity_limiter_matches_trio(program: Program) -> None:
     lib = TrioLib()
