@@ -20,7 +20,6 @@ import importlib.util
 import os
 import re
 import sys
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,8 +88,6 @@ def run_program(
     (inside the run), and return the trace, which ends with how each task
     finished; it is ordered under asyncio unless *ordered* says otherwise."""
     trace = Trace(ordered=lib.family == "asyncio" if ordered is None else ordered)
-    if lib.family == "trio":
-        _start_trio_scheduling_from(zlib.crc32(repr(program).encode()))
 
     async def main() -> None:
         controller = start(trace)
@@ -103,20 +100,6 @@ def run_program(
 
     lib.run(main)
     return trace.result()
-
-
-def _start_trio_scheduling_from(seed: int) -> None:
-    """Seed the generator from which trio draws the order of each batch."""
-    # Tasks woken together need not commute (two giving back for one
-    # borrower: the second is refused), and trio runs a batch in a random
-    # order.  hypothesis seeds trio's generator once per example, so the
-    # oracle's run and loopsync's drew different orders; started from one
-    # state, equal batches run in equal orders.
-    import trio
-
-    generator = getattr(trio._core._run, "_r", None)
-    if generator is not None:
-        generator.seed(seed)
 
 
 def assert_same_trace(expected: list[str | list[str]], actual: list[str | list[str]]) -> None:
