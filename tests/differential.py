@@ -29,7 +29,7 @@ from typing import Any, Protocol, TypeVar
 import pytest
 from hypothesis import note, settings
 
-from libs import AsyncioLib, Lib, UvloopLib
+from libs import LIBS, Lib
 from upstream.suites import pyenv_root
 
 # Derandomized, so that every run (CI included) tries the same programs.
@@ -40,7 +40,9 @@ SETTINGS = settings(max_examples=300, deadline=None, derandomize=True, database=
 # semaphore's permit).
 SETTLE_ITERATIONS = 50
 
-ASYNCIO_LIBS = [AsyncioLib(), *([UvloopLib()] if sys.platform != "win32" else [])]
+# asyncio, uvloop and anyio on asyncio.  (The tests of trio's semantics take
+# trio and anyio on trio by the family marker: see conftest.)
+ASYNCIO_LIBS = [lib for lib in LIBS if lib.family == "asyncio"]
 
 
 @dataclass(frozen=True)

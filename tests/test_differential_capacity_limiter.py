@@ -15,12 +15,13 @@ exception's type and message), and, after it, ``statistics()`` (the
 borrowers sorted by name, tasks by the names the test gave them) and
 ``available_tokens``.  The traces must be equal.
 
-- trio: the oracle is :class:`trio.CapacityLimiter`.  trio runs the tasks
-  of a batch in random order, so every action that makes a task runnable
-  gets a step of its own, after which the controller lets the tasks run
-  until all of them are blocked; the events of each such step are compared
-  as a set, and a give-back for a named borrower is told by its borrower,
-  not its task (one action may wake two tasks giving back for one borrower).
+- trio and anyio on trio: the oracle is :class:`trio.CapacityLimiter`.  trio
+  runs the tasks of a batch in random order, so every action that makes a
+  task runnable gets a step of its own, after which the controller lets the
+  tasks run until all of them are blocked; the events of each such step are
+  compared as a set, and a give-back for a named borrower is told by its
+  borrower, not its task (one action may wake two tasks giving back for one
+  borrower).
 - asyncio has no capacity limiter; loopsync's follows trio's rules there,
   with asyncio's timing.  Two tests check it:
 
@@ -32,7 +33,7 @@ borrowers sorted by name, tasks by the names the test gave them) and
     where an implementation on asyncio goes wrong; the model is short enough
     to be checked by reading.  Programs may let only one to three loop
     iterations pass between actions, to hit those races, and are compared
-    exactly, on asyncio and uvloop.
+    exactly, on asyncio, uvloop and anyio on asyncio.
   * against trio's own limiter itself, run under trio, where every action is
     followed by letting all tasks run until they block: once everything has
     settled, loopsync under asyncio must agree with trio.
@@ -500,6 +501,7 @@ def _run(
 # Tests
 
 
+@pytest.mark.family("trio")
 @SETTINGS
 # Lowering total_tokens takes no token back; a release then lends none.
 @example(
@@ -515,8 +517,7 @@ def _run(
 # "x" back, and the other is refused.
 @example(program=Program(0, [Spawn("x", hold=False), Spawn("x", hold=False), SetTotal(2)]))
 @given(program=programs)
-def test_capacity_limiter_matches_trio(program: Program) -> None:
-    lib = TrioLib()
+def test_capacity_limiter_matches_trio(lib: Lib, program: Program) -> None:
     assert_same_trace(_run(program, lib, trio_oracle), _run(program, lib, loopsync_subject))
 
 

@@ -20,12 +20,13 @@ included, so that spurious wake-ups show), the outcome of every action, and,
 after it, ``locked()``, the tasks waiting on the condition and on its lock.
 The two traces must be equal.
 
-- asyncio and uvloop: the oracle is :class:`asyncio.Condition` of Python
-  3.13, on every Python (see :func:`differential.asyncio_locks_313`).
-  Scheduling is deterministic, so the traces are compared exactly.  Programs
-  may let only one to three loop iterations pass between actions, so that a
-  task is cancelled after it was notified and before it resumes (gh-112202:
-  the notification must pass to another waiter).
+- asyncio, uvloop and anyio on asyncio: the oracle is
+  :class:`asyncio.Condition` of Python 3.13, on every Python (see
+  :func:`differential.asyncio_locks_313`). Scheduling is deterministic, so
+  the traces are compared exactly.  Programs may let only one to three loop
+  iterations pass between actions, so that a task is cancelled after it was
+  notified and before it resumes (gh-112202: the notification must pass to
+  another waiter).
 
   The lock's intended difference (see ``test_differential_lock``: a release
   that finds the first task queued for the lock cancelled but not run yet
@@ -34,13 +35,13 @@ The two traces must be equal.
   runs after the cancelled task has, so it finds the next one woken either
   way.
 
-- trio: the oracle is :class:`trio.Condition`, compared on ``locked()`` and
-  ``statistics()``, the lock's owner told by the task's name.  trio's
-  condition has no ``wait_for()``: the oracle's is the usual loop around
-  ``wait()``.  trio runs the tasks of a batch in random order, so every
-  action that makes a task runnable gets a step of its own, after which the
-  controller lets the tasks run until all of them are blocked; the events of
-  each such step are compared as a set.
+- trio and anyio on trio: the oracle is :class:`trio.Condition`, compared on
+  ``locked()`` and ``statistics()``, the lock's owner told by the task's
+  name.  trio's condition has no ``wait_for()``: the oracle's is the usual
+  loop around ``wait()``.  trio runs the tasks of a batch in random order,
+  so every action that makes a task runnable gets a step of its own, after
+  which the controller lets the tasks run until all of them are blocked; the
+  events of each such step are compared as a set.
 
 Not compared: the return value of ``acquire()`` and ``wait()`` under trio
 (loopsync's are True under every library, trio's None), ``repr()``, and the
@@ -73,7 +74,7 @@ from differential import (
     pick_to_cancel,
     run_program,
 )
-from libs import Handle, Lib, TaskGroup, TrioLib
+from libs import Handle, Lib, TaskGroup
 
 # --------------------------------------------------------------------------
 # Programs
@@ -465,6 +466,7 @@ def test_condition_matches_asyncio(loop: Lib, program: Program, locks: ModuleTyp
     _check(program, loop, lambda: AsyncioOracle(locks))
 
 
+@pytest.mark.family("trio")
 @SETTINGS
 # notify_all() moves t0 and t1 to the lock's queue, without waking them; t0
 # gets the lock, t3 queues behind t1.  t1, cancelled, leaves the lock's queue
@@ -483,5 +485,5 @@ def test_condition_matches_asyncio(loop: Lib, program: Program, locks: ModuleTyp
     )
 )
 @given(program=programs)
-def test_condition_matches_trio(program: Program) -> None:
-    _check(program, TrioLib(), TrioOracle)
+def test_condition_matches_trio(lib: Lib, program: Program) -> None:
+    _check(program, lib, TrioOracle)

@@ -8,19 +8,20 @@ once against loopsync's, and each run records a trace: what every task did,
 the outcome of every action and, after it, ``is_set()`` and the number of
 tasks waiting.  The two traces must be equal.
 
-- asyncio and uvloop: the oracle is :class:`asyncio.Event` of Python 3.13,
-  on every Python (see :func:`differential.asyncio_locks_313`).  Scheduling
-  is deterministic, so the traces are compared exactly, what ``wait()``
-  returns included.  Programs may run several actions in the same loop
-  iteration, or let only one to three iterations pass between actions, so
-  that ``clear()`` and cancellations come between a ``set()`` and the
-  moment the tasks it woke resume.
-- trio: the oracle is :class:`trio.Event`, compared on ``is_set()`` and
-  ``statistics()``.  trio's event has no ``clear()``, so the programs run
-  under trio never clear (loopsync's ``clear()`` under trio has no oracle to
-  be compared with).  trio runs the tasks of a batch in random order, so the
-  events of the tasks between two actions are compared as a set; they
-  commute, for only the controller sets the event.
+- asyncio, uvloop and anyio on asyncio: the oracle is :class:`asyncio.Event`
+  of Python 3.13, on every Python (see
+  :func:`differential.asyncio_locks_313`).  Scheduling is deterministic, so
+  the traces are compared exactly, what ``wait()`` returns included.
+  Programs may run several actions in the same loop iteration, or let only
+  one to three iterations pass between actions, so that ``clear()`` and
+  cancellations come between a ``set()`` and the moment the tasks it woke
+  resume.
+- trio and anyio on trio: the oracle is :class:`trio.Event`, compared on
+  ``is_set()`` and ``statistics()``.  trio's event has no ``clear()``, so
+  the programs run under trio never clear (loopsync's ``clear()`` under trio
+  has no oracle to be compared with).  trio runs the tasks of a batch in
+  random order, so the events of the tasks between two actions are compared
+  as a set; they commute, for only the controller sets the event.
 
 Not compared: the return value of ``wait()`` under trio (loopsync's is True
 under every library, trio's is None), and ``repr()``, whose waiter count
@@ -49,7 +50,7 @@ from differential import (
     let_tasks_run,
     run_program,
 )
-from libs import Handle, Lib, TaskGroup, TrioLib
+from libs import Handle, Lib, TaskGroup
 
 # --------------------------------------------------------------------------
 # Programs
@@ -246,10 +247,11 @@ def test_event_matches_asyncio(loop: Lib, program: Program, locks: ModuleType) -
     _check(program, loop, lambda: asyncio_oracle(locks))
 
 
+@pytest.mark.family("trio")
 @SETTINGS
 # t0 is woken by set() and cancelled before it runs: trio has rescheduled it,
 # so its first wait() returns, and its second, a checkpoint, raises Cancelled.
 @example(program=Program([Spawn(2), Run(None), Set(), Cancel(0), Run(None)]))
 @given(program=_programs(clear=False))
-def test_event_matches_trio(program: Program) -> None:
-    _check(program, TrioLib(), trio_oracle)
+def test_event_matches_trio(lib: Lib, program: Program) -> None:
+    _check(program, lib, trio_oracle)

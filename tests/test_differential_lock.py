@@ -11,24 +11,26 @@ every task did, the outcome of every action, exceptions with their type and
 message, and what the lock looked like after each action.  The two traces
 must be equal.
 
-- asyncio and uvloop: the oracle is :class:`asyncio.Lock` of Python 3.13,
-  on every Python (see :func:`differential.asyncio_locks_313`).  Scheduling
-  is deterministic, so the traces are compared exactly: ``locked()``, the
-  number of tasks waiting, and what ``acquire()`` returns.  Programs may run
-  several actions in the same loop iteration, or let only one to three
-  iterations pass between actions, to catch the races around a waiter that
-  was handed the lock but has not resumed yet (bpo-27585).
+- asyncio, uvloop and anyio on asyncio: the oracle is :class:`asyncio.Lock`
+  of Python 3.13, on every Python (see
+  :func:`differential.asyncio_locks_313`).  Scheduling is deterministic, so
+  the traces are compared exactly: ``locked()``, the number of tasks
+  waiting, and what ``acquire()`` returns.  Programs may run several actions
+  in the same loop iteration, or let only one to three iterations pass
+  between actions, to catch the races around a waiter that was handed the
+  lock but has not resumed yet (bpo-27585).
 
   That includes a release() that finds the first queued waiter cancelled
   while its task has not run yet: asyncio's lock then wakes nobody, and the
   cancelled task wakes the next waiter when it runs.
 
-- trio: the oracle is :class:`trio.Lock`, compared on ``locked()`` and
-  ``statistics()``, its owner told by the task's name.  trio runs the tasks
-  of a batch in random order, so the controller only ever lets tasks run
-  until all of them are blocked, and the events of each such step are
-  compared as a set.  A holder that exits without releasing breaks the lock:
-  its waiters and later ``acquire()`` calls raise ``BrokenResourceError``.
+- trio and anyio on trio: the oracle is :class:`trio.Lock`, compared on
+  ``locked()`` and ``statistics()``, its owner told by the task's name.
+  trio runs the tasks of a batch in random order, so the controller only
+  ever lets tasks run until all of them are blocked, and the events of each
+  such step are compared as a set.  A holder that exits without releasing
+  breaks the lock: its waiters and later ``acquire()`` calls raise
+  ``BrokenResourceError``.
 
 Not compared: the return value of ``acquire()`` under trio (loopsync's is
 True under every library, trio's is None), ``repr()`` (loopsync's counts the
@@ -62,7 +64,7 @@ from differential import (
     pick_to_cancel,
     run_program,
 )
-from libs import AsyncioLib, Handle, Lib, TaskGroup, TrioLib
+from libs import AsyncioLib, Handle, Lib, TaskGroup
 
 # --------------------------------------------------------------------------
 # Programs
@@ -425,6 +427,7 @@ def test_lock_matches_asyncio(loop: Lib, program: Program, locks: ModuleType) ->
     _check(program, loop, lambda: AsyncioOracle(locks))
 
 
+@pytest.mark.family("trio")
 @SETTINGS
 # release() of a lock that no task has used yet: refused as trio refuses it,
 # for the controller does not own it.
@@ -439,8 +442,8 @@ def test_lock_matches_asyncio(loop: Lib, program: Program, locks: ModuleType) ->
 # The controller may not release t0's lock; cancelled, t0 passes it to t1.
 @example(program=Program([Spawn(False), Spawn(True), Run(None), ControllerRelease(), Cancel(0)]))
 @given(program=programs)
-def test_lock_matches_trio(program: Program) -> None:
-    _check(program, TrioLib(), TrioOracle)
+def test_lock_matches_trio(lib: Lib, program: Program) -> None:
+    _check(program, lib, TrioOracle)
 
 
 def test_release_past_a_cancelled_waiter_wakes_nobody(locks: ModuleType) -> None:

@@ -8,17 +8,17 @@ semaphore (the oracle) and once against loopsync's, and each run records a
 trace: what every task did, the outcome of every action and what the
 semaphore looked like after it.  The two traces must be equal.
 
-- asyncio and uvloop: the oracle is :class:`asyncio.Semaphore` (or
-  ``BoundedSemaphore``) of Python 3.13, on every Python (see
-  :func:`differential.asyncio_locks_313`).  Scheduling is deterministic, so the
-  traces are compared exactly.  Programs may run several actions in the same
-  loop iteration, or let only one to three iterations pass between actions,
-  to catch the races around a waiter that was handed a permit but has not
-  resumed yet.
-- trio: the oracle is :class:`trio.Semaphore` (with ``max_value`` for the
-  bounded one).  trio runs the tasks of a batch in random order, so the
-  controller only ever lets tasks run until all of them are blocked, and the
-  events of each such step are compared as a set.
+- asyncio, uvloop and anyio on asyncio: the oracle is
+  :class:`asyncio.Semaphore` (or ``BoundedSemaphore``) of Python 3.13, on
+  every Python (see :func:`differential.asyncio_locks_313`).  Scheduling is
+  deterministic, so the traces are compared exactly.  Programs may run
+  several actions in the same loop iteration, or let only one to three
+  iterations pass between actions, to catch the races around a waiter that
+  was handed a permit but has not resumed yet.
+- trio and anyio on trio: the oracle is :class:`trio.Semaphore` (with
+  ``max_value`` for the bounded one).  trio runs the tasks of a batch in
+  random order, so the controller only ever lets tasks run until all of them
+  are blocked, and the events of each such step are compared as a set.
 
 Not compared: the return value of ``acquire()`` under trio (loopsync's is
 documented to be True under every library, trio's is None), and ``repr()``,
@@ -53,7 +53,7 @@ from differential import (
     pick_to_cancel,
     run_program,
 )
-from libs import Handle, Lib, TaskGroup, TrioLib
+from libs import Handle, Lib, TaskGroup
 
 # --------------------------------------------------------------------------
 # Programs
@@ -426,6 +426,7 @@ def test_semaphore_matches_asyncio(loop: Lib, program: Program) -> None:
     _check(program, loop, AsyncioOracle, show_result=True)
 
 
+@pytest.mark.family("trio")
 @SETTINGS
 # t0 waits on a BoundedSemaphore(0); the controller's release() hands t0 the
 # permit, as trio does, instead of raising ValueError.
@@ -433,5 +434,5 @@ def test_semaphore_matches_asyncio(loop: Lib, program: Program) -> None:
     program=Program(value=0, bounded=True, actions=[Spawn(hold=True), Run(None), ExtraRelease()])
 )
 @given(program=programs)
-def test_semaphore_matches_trio(program: Program) -> None:
-    _check(program, TrioLib(), TrioOracle, show_result=False)
+def test_semaphore_matches_trio(lib: Lib, program: Program) -> None:
+    _check(program, lib, TrioOracle, show_result=False)
