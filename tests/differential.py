@@ -15,12 +15,15 @@ Python.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import importlib.util
 import os
+import random
 import re
 import sys
-from collections.abc import Callable, Sequence
+import zlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -83,12 +86,56 @@ class Trace:
         return [entry if isinstance(entry, str) else sorted(entry) for entry in self.entries]
 
 
+class _InSpawnOrder(random.Random):
+    """What trio draws a batch's order from, drawing none: each batch runs in
+    the order its tasks were spawned (woken, without hypothesis's plugin)."""
+
+    # trio runs a batch from its end, after sorting it by spawn order and
+    # shuffling it (with hypothesis's plugin), or reversing it half the time.
+    def shuffle(self, x: Any) -> None:
+        x.reverse()
+
+    def random(self) -> float:
+        return 0.0
+
+
+@contextlib.contextmanager
+def trio_batch_order(program: Any, *, spawn_order: bool) -> Iterator[None]:
+    """Have trio run each batch of woken tasks in an order drawn from
+    *program*, the same in every run of it, or else in spawn order."""
+    # Tasks woken together need not commute (one gives a borrower's token
+    # back, which another was about to take), and trio runs a batch in a
+    # random order, from a generator (its private ``_r``, which its hypothesis
+    # plugin registers) that hypothesis seeds once per example, not per run:
+    # the oracle's run and loopsync's drew different orders.
+    import trio._core._run as trio_run
+
+    generator = getattr(trio_run, "_r", None)
+    if generator is None:  # another trio: the orders stay random
+        yield
+    elif spawn_order:
+        trio_run._r = _InSpawnOrder()
+        try:
+            yield
+        finally:
+            trio_run._r = generator
+    else:
+        generator.seed(zlib.crc32(repr(program).encode()))
+        yield
+
+
 def run_program(
-    lib: Lib, program: Any, start: Callable[[Trace], Any], *, ordered: bool | None = None
+    lib: Lib,
+    program: Any,
+    start: Callable[[Trace], Any],
+    *,
+    ordered: bool | None = None,
+    spawn_order: bool = False,
 ) -> list[str | list[str]]:
     """Run *program* under *lib* on the controller that ``start(trace)`` makes
     (inside the run), and return the trace, which ends with how each task
-    finished; it is ordered under asyncio unless *ordered* says otherwise."""
+    finished; it is ordered under asyncio unless *ordered* says otherwise.
+    Under trio, see :func:`trio_batch_order`."""
     trace = Trace(ordered=lib.family == "asyncio" if ordered is None else ordered)
 
     async def main() -> None:
@@ -100,7 +147,11 @@ def run_program(
             outcome = worker.handle.outcome if worker.phase != "spawned" else "never started"
             trace.step(f"{worker.name} finished: {worker.phase}, {outcome}")
 
-    lib.run(main)
+    if lib.family == "trio":
+        with trio_batch_order(program, spawn_order=spawn_order):
+            lib.run(main)
+    else:
+        lib.run(main)
     return trace.result()
 
 
