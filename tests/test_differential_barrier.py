@@ -51,14 +51,7 @@ from hypothesis import example, given, note
 from hypothesis import strategies as st
 
 import loopsync
-from differential import (
-    ASYNCIO_LIBS,
-    SETTINGS,
-    Run,
-    Trace,
-    asyncio_locks_313,
-    let_tasks_run,
-)
+from differential import ASYNCIO_LIBS, SETTINGS, Run, Trace, asyncio_locks_313, let_tasks_run
 from libs import AnyioLib, Handle, Lib, TaskGroup
 
 requires_asyncio_311 = pytest.mark.skipif(
