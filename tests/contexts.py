@@ -9,6 +9,9 @@ under trio, an anyio task group with one ``anyio.CancelScope`` per task under
 anyio; a checkpoint; a way to let every task run until all of them are
 blocked; native events.
 
+A sixth, :class:`EagerAsyncioContext`, asyncio with eager tasks, serves
+only the differential tests.
+
 The tests import these through ``libs``, under the names they use; the
 benchmark through ``bench/_contexts.py``, which puts this directory on
 ``sys.path``.  uvloop is imported only when its context runs.
@@ -32,6 +35,7 @@ __all__ = [
     "AnyioContext",
     "AsyncioContext",
     "Context",
+    "EagerAsyncioContext",
     "Handle",
     "TaskGroup",
     "TrioContext",
@@ -347,6 +351,21 @@ class AsyncioContext(Context):
             raise
         finally:
             await group._wait_all()
+
+
+class EagerAsyncioContext(AsyncioContext):
+    """The default asyncio event loop with ``asyncio.eager_task_factory``
+    (Python 3.12+): a new task runs inside ``create_task()`` until it first
+    blocks.  Not among :data:`CONTEXTS`: only the differential tests use it."""
+
+    name = "asyncio+eager"
+
+    def run(self, fn: Callable[..., Coroutine[Any, Any, T]], *args: object) -> T:
+        async def eagerly() -> T:
+            asyncio.get_running_loop().set_task_factory(asyncio.eager_task_factory)
+            return await fn(*args)
+
+        return asyncio.run(eagerly())
 
 
 class UvloopContext(AsyncioContext):

@@ -32,7 +32,7 @@ from typing import Any, Protocol, TypeVar
 import pytest
 from hypothesis import note, settings
 
-from libs import LIBS, Lib
+from libs import LIBS, EagerAsyncioLib, Lib
 from upstream.suites import pyenv_root
 
 # Derandomized, so that every run (CI included) tries the same programs.
@@ -43,9 +43,13 @@ SETTINGS = settings(max_examples=300, deadline=None, derandomize=True, database=
 # semaphore's permit).
 SETTLE_ITERATIONS = 50
 
-# asyncio, uvloop and anyio on asyncio.  (The tests of trio's semantics take
-# trio and anyio on trio by the family marker: see conftest.)
+# asyncio, uvloop and anyio on asyncio, and from Python 3.12 asyncio with eager
+# tasks, which reach the primitive inside create_task(), the oracle's as well.
+# (The tests of trio's semantics take trio and anyio on trio by the family
+# marker: see conftest.)
 ASYNCIO_LIBS = [lib for lib in LIBS if lib.family == "asyncio"]
+if sys.version_info >= (3, 12):
+    ASYNCIO_LIBS.append(EagerAsyncioLib())
 
 
 @dataclass(frozen=True)

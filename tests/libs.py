@@ -14,10 +14,21 @@ from contexts import CONTEXTS, Handle, TaskGroup
 from contexts import AnyioContext as AnyioLib
 from contexts import AsyncioContext as AsyncioLib
 from contexts import Context as Lib
+from contexts import EagerAsyncioContext as EagerAsyncioLib
 from contexts import TrioContext as TrioLib
 from contexts import UvloopContext as UvloopLib
 
-__all__ = ["LIBS", "AnyioLib", "AsyncioLib", "Handle", "Lib", "TaskGroup", "TrioLib", "UvloopLib"]
+__all__ = [
+    "LIBS",
+    "AnyioLib",
+    "AsyncioLib",
+    "EagerAsyncioLib",
+    "Handle",
+    "Lib",
+    "TaskGroup",
+    "TrioLib",
+    "UvloopLib",
+]
 
 # uvloop does not run on Windows.  Elsewhere the test extras install it, so a
 # missing uvloop fails its tests instead of skipping them.
