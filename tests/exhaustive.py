@@ -53,37 +53,38 @@ class Case:
     """Run a program: the oracle's trace, then loopsync's."""
 
     def programs(self, length: int) -> Iterator[Any]:
+        """Yield every program of *length* actions, for each setting."""
         for setting in self.settings:
             for actions in itertools.product(self.alphabet, repeat=length):
                 if isinstance(actions[0], self.openers):
                     yield self.program(setting, list(actions))
 
 
-RUNS = [Run(1), Run(2), Run(None)]
+_RUNS = [Run(1), Run(2), Run(None)]
 
 _SEMAPHORE = [
     *[semaphore.Spawn(hold=True), semaphore.Spawn(hold=False), semaphore.Release(0)],
     *[semaphore.Cancel(0), semaphore.Cancel(1), semaphore.Cancel(0, "acquiring")],
     *[semaphore.Cancel(0, "holding"), semaphore.AcquireNowait(), semaphore.ExtraRelease()],
-    *RUNS,
+    *_RUNS,
 ]
 _LOCK = [
     *[lock.Spawn(context=False), lock.Spawn(context=True), lock.Release(0)],
     *[lock.Release(0, abandon=True), lock.Cancel(0), lock.Cancel(1), lock.Cancel(0, "acquiring")],
     *[lock.Cancel(0, "holding"), lock.AcquireNowait(), lock.ControllerRelease()],
-    *RUNS,
+    *_RUNS,
 ]
 _CONDITION = [
     *[condition.Spawn("wait"), condition.Spawn("wait_for", hold=True)],
     *[condition.Spawn("hold", hold=True), condition.Notify(1), condition.Notify(None, produce=1)],
     *[condition.ControllerNotify(1), condition.Release(0), condition.Cancel(0)],
     *[condition.Cancel(0, "waiting"), condition.Cancel(0, "acquiring")],
-    *RUNS,
+    *_RUNS,
 ]
-_EVENT = [event.Spawn(1), event.Spawn(2), event.Set(), event.Cancel(0), event.Cancel(1), *RUNS]
+_EVENT = [event.Spawn(1), event.Spawn(2), event.Set(), event.Cancel(0), event.Cancel(1), *_RUNS]
 _BARRIER = [
     *[barrier.Spawn(1), barrier.Spawn(2), barrier.Fill(1), barrier.Cancel(0), barrier.Cancel(1)],
-    *[barrier.Reset(), barrier.Abort(), *RUNS],
+    *[barrier.Reset(), barrier.Abort(), *_RUNS],
 ]
 _LIMITER = [
     *[limiter.Spawn(None), limiter.Spawn("x"), limiter.Spawn("x", hold=False)],
