@@ -1,15 +1,15 @@
 """What the differential tests of the primitives share.
 
 Each ``test_differential_*`` module has its own actions, tasks and
-controller; all use the same hypothesis settings, the same asyncio libraries,
-the same :class:`Run` action, the same kind of :class:`Trace` and the same
-way of letting the tasks run (:func:`let_tasks_run`), of choosing the task
-an action concerns (:func:`pick_cyclic`, :func:`pick_to_cancel`), of
-telling tasks by name (:class:`Names`), and of running a program and
-comparing traces (:func:`run_program`, :func:`assert_same_trace`).  Those of
-the lock, the event and the condition take their asyncio oracle from
-:func:`asyncio_locks_313` (the ``locks`` fixture), so that they run on every
-Python.
+controller; they share what this module holds: the hypothesis settings and
+the asyncio libraries of the in-process tests, the :class:`Run` action, the
+:class:`Trace`, the ways of weighing the actions (:func:`weighted`), of
+letting the tasks run (:func:`let_tasks_run`), of choosing the task an action
+concerns (:func:`pick_cyclic`, :func:`pick_to_cancel`), of telling tasks by
+name (:class:`Names`), and of running a program and comparing traces
+(:func:`run_program`, :func:`assert_same_trace`), and the asyncio oracle:
+the locks of Python 3.13, on every Python (:func:`asyncio_locks_313`, the
+``locks`` fixture).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from typing import Any, Protocol, TypeVar
 
 import pytest
 from hypothesis import note, settings
+from hypothesis import strategies as st
 
 from libs import LIBS, EagerAsyncioLib, Lib
 from upstream.suites import pyenv_root
@@ -167,6 +168,18 @@ def assert_same_trace(expected: list[str | list[str]], actual: list[str | list[s
     assert actual == expected
 
 
+T = TypeVar("T")
+
+
+def weighted(*choices: tuple[int, st.SearchStrategy[T]]) -> st.SearchStrategy[T]:
+    """Draw from the strategies of *choices*, ``(weight, strategy)`` pairs, in
+    proportion to their weights; hypothesis shrinks towards the first."""
+    # Not st.one_of() with a strategy repeated: it keeps one of each, and
+    # st.builds() and st.just() give the same object for the same arguments.
+    pool = [strategy for weight, strategy in choices for _ in range(weight)]
+    return st.sampled_from(pool).flatmap(lambda strategy: strategy)
+
+
 class Pickable(Protocol):
     """A controller's record of one task, as the pick functions read it."""
 
@@ -231,6 +244,24 @@ async def let_tasks_run(lib: Lib, iterations: int | None) -> str:
 
 
 # -- the asyncio oracle ---------------------------------------------------------
+
+
+class OracleWouldBlock(Exception):
+    """What :func:`acquire_nowait_asyncio` raises: asyncio has no WouldBlock."""
+
+
+def acquire_nowait_asyncio(primitive: Any) -> None:
+    """``acquire_nowait()`` of an asyncio lock or semaphore, which has none:
+    its ``acquire()``, if that would not suspend; else raise
+    :exc:`OracleWouldBlock`."""
+    coro = primitive.acquire()
+    try:
+        coro.send(None)
+    except StopIteration:
+        return
+    coro.close()  # its waiter leaves the queue, as a cancelled one would
+    raise OracleWouldBlock
+
 
 ORACLE_VERSION = (3, 13)
 

@@ -51,7 +51,15 @@ from hypothesis import example, given, note
 from hypothesis import strategies as st
 
 import loopsync
-from differential import ASYNCIO_LIBS, SETTINGS, Run, Trace, asyncio_locks_313, let_tasks_run
+from differential import (
+    ASYNCIO_LIBS,
+    SETTINGS,
+    Run,
+    Trace,
+    asyncio_locks_313,
+    let_tasks_run,
+    weighted,
+)
 from libs import AnyioLib, Handle, Lib, TaskGroup
 
 requires_asyncio_311 = pytest.mark.skipif(
@@ -108,21 +116,17 @@ class Program:
     actions: list[Action]
 
 
-# Repeated entries weigh the choice: mostly tasks arriving, and often only one
-# loop iteration between actions, so that the next action finds the barrier
-# draining.
-actions: st.SearchStrategy[Action] = st.one_of(
-    st.builds(Spawn, rounds=st.integers(1, 2)),
-    st.builds(Spawn, rounds=st.integers(1, 2)),
-    st.builds(Fill, rounds=st.integers(1, 2)),
-    st.builds(Fill, rounds=st.integers(1, 2)),
-    st.builds(Cancel, k=st.integers(0, 3)),
-    st.just(Reset()),
-    st.just(Abort()),
-    st.just(Run(1)),
-    st.just(Run(1)),
-    st.builds(Run, iterations=st.integers(2, 3)),
-    st.just(Run(None)),
+# Mostly tasks arriving, and often only one loop iteration between actions,
+# so that the next action finds the barrier draining.
+actions: st.SearchStrategy[Action] = weighted(
+    (2, st.builds(Spawn, rounds=st.integers(1, 2))),
+    (2, st.builds(Fill, rounds=st.integers(1, 2))),
+    (1, st.builds(Cancel, k=st.integers(0, 3))),
+    (1, st.just(Reset())),
+    (1, st.just(Abort())),
+    (2, st.just(Run(1))),
+    (1, st.builds(Run, iterations=st.integers(2, 3))),
+    (1, st.just(Run(None))),
 )
 programs = st.builds(
     Program,

@@ -68,6 +68,7 @@ from differential import (
     pick_cyclic,
     pick_to_cancel,
     run_program,
+    weighted,
 )
 from libs import AsyncioLib, Handle, Lib, TaskGroup, TrioLib
 
@@ -138,22 +139,21 @@ class Program:
 BORROWERS = ["x", "y", "z"]
 borrowers = st.sampled_from(BORROWERS)
 
-# Repeated entries weigh the choice: mostly tasks borrowing and giving back,
-# and often only one loop iteration between actions.
-actions: st.SearchStrategy[Action] = st.one_of(
-    st.builds(Spawn, borrower=st.none()),
-    st.builds(Spawn, borrower=st.none() | borrowers, hold=st.booleans()),
-    st.builds(Spawn, borrower=borrowers),
-    st.builds(Release, k=st.integers(0, 3)),
-    st.builds(Release, k=st.integers(0, 3)),
-    st.builds(Cancel, k=st.integers(0, 3)),
-    st.builds(Cancel, k=st.integers(0, 1), phase=st.sampled_from(["acquiring", "holding"])),
-    st.builds(AcquireNowait, borrower=borrowers),
-    st.builds(ReleaseFor, borrower=borrowers),
-    st.builds(SetTotal, total=st.sampled_from([0, 1, 2, 3, math.inf])),
-    st.builds(SetTotal, total=st.sampled_from([-1, 1.5])),
-    st.builds(Run, iterations=st.sampled_from([1, 1, 2, 3])),
-    st.just(Run(None)),
+# Mostly tasks borrowing and giving back, and often only one loop iteration
+# between actions.
+actions: st.SearchStrategy[Action] = weighted(
+    (1, st.builds(Spawn, borrower=st.none())),
+    (1, st.builds(Spawn, borrower=st.none() | borrowers, hold=st.booleans())),
+    (1, st.builds(Spawn, borrower=borrowers)),
+    (2, st.builds(Release, k=st.integers(0, 3))),
+    (1, st.builds(Cancel, k=st.integers(0, 3))),
+    (1, st.builds(Cancel, k=st.integers(0, 1), phase=st.sampled_from(["acquiring", "holding"]))),
+    (1, st.builds(AcquireNowait, borrower=borrowers)),
+    (1, st.builds(ReleaseFor, borrower=borrowers)),
+    (1, st.builds(SetTotal, total=st.sampled_from([0, 1, 2, 3, math.inf]))),
+    (1, st.builds(SetTotal, total=st.sampled_from([-1, 1.5]))),
+    (1, st.builds(Run, iterations=st.sampled_from([1, 1, 2, 3]))),
+    (1, st.just(Run(None))),
 )
 programs = st.builds(
     Program,

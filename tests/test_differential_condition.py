@@ -73,6 +73,7 @@ from differential import (
     pick_cyclic,
     pick_to_cancel,
     run_program,
+    weighted,
 )
 from libs import Handle, Lib, TaskGroup
 
@@ -135,20 +136,18 @@ class Program:
     actions: list[Action]
 
 
-# Repeated entries weigh the choice: mostly waiters and notifications, and
-# often only one loop iteration between actions.
-actions: st.SearchStrategy[Action] = st.one_of(
-    st.builds(Spawn, kind=st.sampled_from(["wait", "wait_for"]), hold=st.booleans()),
-    st.builds(Spawn, kind=st.sampled_from(["wait", "wait_for"]), hold=st.booleans()),
-    st.builds(Spawn, kind=st.just("hold"), hold=st.just(True)),
-    st.builds(Notify, n=st.sampled_from([1, 1, 2, None]), produce=st.integers(0, 2)),
-    st.builds(Notify, n=st.sampled_from([1, 1, 2, None]), produce=st.integers(0, 2)),
-    st.builds(ControllerNotify, n=st.sampled_from([1, None])),
-    st.builds(Release, k=st.integers(0, 3)),
-    st.builds(Cancel, k=st.integers(0, 3)),
-    st.builds(Cancel, k=st.integers(0, 1), phase=st.sampled_from(["acquiring", "waiting"])),
-    st.builds(Run, iterations=st.sampled_from([1, 1, 2, 3])),
-    st.just(Run(None)),
+# Mostly waiters and notifications, and often only one loop iteration
+# between actions.
+actions: st.SearchStrategy[Action] = weighted(
+    (2, st.builds(Spawn, kind=st.sampled_from(["wait", "wait_for"]), hold=st.booleans())),
+    (1, st.builds(Spawn, kind=st.just("hold"), hold=st.just(True))),
+    (2, st.builds(Notify, n=st.sampled_from([1, 1, 2, None]), produce=st.integers(0, 2))),
+    (1, st.builds(ControllerNotify, n=st.sampled_from([1, None]))),
+    (1, st.builds(Release, k=st.integers(0, 3))),
+    (1, st.builds(Cancel, k=st.integers(0, 3))),
+    (1, st.builds(Cancel, k=st.integers(0, 1), phase=st.sampled_from(["acquiring", "waiting"]))),
+    (1, st.builds(Run, iterations=st.sampled_from([1, 1, 2, 3]))),
+    (1, st.just(Run(None))),
 )
 programs = st.builds(Program, actions=st.lists(actions, min_size=5, max_size=40))
 

@@ -49,6 +49,7 @@ from differential import (
     assert_same_trace,
     let_tasks_run,
     run_program,
+    weighted,
 )
 from libs import Handle, Lib, TaskGroup
 
@@ -91,19 +92,17 @@ class Program:
 
 
 def _programs(clear: bool) -> st.SearchStrategy[Program]:
-    # Repeated entries weigh the choice: mostly tasks arriving, and often
-    # only one loop iteration between actions.
-    choices: list[st.SearchStrategy[Action]] = [
-        st.builds(Spawn, rounds=st.integers(1, 2)),
-        st.builds(Spawn, rounds=st.integers(1, 2)),
-        st.just(Set()),
-        st.builds(Cancel, k=st.integers(0, 3)),
-        st.builds(Run, iterations=st.sampled_from([1, 1, 2, 3])),
-        st.just(Run(None)),
+    # Mostly tasks arriving, and often only one loop iteration between actions.
+    choices: list[tuple[int, st.SearchStrategy[Action]]] = [
+        (2, st.builds(Spawn, rounds=st.integers(1, 2))),
+        (1, st.just(Set())),
+        (1, st.builds(Cancel, k=st.integers(0, 3))),
+        (1, st.builds(Run, iterations=st.sampled_from([1, 1, 2, 3]))),
+        (1, st.just(Run(None))),
     ]
     if clear:
-        choices += [st.just(Clear()), st.just(Clear())]
-    return st.builds(Program, actions=st.lists(st.one_of(choices), min_size=5, max_size=40))
+        choices.append((2, st.just(Clear())))
+    return st.builds(Program, actions=st.lists(weighted(*choices), min_size=5, max_size=40))
 
 
 # --------------------------------------------------------------------------
