@@ -59,7 +59,7 @@ from redis_server import RedisServer
 
 # Each program makes two sessions and waits on the server after each action:
 # far fewer programs than the in-process tests run.
-SETTINGS = settings(max_examples=10, deadline=None, derandomize=True, database=None)
+SETTINGS = settings(max_examples=6, deadline=None, derandomize=True, database=None)
 
 GIVE_UP_AFTER = 5.0
 """Seconds loopsync.redis's tasks are given to reach the oracle's state."""
