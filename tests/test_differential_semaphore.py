@@ -420,6 +420,17 @@ def _check(
 
 @pytest.mark.parametrize("loop", ASYNCIO_LIBS, ids=str)
 @SETTINGS
+# t1 and t2 queue behind the hand-off to t0 though two permits are free; t0,
+# resuming, wakes both in the same iteration (gh-111693).
+@example(
+    program=Program(
+        value=0,
+        bounded=False,
+        actions=[Spawn(hold=True), Run(1), Spawn(hold=True), Spawn(hold=True)]
+        + [ExtraRelease()] * 3
+        + [Run(1)],
+    )
+)
 @given(program=programs)
 def test_semaphore_matches_asyncio(loop: Lib, program: Program) -> None:
     asyncio_locks_313()  # skipped at once if there is no oracle

@@ -169,15 +169,16 @@ async def test_gh_111693_a_finished_wait_wakes_every_waiter_permits_allow(lib: L
     async with lib.task_group() as group:
         group.start(acquirer, "a")
         await lib.settle()
+        # Started before "a" is woken, so that under asyncio they run first in
+        # the next iteration, and queue behind its pending hand-off.
+        group.start(acquirer, "b")
+        group.start(acquirer, "c")
         sem.release()  # handed to "a", which has not run yet
         sem.release()
         sem.release()  # two permits free
-        group.start(acquirer, "b")
-        group.start(acquirer, "c")
         if lib.family == "asyncio":
             await lib.checkpoint()
-            # "a" ran in this iteration; "b" and "c" queued behind its pending
-            # hand-off.  Once "a" has resumed, both are woken, not just one.
+            # "b" and "c" queued, then "a" resumed: it wakes both, not just one.
             assert sem.statistics().tasks_waiting == 0
         await lib.settle()
     assert sorted(log) == ["a", "b", "c"]
