@@ -9,7 +9,8 @@ concerns (:func:`pick_cyclic`, :func:`pick_to_cancel`), of telling tasks by
 name (:class:`Names`), and of running a program and comparing traces
 (:func:`run_program`, :func:`assert_same_trace`), and the asyncio oracle:
 the locks of Python 3.13, on every Python (:func:`asyncio_locks_313`, the
-``locks`` fixture).
+``locks`` fixture), and the ``acquire_nowait()`` they lack
+(:func:`acquire_nowait_asyncio`).
 """
 
 from __future__ import annotations
@@ -175,7 +176,7 @@ def weighted(*choices: tuple[int, st.SearchStrategy[T]]) -> st.SearchStrategy[T]
     """Draw from the strategies of *choices*, ``(weight, strategy)`` pairs, in
     proportion to their weights; hypothesis shrinks towards the first."""
     # Not st.one_of() with a strategy repeated: it keeps one of each, and
-    # st.builds() and st.just() give the same object for the same arguments.
+    # st.builds() and st.integers() give the same object for the same arguments.
     pool = [strategy for weight, strategy in choices for _ in range(weight)]
     return st.sampled_from(pool).flatmap(lambda strategy: strategy)
 
