@@ -3,7 +3,7 @@
 An async test names the ``lib`` argument to get the :class:`libs.Lib` it runs
 under.  ``@pytest.mark.family("asyncio")`` (or ``"trio"``) keeps a test to
 the libraries with those semantics; ``@pytest.mark.libs("trio", ...)`` names
-the libraries outright.
+the libraries outright.  Each test has a time limit (see :mod:`time_limit`).
 """
 
 from __future__ import annotations
@@ -27,14 +27,16 @@ from typing import Any
 import anyio._backends._trio  # noqa: F401
 import pytest
 
+import time_limit
 from differential import asyncio_locks_313
 from libs import LIBS
-from redis_server import RedisServer
+from redis_server import RedisServer, stop_every_server
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "family(name): only libraries with these semantics")
     config.addinivalue_line("markers", "libs(*names): only these libraries")
+    time_limit.install(config, cleanups=[stop_every_server])
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["RedisServer", "find_server_binary", "free_port"]
+__all__ = ["RedisServer", "find_server_binary", "free_port", "stop_every_server"]
 
 
 def find_server_binary() -> str:
@@ -73,6 +73,7 @@ class RedisServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )  # fmt: skip
+        _running.add(self)
         deadline = time.monotonic() + 10
         while not self.ping():
             if self._process.poll() is not None or time.monotonic() > deadline:
@@ -99,6 +100,7 @@ class RedisServer:
             os.kill(self._process.pid, signal.SIGKILL)
             self._process.wait()
             self._process = None
+        _running.discard(self)
 
     def restart(self) -> None:
         """Kill the server and start a new, empty one on the same port."""
@@ -115,3 +117,13 @@ class RedisServer:
     def close(self) -> None:
         self.stop()
         shutil.rmtree(self._directory, ignore_errors=True)
+
+
+# Started and not stopped yet, for stop_every_server().
+_running: set[RedisServer] = set()
+
+
+def stop_every_server() -> None:
+    """Stop every server still running, when a test run must end at once."""
+    for server in list(_running):
+        server.stop()
