@@ -20,7 +20,7 @@ import loopsync
 import loopsync.redis
 from libs import Handle, Lib
 from loopsync.redis._client import CoredisClient
-from loopsync.redis._scripts import ACQUIRE, RELEASE, RENEW
+from loopsync.redis._scripts import ACQUIRE, KEY_SUFFIXES, RELEASE, RENEW
 from redis_helpers import (
     connect,
     eventually,
@@ -65,7 +65,8 @@ async def test_a_dead_holders_permit_is_taken_over_within_its_lease(
     finish(worker)
     async with session(redis_server) as entered:
         semaphore = loopsync.redis.Semaphore(entered, name, 1, lease=0.5)
-        permit = await semaphore.acquire()
+        with anyio.fail_after(10):
+            permit = await semaphore.acquire()
         # Tokens are the server's clock in microseconds: the permit came back
         # no later than 50 ms after the dead holder's lease (0.5 s) ended.
         assert 0 < permit.fencing_token - token <= 550_000
@@ -116,10 +117,74 @@ async def test_a_restart_loses_the_lease_and_tokens_keep_increasing(
         with pytest.raises(loopsync.redis.LeaseLost, match="ended before its release"):
             await permit.release()
         # The scripts are loaded again, and the counter lost with the keys
-        # gives way to the clock.
+        # gives way to the clock, which alone keeps the token of a process
+        # that saw none before above the old ones.
+        async with (
+            session(private_redis_server) as elsewhere,
+            loopsync.redis.Semaphore(elsewhere, "restarted", 1) as other,
+        ):
+            assert other.fencing_token > permit.fencing_token
+        later = await semaphore.acquire()
+        assert later.fencing_token > other.fencing_token
+        await later.release()
+        # The session listens again, on the new server.
+        async with connect(private_redis_server) as admin:
+            await eventually(lambda: _listening(entered, admin))
+
+
+async def test_tokens_stay_above_those_a_process_saw_when_the_servers_clock_is_behind_them(
+    lib: Lib, private_redis_server: RedisServer
+) -> None:
+    lost = anyio.Event()
+    name = unique_name()
+    async with session(private_redis_server) as entered:
+        semaphore = loopsync.redis.Semaphore(
+            entered, name, 1, lease=0.3, on_lease_lost=lambda permit: lost.set()
+        )
+        # As if the server's clock had run an hour ahead when it gave the last
+        # token: after the restart, on a clock set right, neither the lost
+        # counter nor the clock is above it, but the highest token this
+        # process saw is.
+        async with connect(private_redis_server) as admin:
+            hour_ahead = int((await admin.time()).timestamp() + 3600) * 1_000_000
+            meta = semaphore._keys[KEY_SUFFIXES.index("meta")]
+            await admin.hset(meta, {"fence": str(hour_ahead)})
+        permit = await semaphore.acquire()
+        await anyio.to_thread.run_sync(private_redis_server.restart)
+        with anyio.fail_after(10):
+            await lost.wait()
         later = await semaphore.acquire()
         assert later.fencing_token > permit.fencing_token
         await later.release()
+
+
+async def test_a_grant_seen_late_is_asked_for_again_and_its_lease_counted_from_then(
+    lib: Lib, redis_server: RedisServer
+) -> None:
+    lost: list[loopsync.redis.Permit] = []
+    name = unique_name()
+    async with session(redis_server) as entered, session(redis_server) as other:
+        semaphore = loopsync.redis.Semaphore(entered, name, 1, lease=1.0, on_lease_lost=lost.append)
+        holder = await loopsync.redis.Semaphore(other, name, 1, lease=60).acquire()
+        async with lib.task_group() as group:
+            handle = group.start(semaphore.acquire)
+            await waiting(semaphore, 1)
+            await holder.release()  # the server grants the waiter its permit
+            # The event loop stalls (a long computation) for most of the lease
+            # before the waiter sees the grant: the lease the waiter counts
+            # from its next ask must not outlast the server's.
+            time.sleep(0.8)  # noqa: ASYNC251 - blocking on purpose
+            await finished(handle)
+        permit: loopsync.redis.Permit = handle.result
+        first_deadline = permit.deadline
+
+        async def renewed_or_lost() -> bool:
+            await semaphore.statistics()  # a round trip between looks
+            return permit.deadline > first_deadline or permit.lost
+
+        await eventually(renewed_or_lost)
+        assert lost == []
+        await permit.release()
 
 
 async def test_a_session_entered_while_the_server_is_down_waits_and_may_be_cancelled(
@@ -228,6 +293,15 @@ async def test_a_waiter_acquires_without_its_pubsub_connection(
         # Polling (every 0.2 s here) finds the permit handed over.
         await finished(waiter, give_up_after=5)
         await semaphore.release(waiter.result)
+        # And the session listens again, for the wake-ups of later waits.
+        await eventually(lambda: _listening(semaphore._session, admin))
+
+
+async def _listening(session: loopsync.redis.Session, client: Any) -> bool:
+    """Whether *session* listens for its wake-ups on the server of *client*."""
+    channel = f"loopsync:session:{session.id}"
+    subscribers: dict[str, int] = await client.pubsub_numsub(channel)
+    return subscribers.get(channel) == 1
 
 
 async def test_a_cancellation_storm_leaves_every_permit_free_and_no_key_behind(
@@ -255,14 +329,33 @@ async def _is_idle(semaphore: loopsync.redis.Semaphore) -> bool:
     return statistics.borrowed == 0 and statistics.tasks_waiting == 0
 
 
-class _Interrupting:
+class _Passing:
+    """A client that passes everything on to *client*; the subclasses below
+    change its scripts' replies or its announcements (:meth:`_messages`)."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.transient_errors = client.transient_errors
+
+    async def run_script(self, script: str, keys: Any, args: Any) -> Any:
+        return await self._client.run_script(script, keys, args)
+
+    @contextlib.asynccontextmanager
+    async def listen(self, channel: str) -> AsyncIterator[AsyncIterator[str]]:
+        async with self._client.listen(channel) as messages:
+            yield self._messages(messages)
+
+    def _messages(self, messages: AsyncIterator[str]) -> AsyncIterator[str]:
+        return messages
+
+
+class _Interrupting(_Passing):
     """A client that cancels the acquiring task at one point: its n-th ask,
     before the ask is sent or after the server ran it (the reply is lost),
     or as the grant of its permit is announced."""
 
     def __init__(self, client: Any, point: str) -> None:
-        self._client = client
-        self.transient_errors = client.transient_errors
+        super().__init__(client)
         self._point = point
         self._asks = 0
         self.scope = anyio.CancelScope()
@@ -282,12 +375,7 @@ class _Interrupting:
             await self._interrupt()
         return result
 
-    @contextlib.asynccontextmanager
-    async def listen(self, channel: str) -> AsyncIterator[AsyncIterator[str]]:
-        async with self._client.listen(channel) as messages:
-            yield self._announcing(messages)
-
-    async def _announcing(self, messages: AsyncIterator[str]) -> AsyncIterator[str]:
+    async def _messages(self, messages: AsyncIterator[str]) -> AsyncIterator[str]:
         async for message in messages:
             if self._point == "as the grant is announced":
                 self.scope.cancel()  # granted, and not resumed yet
@@ -368,13 +456,104 @@ async def test_every_script_run_twice_has_the_effect_of_one(
         assert await _is_idle(semaphore)
 
 
-class _LosingReplies:
+class _AnnouncingLate(_Passing):
+    """A client that holds back the announcements of grants until the
+    acquiring task's second ask has been answered, then delivers them."""
+
+    def __init__(self, client: Any) -> None:
+        super().__init__(client)
+        self.asks = 0
+        self._deliver = anyio.Event()
+        self._delivered = anyio.Event()
+
+    async def run_script(self, script: str, keys: Any, args: Any) -> Any:
+        result = await self._client.run_script(script, keys, args)
+        if script is ACQUIRE:
+            self.asks += 1
+            if self.asks == 2:
+                self._deliver.set()
+                await self._delivered.wait()
+        return result
+
+    async def _messages(self, messages: AsyncIterator[str]) -> AsyncIterator[str]:
+        async for message in messages:
+            await self._deliver.wait()
+            yield message
+            self._delivered.set()  # the listener has recorded it
+
+
+async def test_a_grant_announced_after_its_lease_ended_is_not_taken(
+    lib: Lib, redis_server: RedisServer
+) -> None:
+    name = unique_name()
+    async with connect(redis_server) as client, session(redis_server) as other:
+        announcing = _AnnouncingLate(CoredisClient(client))
+        async with loopsync.redis.Session(announcing, poll_interval=1) as late:
+            semaphore = loopsync.redis.Semaphore(late, name, 1, lease=0.2)
+            elsewhere = loopsync.redis.Semaphore(other, name, 1, lease=60)
+            holder = await elsewhere.acquire()
+            async with lib.task_group() as group:
+                waiter = group.start(semaphore.acquire)
+                await waiting(semaphore, 1)
+                next_in_line = group.start(elsewhere.acquire)
+                await waiting(semaphore, 2)
+                # The waiter is granted the permit, and not told: its lease
+                # (0.2 s) ends before its next ask (a poll, 1 s after the first),
+                # which hands the permit to the next in line and queues the
+                # waiter again.  The grant is announced only then.
+                await elsewhere.release(holder)
+                await finished(next_in_line)
+
+                async def asked_again() -> bool:
+                    return announcing.asks >= 3 or waiter.done
+
+                await eventually(asked_again)
+                assert not waiter.done
+                assert await semaphore.statistics() == loopsync.redis.SemaphoreStatistics(
+                    value=1, borrowed=1, tasks_waiting=1
+                )
+                await elsewhere.release(next_in_line.result)
+                await finished(waiter)
+            await semaphore.release(waiter.result)
+
+
+async def test_a_release_in_a_cancelled_scope_completes_before_it_returns(
+    lib: Lib, redis_server: RedisServer
+) -> None:
+    async with session(redis_server) as entered:
+        semaphore = loopsync.redis.Semaphore(entered, unique_name(), 1)
+        permit = await semaphore.acquire()
+        returned = False
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            await permit.release()  # shielded: the script runs, to the end
+            returned = True
+            await anyio.lowlevel.checkpoint()  # where the cancellation arrives
+        assert returned
+        assert scope.cancelled_caught
+        assert (await semaphore.statistics()).borrowed == 0
+
+
+async def test_a_release_reports_a_permit_the_server_lost_before_the_session_noticed(
+    lib: Lib, private_redis_server: RedisServer
+) -> None:
+    async with session(private_redis_server) as entered:
+        # Renewed 20 s from now: no renewal finds the loss first.
+        semaphore = loopsync.redis.Semaphore(entered, unique_name(), 1, lease=60)
+        permit = await semaphore.acquire()
+        await anyio.to_thread.run_sync(private_redis_server.restart)
+        assert not permit.lost
+        with pytest.raises(loopsync.redis.LeaseLost, match="ended before its release"):
+            await permit.release()
+        assert permit.lost
+
+
+class _LosingReplies(_Passing):
     """A client whose first *count* RELEASE replies are lost: the server
     runs the script, and the caller gets a ConnectionError."""
 
     def __init__(self, client: Any, count: int) -> None:
-        self._client = client
-        self.transient_errors = client.transient_errors
+        super().__init__(client)
         self.lost = count
 
     async def run_script(self, script: str, keys: Any, args: Any) -> Any:
@@ -383,9 +562,6 @@ class _LosingReplies:
             self.lost -= 1
             raise coredis.exceptions.ConnectionError("reply lost")
         return result
-
-    def listen(self, channel: str) -> Any:
-        return self._client.listen(channel)
 
 
 @pytest.mark.parametrize("lost", [1, 2])
