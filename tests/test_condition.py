@@ -737,11 +737,13 @@ async def test_wait_raises_broken_resource_error_when_the_lock_s_owner_exits(lib
             cond.notify()
             await leave.wait()  # exits still holding the lock
 
-        async with lib.task_group() as group:
-            leave = lib.new_event()
-            waiter = await lib.start_queued(group, wait)
-            await lib.start_queued(group, notify_and_exit, leave)
-            leave.set()
+        # Bounded: a waiter the broken lock did not wake would wait forever.
+        with trio.fail_after(5):
+            async with lib.task_group() as group:
+                leave = lib.new_event()
+                waiter = await lib.start_queued(group, wait)
+                await lib.start_queued(group, notify_and_exit, leave)
+                leave.set()
         message = f"Owner of this lock exited without releasing: {owner[0]}"
         return (waiter.outcome, type(waiter.exception), str(waiter.exception) == message)
 

@@ -788,7 +788,11 @@ async def test_reacquire_by_the_owner_is_a_runtime_error(lib: Lib) -> None:
     lock = loopsync.Lock()
     await lock.acquire()
     before = lock.statistics()
-    with pytest.raises(RuntimeError, match=r"^attempt to re-acquire an already held Lock$"):
+    # Bounded: a lock that let its owner wait for itself would wait forever.
+    with (
+        anyio.fail_after(5),
+        pytest.raises(RuntimeError, match=r"^attempt to re-acquire an already held Lock$"),
+    ):
         await lock.acquire()
     with pytest.raises(RuntimeError, match=r"^attempt to re-acquire an already held Lock$"):
         lock.acquire_nowait()
