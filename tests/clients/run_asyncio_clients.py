@@ -3,7 +3,7 @@ asyncio's primitives replaced by loopsync's (``asyncio_swap.py``).
 
 Usage::
 
-    python tests/clients/run_asyncio_clients.py [--before] [CLIENT ...]
+    python tests/clients/run_asyncio_clients.py [--before | --prepare-only] [CLIENT ...]
 
 Each client's sdist (of the version in :data:`CLIENTS`) is fetched with
 ``pip download`` once and extracted under ``.pytest_cache/d/loopsync-clients/``,
@@ -12,7 +12,8 @@ nothing of the clients' is kept in this repository.  The suites then run at
 the same time, each with loopsync taken from this checkout's ``src/``.  The
 selections are the offline tests that pass with asyncio's own primitives;
 with ``--before`` each suite also runs that way first, and the tests that
-fail after but not before are listed.
+fail after but not before are listed.  With ``--prepare-only`` it fetches and
+installs, and runs nothing: a run after it starts the suites at once.
 
 Exits with 0 if every selected test passed and each client made loopsync
 primitives, 1 if not, and 2 if a suite could not be fetched or run.
@@ -282,7 +283,9 @@ def finish(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("clients", nargs="*", metavar="CLIENT", help=", ".join(CLIENTS))
-    parser.add_argument("--before", action="store_true", help="also run with asyncio's own")
+    modes = parser.add_mutually_exclusive_group()
+    modes.add_argument("--before", action="store_true", help="also run with asyncio's own")
+    modes.add_argument("--prepare-only", action="store_true", help="fetch and install, run nothing")
     args = parser.parse_args(argv)
     unknown = set(args.clients) - CLIENTS.keys()
     if unknown:
@@ -295,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
         for client in clients:
             print(f"{client.project} {client.version}: preparing", flush=True)
             prepared[client.project] = prepare(client)
+        if args.prepare_only:
+            return 0
         results: dict[tuple[str, str], Result] = {}
         with tempfile.TemporaryDirectory(prefix="loopsync-clients-") as tmp:
             work = Path(tmp)
