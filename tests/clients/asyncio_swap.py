@@ -10,7 +10,8 @@ shows that the client used them.
 
 With ``$LOOPSYNC_SWAP_OFF`` set, it swaps nothing, for the run "before".
 With ``$LOOPSYNC_SWAP_REPORT`` set, it writes there, as JSON, where loopsync
-was imported from and the counts.
+was imported from and the counts.  Under pytest-xdist each worker hands its
+counts to the controller, which reports them all.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import json
 import os
 from collections import Counter
 from typing import Any
+
+import pytest
 
 import loopsync
 
@@ -60,6 +63,19 @@ def swap() -> None:
 
 if not os.environ.get("LOOPSYNC_SWAP_OFF"):
     swap()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """In a pytest-xdist worker, hand the counts to the controller."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["loopsync_created"] = dict(created)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """In the pytest-xdist controller, add up a finished worker's counts."""
+    created.update(getattr(node, "workeroutput", {}).get("loopsync_created", {}))
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
