@@ -161,11 +161,12 @@ async def test_abort_wakes_arrivals_blocked_by_draining(lib: Lib) -> None:
         await lib.checkpoint()
         await barrier.abort()
         await lib.settle()
-    assert tripper.result == 1
-    # Released by the trip but aborted before it resumed, as in asyncio.
-    assert isinstance(first.exception, loopsync.BrokenBarrierError)
-    assert isinstance(blocked.exception, loopsync.BrokenBarrierError)
-    assert str(blocked.exception) == "Barrier aborted"
+        # Inside the group, which would otherwise wait for a task left blocked.
+        assert tripper.result == 1
+        # Released by the trip but aborted before it resumed, as in asyncio.
+        assert isinstance(first.exception, loopsync.BrokenBarrierError)
+        assert isinstance(blocked.exception, loopsync.BrokenBarrierError)
+        assert str(blocked.exception) == "Barrier aborted"
 
 
 # -- reset and abort -------------------------------------------------------------
@@ -332,6 +333,42 @@ async def test_fillers_timing_out_one_after_another_leave_without_a_sweep(lib: L
     assert last.result == 3
 
 
+async def test_fillers_timing_out_together_leave_without_a_sweep(lib: Lib) -> None:
+    # The first of a batch of cancelled fillers to leave takes the cancelled
+    # tail with it, whatever order their tasks leave in.
+    sweeps = 0
+
+    class CountingQueue(WaiterQueue):
+        __slots__ = ()
+
+        def count_waiting(self) -> int:
+            nonlocal sweeps
+            sweeps += 1
+            return super().count_waiting()
+
+    barrier = loopsync.Barrier(5)
+    barrier._fillers = CountingQueue()
+    async with lib.task_group() as group:
+        await lib.start_queued(group, barrier.wait)
+        for _ in range(50):
+            batch = [await lib.start_queued(group, barrier.wait) for _ in range(3)]
+            for late in batch:
+                late.cancel()
+            await lib.settle()
+            assert [late.outcome for late in batch] == ["cancelled"] * 3
+            assert len(barrier._fillers) == 1
+        assert sweeps == 0
+        for _ in range(3):
+            await lib.start_queued(group, barrier.wait)
+        assert await barrier.wait() == 4
+    assert sorted(handle.result for handle in group.handles if handle.outcome == "returned") == [
+        0,
+        1,
+        2,
+        3,
+    ]
+
+
 async def test_gh_155233_indices_stay_unique_after_a_cancelled_filler(lib: Lib) -> None:
     # asyncio.Barrier gives the next arrival the index of the last one after
     # a filler is cancelled; loopsync numbers the parties that pass.
@@ -402,5 +439,7 @@ async def test_failing_action_breaks_the_barrier(lib: Lib) -> None:
         with pytest.raises(KeyError, match="action failed"):
             await barrier.wait()
         await lib.settle()
-    assert barrier.broken
-    assert isinstance(other.exception, loopsync.BrokenBarrierError)
+        # Checked inside the group, which would otherwise wait for the other
+        # task forever if the barrier were not broken.
+        assert barrier.broken
+        assert isinstance(other.exception, loopsync.BrokenBarrierError)

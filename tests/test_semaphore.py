@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import math
+import pickle
 
 import pytest
 
@@ -156,6 +158,39 @@ def test_statistics_is_a_frozen_value() -> None:
 
 
 # -- acquiring and releasing -----------------------------------------------------
+
+
+@pytest.mark.family("asyncio")
+async def test_always_checkpoint_lets_tasks_scheduled_before_run_first(lib: Lib) -> None:
+    # Under asyncio a free permit is taken without yielding, unless asked;
+    # the option survives copies and pickles.  (Under trio acquire() always
+    # yields.)
+    log: list[str] = []
+
+    async def note() -> None:
+        log.append("other task")
+
+    asked = [
+        loopsync.Semaphore(2, always_checkpoint=True),
+        loopsync.BoundedSemaphore(2, always_checkpoint=True),
+    ]
+    for duplicate in (copy.copy, copy.deepcopy, lambda p: pickle.loads(pickle.dumps(p))):
+        asked += [duplicate(sem) for sem in asked[:2]]
+    for sem, expected in [(sem, ["other task"]) for sem in asked] + [
+        (loopsync.Semaphore(2), []),
+        (loopsync.BoundedSemaphore(2), []),
+    ]:
+        async with lib.task_group() as group:
+            log.clear()
+            group.start(note)
+            assert await sem.acquire() is True
+            assert log == expected
+        async with lib.task_group() as group:
+            log.clear()
+            group.start(note)
+            async with sem:
+                assert log == expected
+        sem.release()
 
 
 async def test_acquire_returns_true(lib: Lib) -> None:

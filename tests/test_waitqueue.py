@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
 from typing import Any
 
 import loopsync
@@ -140,6 +142,19 @@ async def test_memory_stays_bounded_while_waiters_time_out(lib: Lib) -> None:
         # 1000 waiters gave up while the semaphore stayed locked.
         assert sem.statistics().tasks_waiting == 0
         assert len(sem._waiters) <= 65
+
+
+def test_waking_all_keeps_no_waiter() -> None:
+    # Not even one whose task left while it waited in the middle.
+    queue = WaiterQueue()
+    waiters = [FakeWaiter(queue) for _ in range(3)]
+    waiters[1].cancel()
+    queue.note_cancelled(waiters[1])
+    left = weakref.ref(waiters[1])
+    assert queue.wake_all("x") == 2
+    del waiters
+    gc.collect()
+    assert left() is None
 
 
 def test_wake_all_with_one_value() -> None:
