@@ -361,12 +361,8 @@ async def test_fillers_timing_out_together_leave_without_a_sweep(lib: Lib) -> No
         for _ in range(3):
             await lib.start_queued(group, barrier.wait)
         assert await barrier.wait() == 4
-    assert sorted(handle.result for handle in group.handles if handle.outcome == "returned") == [
-        0,
-        1,
-        2,
-        3,
-    ]
+    returned = [handle.result for handle in group.handles if handle.outcome == "returned"]
+    assert sorted(returned) == [0, 1, 2, 3]
 
 
 async def test_gh_155233_indices_stay_unique_after_a_cancelled_filler(lib: Lib) -> None:

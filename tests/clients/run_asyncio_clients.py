@@ -81,7 +81,7 @@ CLIENTS = {
             # whose path, deep in a checkout, can exceed the 107 bytes that a
             # socket address holds; the same tests over TCP run.  They mostly
             # sleep: four workers, as python-telegram-bot's own runs use
-            # pytest-xdist (3.5 minutes in one process, 1 in four, on two cores).
+            # pytest-xdist.
             (
                 "-n",
                 "4",
