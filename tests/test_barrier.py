@@ -293,21 +293,25 @@ async def test_cancelled_filler_leaves_without_breaking(lib: Lib) -> None:
     assert (second.result, third.result) == (0, 1)
 
 
+class CountingQueue(WaiterQueue):
+    """A waiter queue that counts how often its waiters are counted."""
+
+    __slots__ = ("sweeps",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sweeps = 0
+
+    def count_waiting(self) -> int:
+        self.sweeps += 1
+        return super().count_waiting()
+
+
 async def test_fillers_timing_out_one_after_another_leave_without_a_sweep(lib: Lib) -> None:
     # A filler cancelled as the last to arrive is dropped at the next arrival;
     # the fillers are only counted one by one when an arrival may trip.
-    sweeps = 0
-
-    class CountingQueue(WaiterQueue):
-        __slots__ = ()
-
-        def count_waiting(self) -> int:
-            nonlocal sweeps
-            sweeps += 1
-            return super().count_waiting()
-
     barrier = loopsync.Barrier(5)
-    barrier._fillers = CountingQueue()
+    barrier._fillers = fillers = CountingQueue()
     async with lib.task_group() as group:
         for _ in range(3):
             await lib.start_queued(group, barrier.wait)
@@ -318,12 +322,12 @@ async def test_fillers_timing_out_one_after_another_leave_without_a_sweep(lib: L
             assert late.outcome == "cancelled"
         # Each cancelled filler, the last to arrive, left the queue at once;
         # otherwise every arrival after the first cancellation would count.
-        assert sweeps == 0
+        assert fillers.sweeps == 0
         assert len(barrier._fillers) <= 4
         assert barrier.n_waiting == 3
         last = await lib.start_queued(group, barrier.wait)
         assert await barrier.wait() == 4
-    assert sweeps == 2  # n_waiting counted the fillers once, and the trip once
+    assert fillers.sweeps == 2  # n_waiting counted the fillers once, and the trip once
     assert [handle.result for handle in group.handles if handle.outcome == "returned"] == [
         0,
         1,
@@ -336,18 +340,8 @@ async def test_fillers_timing_out_one_after_another_leave_without_a_sweep(lib: L
 async def test_fillers_timing_out_together_leave_without_a_sweep(lib: Lib) -> None:
     # The first of a batch of cancelled fillers to leave takes the cancelled
     # tail with it, whatever order their tasks leave in.
-    sweeps = 0
-
-    class CountingQueue(WaiterQueue):
-        __slots__ = ()
-
-        def count_waiting(self) -> int:
-            nonlocal sweeps
-            sweeps += 1
-            return super().count_waiting()
-
     barrier = loopsync.Barrier(5)
-    barrier._fillers = CountingQueue()
+    barrier._fillers = fillers = CountingQueue()
     async with lib.task_group() as group:
         await lib.start_queued(group, barrier.wait)
         for _ in range(50):
@@ -357,7 +351,7 @@ async def test_fillers_timing_out_together_leave_without_a_sweep(lib: Lib) -> No
             await lib.settle()
             assert [late.outcome for late in batch] == ["cancelled"] * 3
             assert len(barrier._fillers) == 1
-        assert sweeps == 0
+        assert fillers.sweeps == 0
         for _ in range(3):
             await lib.start_queued(group, barrier.wait)
         assert await barrier.wait() == 4
