@@ -81,8 +81,11 @@ CLIENTS = {
             # whose path, deep in a checkout, can exceed the 107 bytes that a
             # socket address holds; the same tests over TCP run.  They mostly
             # sleep: four workers, as python-telegram-bot's own runs use
-            # pytest-xdist.
+            # pytest-xdist.  Those of its tests that find the random port they
+            # drew in use run once more (``rerun_port_in_use.py``).
             (
+                "-p",
+                "rerun_port_in_use",
                 "-n",
                 "4",
                 "--dist=loadgroup",
@@ -210,6 +213,7 @@ class Result:
     created: dict[str, int]
     seconds: float
     messages: dict[str, str]  # the first line of each failure's or error's message
+    rerun: set[str]  # the tests run once more because their port was in use
 
     def counts(self) -> Counter[str]:
         return Counter(self.outcomes.values())
@@ -245,6 +249,7 @@ def start(
     env.update(
         PYTHONPATH=os.pathsep.join([str(HERE), str(ROOT / "src")]),
         LOOPSYNC_SWAP_REPORT=str(work / f"{client.project}-{label}.json"),
+        LOOPSYNC_RERUN_LOG=str(work / f"{client.project}-{label}.rerun"),
         PYTHONDONTWRITEBYTECODE="1",
     )
     if label == "before":
@@ -285,7 +290,10 @@ def finish(
     if not Path(record["loopsync"]).resolve().is_relative_to(ROOT / "src"):
         raise Unavailable(f"{client.project} imported loopsync from {record['loopsync']}")
     outcomes, messages = _outcomes(junit)
-    return Result(outcomes, record["created"], seconds, messages)
+    rerun_log = work / f"{client.project}-{label}.rerun"
+    # flaky asks the rerun filter twice about the same failure.
+    rerun = set(rerun_log.read_text().splitlines()) if rerun_log.is_file() else set()
+    return Result(outcomes, record["created"], seconds, messages, rerun)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -331,6 +339,8 @@ def main(argv: list[str] | None = None) -> int:
             counts = ", ".join(f"{n} {outcome}" for outcome, n in sorted(result.counts().items()))
             made = ", ".join(f"{n} {name}" for name, n in sorted(result.created.items()))
             print(f"  {label}: {counts} (done {result.seconds:.0f} s after the suites started)")
+            for test in sorted(result.rerun):
+                print(f"  run again, its port in use ({label}): {test}")
             if label == "after":
                 print(f"  loopsync primitives made: {made or 'none'}")
                 failed |= not result.created
