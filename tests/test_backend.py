@@ -193,6 +193,28 @@ def test_primitive_follows_the_library_from_run_to_run() -> None:
     assert sem.value == 1
 
 
+def test_trio_run_by_an_asyncio_task_gets_trio_s_rules() -> None:
+    # trio.run() called by an asyncio task (as a notebook cell may) runs while
+    # asyncio's loop still runs in the thread: a primitive that asyncio's
+    # rules served last follows trio there, and asyncio again after.
+    lock = loopsync.Lock()
+
+    async def under_trio() -> bool:
+        async with lock:
+            return lock.statistics().owner is trio.lowlevel.current_task()
+
+    async def main() -> bool:
+        lock.acquire_nowait()
+        lock.release()
+        owned_under_trio = trio.run(under_trio)
+        lock.acquire_nowait()
+        assert lock.statistics().owner is None
+        lock.release()
+        return owned_under_trio
+
+    assert asyncio.run(main())
+
+
 def test_a_runtime_error_from_trio_s_checkpoint_under_trio_propagates(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

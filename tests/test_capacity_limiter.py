@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import gc
 import math
 import pickle
 import weakref
@@ -343,6 +344,29 @@ async def test_a_released_token_is_lent_to_the_first_waiting_task_at_once(lib: L
     assert borrower.log == ["waiter", "releaser"]
 
 
+async def test_a_token_left_free_while_tasks_wait_is_not_taken_past_them(lib: Lib) -> None:
+    # Two tasks waiting for one borrower take two tokens' turns, as in trio,
+    # and leave one token free while a third task waits: neither
+    # acquire_nowait() nor acquire() takes it past that task.
+    limiter = loopsync.CapacityLimiter(2)
+    for holder in ("a", "b"):
+        limiter.acquire_on_behalf_of_nowait(holder)
+    async with lib.task_group() as group:
+        for name in ("x", "x", "y"):
+            await lib.start_queued(group, limiter.acquire_on_behalf_of, name)
+        for holder in ("a", "b"):
+            limiter.release_on_behalf_of(holder)
+        await lib.settle()
+        assert limiter.available_tokens == 1
+        assert limiter.statistics().tasks_waiting == 1
+        with pytest.raises(loopsync.WouldBlock):
+            limiter.acquire_on_behalf_of_nowait("z")
+        await lib.start_queued(group, limiter.acquire_on_behalf_of, "z")
+        assert limiter.statistics().tasks_waiting == 2
+        limiter.release_on_behalf_of("x")
+    assert sorted(limiter.statistics().borrowers) == ["y", "z"]
+
+
 async def test_raising_the_total_lends_the_new_tokens_at_once(lib: Lib) -> None:
     limiter = loopsync.CapacityLimiter(1)
     limiter.acquire_on_behalf_of_nowait("holder")
@@ -414,6 +438,35 @@ async def test_a_cancelled_waiter_is_lent_no_token(lib: Lib) -> None:
         limiter.release_on_behalf_of("holder")
     assert borrower.log == ["second"]
     assert limiter.borrowed_tokens == 0
+
+
+async def test_a_cancelled_waiter_keeps_no_hold_on_its_borrower(lib: Lib) -> None:
+    # The limiter forgets the borrower of a waiter cancelled in its queue
+    # (trio#548): a long-lived limiter does not keep every such borrower.
+    class Job:
+        pass
+
+    limiter = loopsync.CapacityLimiter(1)
+    limiter.acquire_on_behalf_of_nowait("holder")
+
+    async def cancel_waiting(jobs: list[Job]) -> list[str]:
+        # The tasks and their tracebacks, which hold the jobs, end with it.
+        async with lib.task_group() as group:
+            waiting = [
+                await lib.start_queued(group, limiter.acquire_on_behalf_of, job) for job in jobs
+            ]
+            for handle in waiting:
+                handle.cancel()
+        return [handle.outcome for handle in waiting]
+
+    jobs = [Job() for _ in range(3)]
+    refs = [weakref.ref(job) for job in jobs]
+    assert await cancel_waiting(jobs) == ["cancelled"] * 3
+    del jobs
+    await lib.checkpoint()  # asyncio lets the tasks' last exceptions go in its next step
+    gc.collect()
+    assert [ref() for ref in refs] == [None] * 3
+    assert limiter.statistics().borrowers == ["holder"]
 
 
 async def test_a_token_lent_to_a_waiter_cancelled_before_it_runs(lib: Lib) -> None:

@@ -140,6 +140,26 @@ async def test_a_condition_calls_its_lock_s_own_methods_as_asyncio_s_does(lib: L
     assert await run(loopsync.Lock, loopsync.Condition) == expected
 
 
+@pytest.mark.family("asyncio")
+async def test_wait_takes_an_always_checkpoint_lock_back_as_its_acquire_does(lib: Lib) -> None:
+    # wait() takes the lock back as the lock's acquire() would: one made with
+    # always_checkpoint=True yields once even when it is free, so a task
+    # scheduled after the notified one runs before wait() returns.
+    async def note(log: list[str]) -> None:
+        log.append("other task")
+
+    for lock, expected in (
+        (loopsync.Lock(always_checkpoint=True), ["other task", "woken"]),
+        (loopsync.Lock(), ["woken", "other task"]),
+    ):
+        waiters = Waiters(loopsync.Condition(lock))
+        async with lib.task_group() as group:
+            await lib.start_queued(group, waiters.wait, "woken")
+            await notify(waiters.cond)
+            group.start(note, waiters.log)
+        assert waiters.log == expected
+
+
 @pytest.mark.parametrize(
     "make_lock",
     [
@@ -209,6 +229,21 @@ def test_statistics_are_read_only_values() -> None:
         "ConditionStatistics(tasks_waiting=0, lock_statistics="
         "LockStatistics(locked=False, owner=None, tasks_waiting=0))"
     )
+
+
+async def test_a_condition_with_waiting_tasks_refuses_to_be_copied(lib: Lib) -> None:
+    # Its lock is free while its tasks wait: the condition itself refuses.
+    cond = loopsync.Condition()
+    async with lib.task_group() as group:
+        await lib.start_queued(group, Waiters(cond).wait, "waiter")
+        assert not cond.locked()
+        for duplicate in (copy.copy, pickle.dumps):
+            with pytest.raises(
+                TypeError, match=r"^cannot pickle or copy <loopsync\.Condition .*waiters:1\]> "
+            ):
+                duplicate(cond)
+        await notify(cond)
+    assert not pickle.loads(pickle.dumps(cond)).locked()
 
 
 # -- under every library -----------------------------------------------------------

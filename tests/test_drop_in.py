@@ -291,8 +291,9 @@ def test_guest_and_host_sharing_a_semaphore_never_lock_it_up_for_good() -> None:
         await guest_parked.wait()
         while not sem.statistics().tasks_waiting:  # noqa: ASYNC110 - no event spans both
             await asyncio.sleep(0)
+        # Bounded: a semaphore that let the host wait too would wait forever.
         with pytest.raises(RuntimeError, match="is in use by tasks of another async library"):
-            await sem.acquire()
+            await asyncio.wait_for(sem.acquire(), 5)
         sem.release()
 
     assert _run_with_trio_guest(host, guest) == 1
@@ -333,7 +334,7 @@ def test_guest_and_host_sharing_a_barrier_never_leave_it_draining() -> None:
         while barrier.n_waiting < 1:  # noqa: ASYNC110 - no event spans both libraries
             await asyncio.sleep(0)
         with pytest.raises(RuntimeError, match="is in use by tasks of another async library"):
-            await barrier.wait()
+            await asyncio.wait_for(barrier.wait(), 5)
         assert barrier.n_waiting == 1  # the refused task never counted
         host_refused = True
 
