@@ -245,6 +245,19 @@ def test_protect_if_trio_imported_loads_the_trio_adapter(monkeypatch: pytest.Mon
     assert not _ki.pending
 
 
+def test_a_function_marked_after_the_trio_adapter_loaded_is_protected() -> None:
+    import loopsync._trio_backend  # noqa: F401 - loaded, as after any call under trio
+
+    async def update() -> bool:
+        return trio.lowlevel.currently_ki_protected()
+
+    assert not _ki.pending
+    try:
+        assert trio.run(_ki.ki_protected(update))
+    finally:
+        _ki.marked.remove(update)
+
+
 def test_each_adapter_knows_when_its_library_runs() -> None:
     asyncio_backend, trio_backend = AsyncioBackend(), TrioBackend()
     # Outside any library asyncio's may answer either way (before 3.12 the

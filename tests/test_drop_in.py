@@ -193,6 +193,19 @@ def test_statistics_copy_pickle_and_stay_read_only() -> None:
     assert repr(stats) == "SemaphoreStatistics(tasks_waiting=0)"
 
 
+def test_statistics_take_exactly_their_fields() -> None:
+    message = r"^LockStatistics takes the fields locked, owner, tasks_waiting$"
+    for args, kwargs in (
+        ((True, None), {}),
+        ((True, None, 0, 1), {}),
+        ((True, None), {"waiting": 0}),
+        ((True, None, 0), {"locked": False}),
+    ):
+        with pytest.raises(TypeError, match=message):
+            loopsync.LockStatistics(*args, **kwargs)
+    assert loopsync.LockStatistics(True, tasks_waiting=0, owner=None).locked
+
+
 # -- bad input ------------------------------------------------------------------
 
 

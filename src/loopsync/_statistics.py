@@ -22,9 +22,14 @@ class _Snapshot:
     __slots__: tuple[str, ...] = ()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        values = dict(zip(self.__slots__, args, strict=False), **kwargs)
-        if len(args) > len(self.__slots__) or sorted(values) != sorted(self.__slots__):
+        values = dict(zip(self.__slots__, args, strict=False))
+        if (
+            len(args) > len(self.__slots__)
+            or not values.keys().isdisjoint(kwargs)  # a field given twice
+            or sorted({**values, **kwargs}) != sorted(self.__slots__)
+        ):
             raise TypeError(f"{type(self).__name__} takes the fields {', '.join(self.__slots__)}")
+        values.update(kwargs)
         for name, value in values.items():
             object.__setattr__(self, name, value)
 

@@ -126,7 +126,9 @@ class TrioBackend:
         return False
 
     def is_wrong_loop_error(self, exc: BaseException) -> bool:
-        # trio's run loop throws TypeError into a task that yields a foreign future.
+        # trio's run loop throws TypeError into a task that yields a foreign
+        # future.  (Only a primitive bound to a loop asks, so under trio none
+        # does yet: the answer is for the protocol's sake.)
         return isinstance(exc, TypeError)
 
     # trio's own functions, not wrappers: a coroutine frame less.
