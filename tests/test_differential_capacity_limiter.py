@@ -509,8 +509,13 @@ def _run(
 @example(program=Program(1, [Spawn("x"), Spawn("y"), Run(None), ReleaseFor("x"), Release(0)]))
 # t0 and t1 wait for "x", t2 for itself.  Raising total_tokens to 2 wakes
 # two tasks, as many as tokens are free: t0 and t1, between whom "x" holds
-# one token; t2 waits on with a token free.
-@example(program=Program(0, [Spawn("x"), Spawn("x"), Spawn(None), SetTotal(2)]))
+# one token; t2 waits on with a token free, which neither the controller nor
+# a new task takes past it.
+@example(
+    program=Program(
+        0, [Spawn("x"), Spawn("x"), Spawn(None), SetTotal(2), AcquireNowait("z"), Spawn("y")]
+    )
+)
 # The same, t0 and t1 giving back at once: whichever trio runs first gives
 # "x" back, and the other is refused.
 @example(program=Program(0, [Spawn("x", hold=False), Spawn("x", hold=False), SetTotal(2)]))
