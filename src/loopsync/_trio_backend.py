@@ -127,8 +127,8 @@ class TrioBackend:
 
     def is_wrong_loop_error(self, exc: BaseException) -> bool:
         # trio's run loop throws TypeError into a task that yields a foreign
-        # future.  (Only a primitive bound to a loop asks, so under trio none
-        # does yet: the answer is for the protocol's sake.)
+        # future.  Only a primitive bound to a loop asks, and none binds under
+        # trio: this answers for the protocol's sake.
         return isinstance(exc, TypeError)
 
     # trio's own functions, not wrappers: a coroutine frame less.
