@@ -193,6 +193,9 @@ def test_statistics_copy_pickle_and_stay_read_only() -> None:
     assert repr(stats) == "SemaphoreStatistics(tasks_waiting=0)"
 
 
+# -- bad input ------------------------------------------------------------------
+
+
 def test_statistics_take_exactly_their_fields() -> None:
     message = r"^LockStatistics takes the fields locked, owner, tasks_waiting$"
     for args, kwargs in (
@@ -204,9 +207,6 @@ def test_statistics_take_exactly_their_fields() -> None:
         with pytest.raises(TypeError, match=message):
             loopsync.LockStatistics(*args, **kwargs)
     assert loopsync.LockStatistics(True, tasks_waiting=0, owner=None).locked
-
-
-# -- bad input ------------------------------------------------------------------
 
 
 async def _async_action() -> None:
