@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import importlib
 import pickle
 import sys
 import threading
+import weakref
 from typing import Any
 
 import pytest
@@ -225,6 +228,18 @@ def test_waiting_from_another_library_after_binding() -> None:
         trio.run(wait_under_trio)
     assert sem.statistics().tasks_waiting == 0
     assert sem.value == 0
+
+
+def test_a_bound_semaphore_refuses_a_trio_task_with_trio_s_would_block() -> None:
+    import trio
+
+    sem = _semaphore_bound_to_a_finished_loop()
+
+    async def refused_under_trio() -> None:
+        with pytest.raises(trio.WouldBlock):
+            sem.acquire_nowait()
+
+    trio.run(refused_under_trio)
 
 
 def test_a_task_of_another_loop_is_refused_before_it_waits() -> None:
@@ -623,3 +638,117 @@ async def test_calls_that_do_not_wait_work_in_a_loop_callback(lib: Lib) -> None:
         return outcomes
 
     assert await run(loopsync) == await run(asyncio) == [False, False, True, True]
+
+
+def test_calls_that_do_not_wait_work_with_no_loop_running() -> None:
+    """After asyncio.run() has returned (in a finaliser, an atexit hook),
+    asyncio's primitives still take the calls that never wait."""
+
+    def run(module: Any) -> list[object]:
+        cond, unused, lock = module.Condition(), module.Condition(), module.Lock()
+        sem, event = module.Semaphore(0), module.Event()
+        asyncio.run(cond.acquire())
+        asyncio.run(lock.acquire())
+        outcomes: list[object] = []
+        calls = (cond.notify, cond.notify_all, sem.release, lock.release, event.set, cond.release)
+        for call in (*calls, cond.notify, unused.notify_all, lock.release):
+            try:
+                outcomes.append(call())
+            except RuntimeError as exc:
+                outcomes.append(str(exc))
+        return [*outcomes, sem.locked(), lock.locked(), event.is_set(), cond.locked()]
+
+    assert (
+        run(loopsync)
+        == run(asyncio)
+        == [
+            *[None] * 6,
+            "cannot notify on un-acquired lock",
+            "cannot notify on un-acquired lock",
+            "Lock is not acquired.",
+            *[False, False, True, False],
+        ]
+    )
+
+
+def _new_loop(name: str) -> asyncio.AbstractEventLoop:
+    """A new event loop of asyncio's or uvloop's."""
+    module = asyncio if name == "asyncio" else importlib.import_module("uvloop")
+    loop: asyncio.AbstractEventLoop = module.new_event_loop()
+    return loop
+
+
+@pytest.mark.parametrize("loop_name", ["asyncio", "uvloop"])
+@pytest.mark.parametrize("make", [loopsync.Lock, loopsync.Semaphore], ids=["Lock", "Semaphore"])
+def test_a_hand_off_to_a_task_of_a_closed_loop_passes_on_once_the_task_is_gone(
+    make: Any, loop_name: str
+) -> None:
+    # A task still waiting when its loop is closed is never woken: release()
+    # raises as that loop refuses to schedule it, as with asyncio's.  The
+    # lock or permit stays handed to the task until it is destroyed, then
+    # passes on (asyncio's semaphore loses the permit).
+    primitive = make()
+
+    async def hold_and_queue() -> asyncio.Task[object]:
+        await primitive.acquire()
+        waiting = asyncio.create_task(primitive.acquire())
+        await asyncio.sleep(0)
+        return waiting
+
+    first_loop = _new_loop(loop_name)
+    waiting: asyncio.Task[object] | None = first_loop.run_until_complete(hold_and_queue())
+    first_loop.close()
+
+    async def in_a_new_loop() -> None:
+        nonlocal waiting
+        with pytest.raises(RuntimeError, match="Event loop is closed"):
+            primitive.release()
+        assert primitive.locked() is (make is loopsync.Semaphore)
+        with pytest.raises(RuntimeError, match="is bound to a different event loop"):
+            await primitive.acquire()  # it would wait behind the hand-off
+        waiting = None
+        gc.collect()
+        assert not primitive.locked()
+        await primitive.acquire()
+        primitive.release()
+
+    second_loop = _new_loop(loop_name)
+    try:
+        second_loop.run_until_complete(in_a_new_loop())
+    finally:
+        second_loop.close()
+
+
+@pytest.mark.parametrize("loop_name", ["asyncio", "uvloop"])
+def test_a_token_lent_to_a_task_of_a_closed_loop_is_not_kept_for_its_borrower(
+    loop_name: str,
+) -> None:
+    # The lending raises as the closed loop refuses to schedule the task, so
+    # the token stays free; once the task is destroyed, the limiter keeps no
+    # hold on its borrower and gives back nobody else's token.
+    class Job:
+        pass
+
+    limiter = loopsync.CapacityLimiter(1)
+    job = Job()
+    gone = weakref.ref(job)
+
+    async def hold_and_queue(job: Job) -> asyncio.Task[None]:
+        limiter.acquire_on_behalf_of_nowait("holder")
+        waiting = asyncio.create_task(limiter.acquire_on_behalf_of(job))
+        await asyncio.sleep(0)
+        return waiting
+
+    first_loop = _new_loop(loop_name)
+    waiting = first_loop.run_until_complete(hold_and_queue(job))
+    first_loop.close()
+    del job
+
+    with pytest.raises(RuntimeError, match="Event loop is closed"):
+        limiter.release_on_behalf_of("holder")
+    limiter.acquire_on_behalf_of_nowait("holder")  # the token is free
+    del waiting
+    gc.collect()
+    assert gone() is None
+    assert limiter.statistics().borrowers == ["holder"]
+    limiter.release_on_behalf_of("holder")

@@ -17,6 +17,7 @@ from typing import Any, Literal
 import anyio
 import pytest
 import trio
+import trio.testing
 
 import loopsync
 from child import python_output
@@ -90,9 +91,11 @@ def test_without_anyio_asyncio_raises_loopsync_s_own_would_block() -> None:
     assert output.split() == ["True", "False"]
 
 
-def test_would_block_outside_any_library_is_loopsync_s() -> None:
-    with pytest.raises(loopsync.WouldBlock):
+def test_would_block_outside_any_library_is_loopsync_s_and_trio_s() -> None:
+    # As trio's own primitives raise theirs there, once trio is imported.
+    with pytest.raises(loopsync.WouldBlock) as refused:
         loopsync.Semaphore(0).acquire_nowait()
+    assert isinstance(refused.value, trio.WouldBlock)
 
 
 # -- trio's and anyio's constructor spelling ----------------------------------
@@ -317,6 +320,50 @@ def test_guest_and_host_sharing_a_semaphore_never_lock_it_up_for_good() -> None:
 async def _acquire_now(sem: loopsync.Semaphore) -> int:
     await sem.acquire()
     return sem.value
+
+
+@pytest.mark.parametrize("host_call", ["acquire_nowait", "acquire"])
+def test_a_host_task_during_a_guest_s_hand_off_leaves_the_semaphore_sound(host_call: str) -> None:
+    # A hand-off under trio is final at once, and no use of the semaphore
+    # that would keep a host task out: refused by acquire_nowait(), or
+    # waiting in acquire().  The guest task handed the permit then resumes
+    # by trio's rules; 0.2 went by the host's and left a free permit that
+    # acquire() would no longer take.
+    sem = loopsync.Semaphore(1)
+    host_may_go = asyncio.Event()
+    resumed: list[str] = []
+
+    async def guest() -> int:
+        async def take_and_give_back() -> None:
+            await sem.acquire()
+            resumed.append("guest")
+            sem.release()
+
+        async with trio.open_nursery() as nursery:
+            await sem.acquire()
+            nursery.start_soon(take_and_give_back)
+            await trio.testing.wait_all_tasks_blocked()
+            host_may_go.set()  # the host task runs before the guest's next batch
+            sem.release()  # handed to take_and_give_back, which has not resumed
+        with trio.fail_after(5):
+            await sem.acquire()
+        sem.release()
+        return sem.value
+
+    async def host() -> None:
+        await host_may_go.wait()
+        assert not resumed  # the guest's hand-off is pending
+        if host_call == "acquire_nowait":
+            with pytest.raises(loopsync.WouldBlock):
+                sem.acquire_nowait()
+        else:
+            await sem.acquire()  # in this task: it waits before the guest resumes
+            assert resumed == ["guest"]
+            sem.release()
+
+    assert _run_with_trio_guest(host, guest) == 1
+    assert not sem.locked()
+    assert asyncio.run(_acquire_now(sem)) == 0
 
 
 def test_guest_and_host_sharing_a_barrier_never_leave_it_draining() -> None:

@@ -291,3 +291,42 @@ async def test_counting_the_waiters_is_protected_from_keyboard_interrupt(lib: Li
         sem.release()
         sem.release()
     assert seen == [True]
+
+
+def test_calls_that_need_no_task_work_outside_a_trio_run_as_trio_s() -> None:
+    # trio's limiter lends and takes back tokens on behalf of a borrower from
+    # synchronous code too; the calls that need the current task raise its
+    # RuntimeError there, as do a condition's once its lock is held.
+    def run(module: object) -> list[object]:
+        limiter = module.CapacityLimiter(1)  # type: ignore[attr-defined]
+        cond = module.Condition()  # type: ignore[attr-defined]
+        trio.run(cond.acquire)
+        outcomes: list[object] = []
+        calls = (
+            lambda: limiter.acquire_on_behalf_of_nowait("job"),
+            lambda: limiter.acquire_on_behalf_of_nowait("other job"),
+            lambda: limiter.release_on_behalf_of("job"),
+            limiter.acquire_nowait,
+            cond.notify,
+            cond.notify_all,
+        )
+        for call in calls:
+            try:
+                outcomes.append(call())
+            except trio.WouldBlock as exc:
+                outcomes.append((trio.WouldBlock, str(exc)))
+            except RuntimeError:  # worded by each library
+                outcomes.append(RuntimeError)
+        return [*outcomes, limiter.borrowed_tokens, cond.locked()]
+
+    expected = [
+        None,
+        (trio.WouldBlock, ""),
+        None,
+        RuntimeError,
+        RuntimeError,
+        RuntimeError,
+        0,
+        True,
+    ]
+    assert run(loopsync) == run(trio) == expected

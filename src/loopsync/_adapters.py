@@ -6,7 +6,7 @@ import sys
 
 from ._backend import Backend
 
-__all__ = ["current_backend"]
+__all__ = ["current_backend", "running_backend"]
 
 _SUPPORTED = ("asyncio", "trio")
 _backends: dict[str | None, Backend] = {}
@@ -44,3 +44,12 @@ def current_backend() -> Backend:
         raise RuntimeError(f"loopsync found {found} running; it supports {', '.join(_SUPPORTED)}")
     _backends[name] = backend
     return backend
+
+
+def running_backend() -> Backend | None:
+    """Return current_backend(), or None if no library that loopsync
+    supports runs the caller."""
+    try:
+        return current_backend()
+    except RuntimeError:
+        return None

@@ -6,6 +6,7 @@ import math
 from types import TracebackType
 from typing import Any
 
+from . import _ki
 from ._backend import Waiter
 from ._ki import ki_protected
 from ._primitive import Primitive
@@ -113,7 +114,8 @@ class CapacityLimiter(Primitive):
         waiting for one, and :exc:`RuntimeError` if *borrower* already holds
         a token of this limiter.
         """
-        self._library()
+        if _ki.pending and "trio" in _ki.modules:
+            _ki.protect_if_trio_imported()
         if borrower in self._borrowers:
             raise RuntimeError(
                 "this borrower is already holding one of this CapacityLimiter's tokens"
@@ -157,6 +159,10 @@ class CapacityLimiter(Primitive):
             if waiter.cancelled() or waiter.cancel():
                 del self._pending_borrowers[waiter]
                 self._waiters.note_cancelled(waiter)
+            elif waiter in self._pending_borrowers:
+                # Its loop was closed: waking it raised before the token was
+                # lent, and the token stayed free.
+                del self._pending_borrowers[waiter]
             else:
                 # Lent a token, then cancelled before it could resume
                 # (asyncio only): give it back, for the next task.

@@ -9,6 +9,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from . import _ki
+from ._adapters import running_backend
 from ._backend import Backend, Waiter
 from ._ki import ki_protected
 from ._lock import Lock
@@ -119,7 +120,15 @@ class Condition(Primitive):
         # self._library(), inlined: wait() and notify() are hot paths.
         backend = self._backend
         if backend is None or (self._loop is None and not backend.is_current()):
-            backend = self._follow_library()
+            if running_backend() is not None:
+                backend = self._follow_library()
+            else:
+                # No library runs the caller (a finaliser, code after
+                # asyncio.run() returned): the rules of the library that took
+                # the lock hold there, as in its release().
+                backend = self._lock._backend
+                if backend is None:
+                    raise RuntimeError(f"cannot {action} on un-acquired lock")
         elif _ki.pending and self._loop is not None and "trio" in _ki.modules:
             _ki.protect_if_trio_imported()  # see Primitive._library()
         if backend.tracks_owners:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import _ki
-from ._adapters import current_backend
+from ._adapters import running_backend
 from ._ki import ki_protected
 from ._primitive import Primitive
 from ._statistics import EventStatistics
@@ -97,12 +97,9 @@ class Event(Primitive):
     def __bool__(self) -> bool:
         """Return True, as asyncio's events do; under trio, raise
         :exc:`NotImplementedError`, as trio's do (use :meth:`is_set`)."""
-        try:
-            message = current_backend().event_bool_error
-        except RuntimeError:  # no async library runs
-            return True
-        if message is not None:
-            raise NotImplementedError(message)
+        backend = running_backend()
+        if backend is not None and backend.event_bool_error is not None:
+            raise NotImplementedError(backend.event_bool_error)
         return True
 
     def __getstate__(self) -> dict[str, Any]:

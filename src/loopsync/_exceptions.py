@@ -20,7 +20,9 @@ class WouldBlock(Exception):
     """Raised by a ``*_nowait`` method that would have had to wait.
 
     Under trio the exception raised is also a :exc:`trio.WouldBlock`, and
-    whenever anyio is imported also an :exc:`anyio.WouldBlock`.
+    whenever anyio is imported also an :exc:`anyio.WouldBlock`.  Where no
+    async library runs, it is also a :exc:`trio.WouldBlock` once trio is
+    imported, as trio's own primitives raise theirs there.
 
     .. versionadded:: 0.1
     """

@@ -7,7 +7,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from . import _ki
-from ._adapters import current_backend
+from ._adapters import running_backend
 from ._backend import Backend, Waiter
 from ._ki import ki_protected
 from ._primitive import Primitive, enter_through_acquire, exit_through_release
@@ -251,8 +251,11 @@ class Lock(Primitive):
     def _hand_over(self) -> None:
         """Hand the free lock to the first waiting task, provisionally until
         it resumes, unless that task was cancelled and has not left (asyncio)."""
-        if self._waiters.wake_first_in_place(True) is not None:
-            self._handoffs += 1
+        # Counted first: waking a task of a closed loop raises once its
+        # waiter is done, and the task, destroyed later, uncounts it.
+        self._handoffs += 1
+        if self._waiters.wake_first_in_place(True) is None:
+            self._handoffs -= 1
 
     def _pass_on(self, backend: Backend) -> None:
         """Pass the owner's lock to the first waiting task, or free it (trio)."""
@@ -279,10 +282,7 @@ class Lock(Primitive):
         if not self._locked:
             if not self._in_use():
                 # Nobody holds or waits for it: the caller's library words it.
-                try:
-                    backend = current_backend()
-                except RuntimeError:  # no async library runs
-                    backend = None
+                backend = running_backend()
             if backend is not None and backend.tracks_owners:
                 raise RuntimeError("can't release a Lock you don't own")
             raise RuntimeError("Lock is not acquired.")

@@ -23,9 +23,9 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from . import _ki
-from ._adapters import current_backend
+from ._adapters import current_backend, running_backend
 from ._backend import Backend, Loop, Waiter
-from ._exceptions import WouldBlock
+from ._exceptions import WouldBlock, would_block_error
 
 if TYPE_CHECKING:
     from ._waitqueue import WaiterQueue
@@ -89,10 +89,16 @@ class Primitive:
 
     def _would_block(self) -> WouldBlock:
         """Return the WouldBlock to raise, native to the running library."""
-        try:
-            return self._library().would_block_error()()
-        except RuntimeError:  # no library that loopsync supports runs
-            return WouldBlock()
+        # Asked of the caller's library, not self._library(): a call refused
+        # leaves the primitive as it was, its library included.
+        backend = running_backend()
+        if backend is not None:
+            return backend.would_block_error()()
+        # No library that loopsync supports runs the caller (synchronous code
+        # before trio.run(), or a worker thread), where trio's own primitives
+        # raise trio's WouldBlock all the same: so does this, once trio is
+        # imported.
+        return would_block_error("trio" if "trio" in sys.modules else "asyncio")()
 
     def _new_waiter(self, backend: Backend) -> Waiter:
         """Return a waiter of *backend* for the current task, binding to its

@@ -27,6 +27,11 @@ def _check_count(name: str, value: object) -> int:
 
 _T = TypeVar("_T")
 
+# What release() wakes a task with when it counts the hand-off in _handoffs
+# (asyncio's rules), for the task to uncount: self._backend may have changed
+# by then, as a trio hand-off, final at once, leaves the semaphore unused.
+_COUNTED = object()
+
 # The default of a semaphore's value: an int that a 1 passed explicitly is not,
 # so that passing the value under both its names can be refused.
 _DEFAULT_VALUE: int = type("_DefaultValue", (int,), {"__slots__": ()})(1)
@@ -82,9 +87,7 @@ def _acquire_returning(result: _T) -> Callable[[Semaphore], Coroutine[Any, Any, 
         finally:
             if self._value > 0:
                 self._hand_out_free_permits()
-        # self._backend is still the adapter this task waited under: it cannot
-        # change while a task waits or a hand-off is pending (_follow_library).
-        if self._backend.wakeup_revocable:  # type: ignore[union-attr]
+        if waiter.result() is _COUNTED:
             self._handoffs -= 1
         return result
 
@@ -227,7 +230,7 @@ class Semaphore(Primitive):
             # exception: give the permit back, for acquire() to pass it on
             # (python/asyncio#270, bpo-27585, bpo-32734).
             self._value += 1
-            if self._backend.wakeup_revocable:  # type: ignore[union-attr]
+            if waiter.result() is _COUNTED:
                 self._handoffs -= 1
             self._check_loop()
 
@@ -241,11 +244,15 @@ class Semaphore(Primitive):
 
     def _hand_over(self) -> bool:
         """Hand a permit to the first waiting task; False if none waits."""
-        if not self._waiters.wake_first(True):
-            return False
         # The waiters are of self._backend's library (see Primitive).
-        if self._backend.wakeup_revocable:  # type: ignore[union-attr]  # set: a task waits
-            self._handoffs += 1
+        if not self._backend.wakeup_revocable:  # type: ignore[union-attr]  # set: a task waits
+            return self._waiters.wake_first(True) is not None
+        # Counted first: waking a task of a closed loop raises once its
+        # waiter is done, and the task, destroyed later, uncounts it.
+        self._handoffs += 1
+        if self._waiters.wake_first(_COUNTED) is None:
+            self._handoffs -= 1
+            return False
         return True
 
     _too_many_releases = "semaphore released too many times"
