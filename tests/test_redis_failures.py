@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from pathlib import Path
@@ -132,28 +133,58 @@ async def test_a_restart_loses_the_lease_and_tokens_keep_increasing(
             await eventually(lambda: _listening(entered, admin))
 
 
+async def _a_token_seen_then_lost_with_the_counter(
+    server: RedisServer, entered: loopsync.redis.Session, name: str
+) -> tuple[loopsync.redis.Semaphore, loopsync.redis.Permit]:
+    """Take a permit of *name* whose token the server gave as if its clock ran
+    an hour ahead, then restart the server, which loses the permit and the
+    counter: after it, neither the counter nor the clock is above that token,
+    but the highest token this process saw is."""
+    lost = anyio.Event()
+    semaphore = loopsync.redis.Semaphore(
+        entered, name, 1, lease=0.3, on_lease_lost=lambda permit: lost.set()
+    )
+    async with connect(server) as admin:
+        hour_ahead = int((await admin.time()).timestamp() + 3600) * 1_000_000
+        meta = semaphore._keys[KEY_SUFFIXES.index("meta")]
+        await admin.hset(meta, {"fence": str(hour_ahead)})
+    permit = await semaphore.acquire()
+    await anyio.to_thread.run_sync(server.restart)
+    with anyio.fail_after(10):
+        await lost.wait()
+    return semaphore, permit
+
+
 async def test_tokens_stay_above_those_a_process_saw_when_the_servers_clock_is_behind_them(
     lib: Lib, private_redis_server: RedisServer
 ) -> None:
-    lost = anyio.Event()
-    name = unique_name()
     async with session(private_redis_server) as entered:
-        semaphore = loopsync.redis.Semaphore(
-            entered, name, 1, lease=0.3, on_lease_lost=lambda permit: lost.set()
+        semaphore, permit = await _a_token_seen_then_lost_with_the_counter(
+            private_redis_server, entered, unique_name()
         )
-        # As if the server's clock had run an hour ahead when it gave the last
-        # token: after the restart, on a clock set right, neither the lost
-        # counter nor the clock is above it, but the highest token this
-        # process saw is.
-        async with connect(private_redis_server) as admin:
-            hour_ahead = int((await admin.time()).timestamp() + 3600) * 1_000_000
-            meta = semaphore._keys[KEY_SUFFIXES.index("meta")]
-            await admin.hset(meta, {"fence": str(hour_ahead)})
-        permit = await semaphore.acquire()
-        await anyio.to_thread.run_sync(private_redis_server.restart)
-        with anyio.fail_after(10):
-            await lost.wait()
         later = await semaphore.acquire()
+        assert later.fencing_token > permit.fencing_token
+        await later.release()
+
+
+async def test_a_permit_handed_to_a_waiter_gets_a_token_above_those_its_process_saw(
+    lib: Lib, private_redis_server: RedisServer
+) -> None:
+    # As above, but the permit comes by hand-off: the floor this process
+    # sent with its ask holds when the server grants it from the queue.
+    name = unique_name()
+    async with session(private_redis_server) as entered, session(private_redis_server) as other:
+        semaphore, permit = await _a_token_seen_then_lost_with_the_counter(
+            private_redis_server, entered, name
+        )
+        # A process that saw no token takes the permit first; this one waits.
+        first = await loopsync.redis.Semaphore(other, name, 1, lease=60).acquire()
+        async with lib.task_group() as group:
+            handle = group.start(semaphore.acquire)
+            await waiting(semaphore, 1)
+            await first.release()
+            await finished(handle)
+        later: loopsync.redis.Permit = handle.result
         assert later.fencing_token > permit.fencing_token
         await later.release()
 
@@ -517,21 +548,49 @@ async def test_a_grant_announced_after_its_lease_ended_is_not_taken(
             await semaphore.release(waiter.result)
 
 
+@pytest.mark.parametrize("lost", [0, 1])
 async def test_a_release_in_a_cancelled_scope_completes_before_it_returns(
-    lib: Lib, redis_server: RedisServer
+    lib: Lib, redis_server: RedisServer, lost: int
 ) -> None:
-    async with session(redis_server) as entered:
-        semaphore = loopsync.redis.Semaphore(entered, unique_name(), 1)
+    # Also when the first reply is lost: the release is tried again, still
+    # shielded, before it returns.
+    async with connect(redis_server) as client:
+        losing = _LosingReplies(CoredisClient(client), lost)
+        async with loopsync.redis.Session(losing) as entered:
+            semaphore = loopsync.redis.Semaphore(entered, unique_name(), 1)
+            permit = await semaphore.acquire()
+            returned = False
+            with anyio.CancelScope() as scope:
+                scope.cancel()
+                await permit.release()  # shielded: the script runs, to the end
+                returned = True
+                await anyio.lowlevel.checkpoint()  # where the cancellation arrives
+            assert returned
+            assert scope.cancelled_caught
+            assert losing.lost == 0
+            assert not permit.lost
+            assert (await semaphore.statistics()).borrowed == 0
+
+
+async def test_a_release_the_server_does_not_answer_gives_up_after_cleanup_timeout(
+    lib: Lib, private_redis_server: RedisServer
+) -> None:
+    async with session(private_redis_server, cleanup_timeout=0.2) as entered:
+        semaphore = loopsync.redis.Semaphore(entered, unique_name(), 1, lease=60)
         permit = await semaphore.acquire()
-        returned = False
-        with anyio.CancelScope() as scope:
-            scope.cancel()
-            await permit.release()  # shielded: the script runs, to the end
-            returned = True
-            await anyio.lowlevel.checkpoint()  # where the cancellation arrives
-        assert returned
-        assert scope.cancelled_caught
-        assert (await semaphore.statistics()).borrowed == 0
+        private_redis_server.pause()
+        # A release that waited for the server would return once it resumes.
+        resume = threading.Timer(10, private_redis_server.resume)
+        resume.start()
+        try:
+            with pytest.raises(TimeoutError, match="cleanup_timeout"):
+                await permit.release()
+            assert resume.is_alive()  # the server has not answered
+        finally:
+            resume.cancel()
+            private_redis_server.resume()
+        # Released on neither side: the lease will free it on the server.
+        assert (await semaphore.statistics()).borrowed == 1
 
 
 async def test_a_release_reports_a_permit_the_server_lost_before_the_session_noticed(

@@ -14,9 +14,10 @@ Design
 Each semaphore is six keys, ``loopsync:{sem:<name>}:<part>``, sharing one
 hash tag (one Redis Cluster slot) and one expiry time: ``holders`` (permit
 id -> lease expiry, server milliseconds), ``queue`` (waiting id -> arrival
-number), ``waiting`` (id -> its lease), ``alive`` (id -> liveness expiry),
-``withdrawn`` (ids released or cancelled lately) and ``meta`` (the value,
-the fencing counter, each holder's token, the keys' expiry time).  Every change
+number), ``waiting`` (id -> its lease, its last ask, the lowest token its
+process accepts), ``alive`` (id -> liveness expiry), ``withdrawn`` (ids
+released or cancelled lately) and ``meta`` (the value, the fencing counter,
+each holder's token, the keys' expiry time).  Every change
 is one idempotent Lua script (``_scripts``), keyed by a permit id that the
 task chooses before its first send.
 

@@ -127,8 +127,8 @@ local function promote()
         forget_waiter(head)
         -- An entry evicted on its own (a server short of memory) is no waiter.
         if entry then
-            local lease_ms, ask = string.match(entry, '^(%d+):(%d+)$')
-            local token = grant(head, tonumber(lease_ms), 0)
+            local lease_ms, ask, floor = string.match(entry, '^(%d+):(%d+):(%d+)$')
+            local token = grant(head, tonumber(lease_ms), tonumber(floor))
             local channel = 'loopsync:session:' .. string.match(head, '^(.*):')
             redis.call('PUBLISH', channel, head .. ' ' .. int(token) .. ' ' .. ask)
         end
@@ -160,7 +160,7 @@ if redis.call('ZSCORE', holders, id) then
     write(lease_ms, 'ZADD', holders, int(now + lease_ms), id)
     result = {1, redis.call('HGET', meta, 'token:' .. id)}
 elseif queued > 0 and redis.call('HEXISTS', waiting, id) == 1 then
-    write(alive_ms, 'HSET', waiting, id, ARGV[3] .. ':' .. ask)
+    write(alive_ms, 'HSET', waiting, id, ARGV[3] .. ':' .. ask .. ':' .. ARGV[5])
     write(alive_ms, 'ZADD', alive, int(now + alive_ms), id)
     result = {0, earliest_expiry()}
 elseif withdrawn_until(id) then
@@ -170,7 +170,7 @@ elseif queued == 0 and redis.call('ZCARD', holders) < value then
 elseif queue_up then
     local arrival = write(alive_ms, 'HINCRBY', meta, 'arrivals', 1)
     write(alive_ms, 'ZADD', queue, arrival, id)
-    write(alive_ms, 'HSET', waiting, id, ARGV[3] .. ':' .. ask)
+    write(alive_ms, 'HSET', waiting, id, ARGV[3] .. ':' .. ask .. ':' .. ARGV[5])
     write(alive_ms, 'ZADD', alive, int(now + alive_ms), id)
     result = {0, earliest_expiry()}
 else

@@ -283,7 +283,10 @@ class Semaphore:
 
         Raises :exc:`LeaseLost` if the permit's lease had ended before the
         release; it is released all the same.  The release completes even if
-        the task is cancelled while it waits for the server.
+        the task is cancelled while it waits for the server, which it waits
+        for at most the session's *cleanup_timeout*: then it raises
+        :exc:`TimeoutError` (or the client's last connection error), and the
+        permit's lease frees it on the server.
         """
         permit = self._take_back(permit)
         session = self._session

@@ -275,60 +275,45 @@ class Session:
 
     # Releases and withdrawals complete even if the task that asked for them
     # is cancelled: in place when the library's cancel scope shields it, in a
-    # task of the session's own otherwise (the script is idempotent).
+    # task of the session's own otherwise (the script is idempotent).  Either
+    # way they wait for the server at most cleanup_timeout; the leases and the
+    # liveness limits free what they would have.
 
     async def release(self, keys: Sequence[str], value: int, permit_id: str) -> int:
         """Release or withdraw *permit_id*; return what RELEASE returns."""
         try:
-            with anyio.CancelScope(shield=True):
-                return await self._run_release(keys, value, permit_id)
-        except self._client.transient_errors:
-            pass
+            return await self._release(keys, value, permit_id)
+        except Exception:
+            raise  # the server's or the client's, once retried: nothing left to do
         except BaseException:
             # Natively cancelled (an asyncio Task.cancel() passes anyio's shield).
             self.release_soon(keys, value, permit_id)
             raise
-        outcome = self.release_soon(keys, value, permit_id)
-        await outcome.done.wait()
-        if outcome.error is not None:
-            raise outcome.error
-        assert outcome.result is not None
-        return outcome.result
 
-    async def _run_release(self, keys: Sequence[str], value: int, permit_id: str) -> int:
-        return int(await self.run(RELEASE, keys, [value, permit_id, self._remember_ms]))
-
-    def release_soon(self, keys: Sequence[str], value: int, permit_id: str) -> _Outcome:
+    def release_soon(self, keys: Sequence[str], value: int, permit_id: str) -> None:
         """Release or withdraw *permit_id* in the background, also while the
-        session exits, which waits for it; return its outcome."""
+        session exits, which waits for it."""
         if self._task_group is None:
             raise RuntimeError(_NOT_ENTERED)
-        outcome = _Outcome()
-        self._task_group.start_soon(self._release, keys, value, permit_id, outcome)
-        return outcome
+        self._task_group.start_soon(self._release_quietly, keys, value, permit_id)
 
-    async def _release(
-        self, keys: Sequence[str], value: int, permit_id: str, outcome: _Outcome
-    ) -> None:
+    async def _release(self, keys: Sequence[str], value: int, permit_id: str) -> int:
+        """Run RELEASE, shielded, again after each transient error, for at
+        most cleanup_timeout; then raise the last error, or TimeoutError."""
+        error: Exception = TimeoutError(
+            f"the server did not answer within cleanup_timeout ({self.cleanup_timeout} s);"
+            " the lease frees what it held"
+        )
         with anyio.CancelScope(shield=True), anyio.move_on_after(self.cleanup_timeout):
             while True:
                 try:
-                    outcome.result = await self._run_release(keys, value, permit_id)
-                    outcome.error = None
-                    break
+                    return int(await self.run(RELEASE, keys, [value, permit_id, self._remember_ms]))
                 except self._client.transient_errors as exc:
-                    outcome.error = exc
+                    error = exc
                     await anyio.sleep(_RETRY_DELAY)
-                except Exception as exc:
-                    outcome.error = exc
-                    break
-        outcome.done.set()
+        raise error
 
-
-class _Outcome:
-    """The result of a release run in the background."""
-
-    def __init__(self) -> None:
-        self.done = anyio.Event()
-        self.result: int | None = None
-        self.error: Exception | None = None
+    async def _release_quietly(self, keys: Sequence[str], value: int, permit_id: str) -> None:
+        # Nobody waits for the answer.
+        with contextlib.suppress(Exception):
+            await self._release(keys, value, permit_id)
