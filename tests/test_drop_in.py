@@ -286,7 +286,8 @@ def _run_with_trio_guest(host: Any, guest: Any) -> Any:
             done_callback=lambda outcome: done.set_result(outcome),
         )
         await host()
-        return (await done).unwrap()
+        # Bounded: a guest that waits for good fails the test, not the run.
+        return (await asyncio.wait_for(done, 10)).unwrap()
 
     return asyncio.run(main())
 
@@ -364,6 +365,141 @@ def test_a_host_task_during_a_guest_s_hand_off_leaves_the_semaphore_sound(host_c
     assert _run_with_trio_guest(host, guest) == 1
     assert not sem.locked()
     assert asyncio.run(_acquire_now(sem)) == 0
+
+
+def test_a_host_task_releases_its_token_to_waiting_guest_tasks() -> None:
+    # release() finds the borrower, the current task, as its own library
+    # knows it, whichever library the limiter follows: 0.2 asked the
+    # guest's, which refused a host task while guest tasks waited.
+    limiter = loopsync.CapacityLimiter(1)
+    host_holds = asyncio.Event()
+
+    async def guest() -> str:
+        while not host_holds.is_set():
+            await trio.lowlevel.checkpoint()
+        with trio.fail_after(5):
+            async with limiter:
+                return "got the token"
+
+    async def host() -> None:
+        async with limiter:
+            host_holds.set()
+            while not limiter.statistics().tasks_waiting:  # noqa: ASYNC110 - no event spans both
+                await asyncio.sleep(0)
+            with pytest.raises(loopsync.WouldBlock):
+                limiter.acquire_on_behalf_of_nowait("another")
+
+    assert _run_with_trio_guest(host, guest) == "got the token"
+    assert limiter.statistics().borrowed_tokens == 0
+
+
+def test_each_guest_task_borrows_as_itself_from_a_limiter_bound_to_the_host() -> None:
+    # Bound to the host's loop, the limiter follows asyncio's rules, but a
+    # guest task is still the borrower, not asyncio's current task (None).
+    limiter = loopsync.CapacityLimiter(2)
+    bound = asyncio.Event()
+
+    async def host() -> None:
+        await limiter.acquire()
+        waiting = asyncio.create_task(limiter.acquire_on_behalf_of("other"))
+        await limiter.acquire_on_behalf_of("another")
+        await asyncio.sleep(0)  # waiting waits: the limiter is bound here
+        limiter.release()
+        limiter.release_on_behalf_of("another")
+        await waiting
+        limiter.release_on_behalf_of("other")
+        bound.set()
+
+    async def guest() -> list[str]:
+        while not bound.is_set():
+            await trio.lowlevel.checkpoint()
+        borrowers = []
+        async with trio.open_nursery() as nursery:
+            for _ in range(2):
+
+                async def borrow() -> None:
+                    await limiter.acquire()
+                    borrowers.append(trio.lowlevel.current_task().name)
+                    await trio.testing.wait_all_tasks_blocked()
+                    limiter.release()
+
+                nursery.start_soon(borrow)
+        return borrowers
+
+    assert limiter._loop is None
+    assert len(_run_with_trio_guest(host, guest)) == 2
+    assert limiter._loop is not None
+    assert limiter.statistics().borrowed_tokens == 0
+
+
+def test_a_lock_that_host_tasks_wait_on_through_a_condition_refuses_guest_tasks() -> None:
+    # The host task waiting on the condition takes the lock back by asyncio's
+    # rules: until it has, a guest task may not take the lock by trio's (0.2
+    # let it, and the host task then released a lock it held by asyncio's as
+    # trio's, leaving it locked for good).
+    cond = loopsync.Condition()
+    host_waits = asyncio.Event()
+
+    async def guest() -> list[str]:
+        while not host_waits.is_set():
+            await trio.lowlevel.checkpoint()
+        refused = []
+        with pytest.raises(loopsync.WouldBlock):
+            cond.acquire_nowait()
+        refused.append("acquire_nowait")
+        with pytest.raises(RuntimeError, match="is in use by tasks of another async library"):
+            await cond.acquire()
+        refused.append("acquire")
+        return refused
+
+    async def host() -> None:
+        async with cond:
+            host_waits.set()
+            await asyncio.wait_for(cond.wait(), 0.5)
+
+    with pytest.raises(asyncio.TimeoutError):
+        _run_with_trio_guest(host, guest)
+    assert not cond.locked()
+    assert cond.statistics().lock_statistics.tasks_waiting == 0
+
+
+def test_a_guest_waiter_cancelled_keeps_its_condition_s_lock_from_host_tasks() -> None:
+    # Cancelled, the guest task takes the lock back as it resumes: until
+    # then, a host task may not take it (0.2 let it, then the guest task,
+    # refused the lock, released the host's: two holders).
+    cond = loopsync.Condition()
+    host_may_go = asyncio.Event()
+
+    async def guest() -> bool:
+        scope = trio.CancelScope()
+
+        async def wait() -> None:
+            with scope:
+                async with cond:
+                    await cond.wait()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(wait)
+            await trio.testing.wait_all_tasks_blocked()
+            scope.cancel()  # the waiter resumes in the next batch ...
+            host_may_go.set()  # ... after the host task has run
+        return scope.cancelled_caught
+
+    async def host() -> None:
+        await host_may_go.wait()
+        with pytest.raises(loopsync.WouldBlock):
+            cond.acquire_nowait()
+        with pytest.raises(RuntimeError, match="is in use by tasks of another async library"):
+            await cond.acquire()
+
+    assert _run_with_trio_guest(host, guest) is True
+    assert not cond.locked()
+    assert asyncio.run(_acquire_and_release(cond)) is None
+
+
+async def _acquire_and_release(cond: loopsync.Condition) -> None:
+    async with cond:
+        pass
 
 
 def test_guest_and_host_sharing_a_barrier_never_leave_it_draining() -> None:

@@ -7,6 +7,7 @@ from types import TracebackType
 from typing import Any
 
 from . import _ki
+from ._adapters import current_backend
 from ._backend import Waiter
 from ._ki import ki_protected
 from ._primitive import Primitive
@@ -68,6 +69,14 @@ class CapacityLimiter(Primitive):
     def _in_use(self) -> bool:
         return self._waiters.has_waiting()
 
+    def _current_task(self) -> object:
+        """The running task, the default borrower, as its own library knows it,
+        whichever library's rules the limiter follows (trio as a guest of asyncio)."""
+        backend = self._backend
+        if backend is None or not backend.is_current():
+            backend = current_backend()
+        return backend.current_task()
+
     def _repr_state(self) -> str:
         return self._with_waiters(
             f"borrowed:{len(self._borrowers)}/{self._total_tokens}", self._waiters
@@ -128,7 +137,7 @@ class CapacityLimiter(Primitive):
     def acquire_nowait(self) -> None:
         """Lend a token to the current task without blocking (see
         :meth:`acquire_on_behalf_of_nowait`)."""
-        self.acquire_on_behalf_of_nowait(self._library().current_task())
+        self.acquire_on_behalf_of_nowait(self._current_task())
 
     @ki_protected
     async def acquire_on_behalf_of(self, borrower: object) -> None:
@@ -175,7 +184,7 @@ class CapacityLimiter(Primitive):
     async def acquire(self) -> None:
         """Lend a token to the current task, waiting until one is free (see
         :meth:`acquire_on_behalf_of`)."""
-        await self.acquire_on_behalf_of(self._library().current_task())
+        await self.acquire_on_behalf_of(self._current_task())
 
     @ki_protected
     def release_on_behalf_of(self, borrower: object) -> None:
@@ -193,7 +202,7 @@ class CapacityLimiter(Primitive):
     @ki_protected
     def release(self) -> None:
         """Give back the current task's token (see :meth:`release_on_behalf_of`)."""
-        self.release_on_behalf_of(self._library().current_task())
+        self.release_on_behalf_of(self._current_task())
 
     def _lend_free_tokens(self) -> None:
         """Lend the free tokens to waiting tasks, in order."""
@@ -218,7 +227,7 @@ class CapacityLimiter(Primitive):
 
     @ki_protected
     async def __aenter__(self) -> None:
-        await self.acquire_on_behalf_of(self._library().current_task())
+        await self.acquire_on_behalf_of(self._current_task())
 
     @ki_protected
     async def __aexit__(

@@ -161,6 +161,7 @@ class Condition(Primitive):
             # notify() moves the waiter to the lock, which hands it over.
             self._waiting_tasks[waiter] = lock._owner
         lock.release()
+        lock._retaking += 1
         self._waiters.park(waiter)
         try:
             try:
@@ -172,7 +173,9 @@ class Condition(Primitive):
                 # Take the lock back, even if cancelled meanwhile (then the
                 # cancellation comes after): under asyncio always (at once if
                 # acquire() would not yield), under trio unless the lock was
-                # handed over with the wake-up.
+                # handed over with the wake-up.  Either takes it, or queues
+                # for it, before yielding: the lock stays in use throughout.
+                lock._retaking -= 1
                 if backend.wakeup_revocable:
                     if not lock._take_at_once():
                         await backend.uncancellable(lock.acquire)

@@ -122,7 +122,10 @@ class Lock(Primitive):
     #   sets it again, or, cancelled first, passes it on;
     # - under trio, self._owner is the task holding the lock, and the lock
     #   passes to its next owner on release; self._waiting_tasks maps each
-    #   waiter queued here (Condition's too) to its task.
+    #   waiter queued here (Condition's too) to its task;
+    # - self._retaking counts the tasks in a Condition's wait() that released
+    #   the lock and have not resumed: they will take it back, by the rules
+    #   of their library, which the lock keeps following meanwhile.
     __slots__ = (
         "_always_checkpoint",
         "_broken",
@@ -130,6 +133,7 @@ class Lock(Primitive):
         "_handoffs",
         "_locked",
         "_owner",
+        "_retaking",
         "_waiters",
         "_waiting_tasks",
     )
@@ -144,10 +148,17 @@ class Lock(Primitive):
         self._waiting_tasks: dict[Waiter, Any] = {}
         self._exit_watch: object = None
         self._broken = False
+        self._retaking = 0
 
     def _in_use(self) -> bool:
-        # A held lock too: it is released under the rules it was taken by.
-        return self._locked or self._handoffs > 0 or self._waiters.has_waiting_in_place()
+        # A held lock too: it is released under the rules it was taken by;
+        # and one that tasks waiting on a condition will take back.
+        return (
+            self._locked
+            or self._handoffs > 0
+            or self._retaking > 0
+            or self._waiters.has_waiting_in_place()
+        )
 
     def _repr_state(self) -> str:
         return self._with_waiters("locked" if self._locked else "unlocked", self._waiters)
@@ -171,7 +182,14 @@ class Lock(Primitive):
         Raises :exc:`~loopsync.WouldBlock` if the lock is held, or if tasks
         are waiting for it.
         """
-        backend = self._library()
+        try:
+            backend = self._library()
+        except RuntimeError:
+            if self._in_use() and running_backend() is not None:
+                # In use by tasks of another library (trio as a guest of
+                # asyncio), which only a task that must wait is refused for.
+                raise self._would_block() from None
+            raise
         task = None
         if backend.tracks_owners:
             task = backend.current_task()
