@@ -719,6 +719,50 @@ async def test_always_checkpoint_cancellation_stays_in_its_anyio_cancel_scope(li
     assert not lock.locked()
 
 
+_CHECKPOINTING = [
+    lambda: loopsync.Lock(always_checkpoint=True),
+    lambda: loopsync.Semaphore(1, always_checkpoint=True),
+]
+
+
+@pytest.mark.libs("anyio-asyncio")
+@pytest.mark.parametrize("make", _CHECKPOINTING, ids=["Lock", "Semaphore"])
+async def test_always_checkpoint_lets_anyio_deliver_its_cancellation_where_it_may(
+    lib: Lib, make: Any
+) -> None:
+    # anyio delivers a cancel scope's cancellation again at each suspension
+    # of the task until it leaves the scope, but never in a shielded scope:
+    # put back as a plain asyncio cancellation, as it was, it landed in the
+    # body's shielded scope, or, with no suspension left in the cancelled
+    # scope, after it, on Python 3.11 and 3.12.
+    primitive = make()
+    log: list[str] = []
+    scope = anyio.CancelScope()
+
+    async def take() -> None:
+        with scope:
+            async with primitive:
+                with anyio.CancelScope(shield=True):
+                    await anyio.lowlevel.checkpoint()
+                log.append("shielded checkpoint passed")
+                await anyio.lowlevel.checkpoint()
+                log.append("not cancelled")
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(take)
+        await anyio.lowlevel.checkpoint()  # take() yields in acquire()
+        scope.cancel()
+    assert log == ["shielded checkpoint passed"]
+    assert scope.cancelled_caught
+
+    with anyio.move_on_after(0):
+        async with primitive:
+            log.append("taken")
+    await anyio.lowlevel.checkpoint()  # no cancellation left over
+    assert log[-1] == "taken"
+    assert not primitive.locked()
+
+
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="Task.cancelling() is new in 3.11")
 @pytest.mark.libs("asyncio", "uvloop")
 async def test_always_checkpoint_leaves_cancellation_bookkeeping_untouched(lib: Lib) -> None:

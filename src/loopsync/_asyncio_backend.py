@@ -14,6 +14,8 @@ from ._exceptions import BrokenBarrierError, WouldBlock, native, would_block_err
 __all__ = ["AsyncioBackend"]
 
 _sniffio_local = sniffio.thread_local
+# How the message of the CancelledError an anyio cancel scope throws begins.
+_ANYIO_CANCELLATION = "Cancelled via cancel scope "
 _get_running_loop = asyncio._get_running_loop
 if sys.version_info >= (3, 12):
     _task_of = asyncio.current_task
@@ -110,14 +112,19 @@ class AsyncioBackend:
         try:
             await asyncio.sleep(0)
         except asyncio.CancelledError as exc:
+            message = exc.args[0] if exc.args else None
+            if isinstance(message, str) and message.startswith(_ANYIO_CANCELLATION):
+                # An anyio cancel scope's: anyio delivers it again at each of
+                # the task's suspensions until the task leaves the scope, and
+                # not into a shielded scope, so it is only dropped here.
+                return
             # asyncio cannot yield without being cancellable: put the request
-            # back, so that it lands at the task's next suspension instead,
-            # with its message (by which anyio's cancel scopes know their own).
+            # back, so that it lands at the task's next suspension instead.
             task = asyncio.current_task()
             assert task is not None
             if sys.version_info >= (3, 11):
                 task.uncancel()
-            task.cancel(exc.args[0] if exc.args else None)
+            task.cancel(message)
 
     async def uncancellable(self, async_fn: Callable[[], Awaitable[_T]]) -> _T:
         # asyncio cannot shield a task from cancellation: start again (at the
