@@ -645,11 +645,11 @@ async def test_always_checkpoint_lets_tasks_scheduled_before_run_first(lib: Lib)
                 assert log == expected
 
 
-@pytest.mark.family("asyncio")
-async def test_always_checkpoint_yield_is_not_cancellable(lib: Lib) -> None:
-    # A cancellation delivered while acquire() yields with the lock taken
-    # does not interrupt it: acquire() returns, and the cancellation lands
-    # at the task's next suspension.
+@pytest.mark.libs("anyio-asyncio")
+async def test_always_checkpoint_yield_holds_an_anyio_cancellation_back(lib: Lib) -> None:
+    # A cancellation of an anyio cancel scope delivered while acquire()
+    # yields with the lock taken does not interrupt it: acquire() returns,
+    # and the cancellation lands at the task's next checkpoint.
     lock = loopsync.Lock(always_checkpoint=True)
     log: list[str] = []
 
@@ -676,17 +676,35 @@ async def test_always_checkpoint_yield_is_not_cancellable(lib: Lib) -> None:
 
 
 @pytest.mark.libs("asyncio", "uvloop")
+async def test_always_checkpoint_yield_cancelled_plainly_gives_the_lock_back(lib: Lib) -> None:
+    # asyncio cannot hold back a plain Task.cancel() (put back, it could
+    # outlive the timeout that asked for it): acquire() raises it and gives
+    # the lock back, to the next task, as anyio's lock does.
+    lock = loopsync.Lock(always_checkpoint=True)
+    async with lib.task_group() as group:
+        taker = group.start(lock.acquire)
+        next_task = group.start(lock.acquire)
+        await lib.checkpoint()
+        assert lock.locked()  # taken, and yielding; next_task waits
+        taker.cancel()
+        await lib.settle()
+    assert taker.outcome == "cancelled"
+    assert next_task.outcome == "returned"
+    assert lock.locked()
+
+
+@pytest.mark.libs("asyncio", "uvloop")
 async def test_always_checkpoint_keeps_the_cancel_message(lib: Lib) -> None:
     lock = loopsync.Lock(always_checkpoint=True)
     messages: list[tuple[object, ...]] = []
 
     async def take() -> None:
-        async with lock:
-            try:
+        try:
+            async with lock:
                 await asyncio.sleep(0)
-            except asyncio.CancelledError as exc:
-                messages.append(exc.args)
-                raise
+        except asyncio.CancelledError as exc:
+            messages.append(exc.args)
+            raise
 
     task = asyncio.ensure_future(take())
     await asyncio.sleep(0)

@@ -113,18 +113,15 @@ class AsyncioBackend:
             await asyncio.sleep(0)
         except asyncio.CancelledError as exc:
             message = exc.args[0] if exc.args else None
-            if isinstance(message, str) and message.startswith(_ANYIO_CANCELLATION):
-                # An anyio cancel scope's: anyio delivers it again at each of
-                # the task's suspensions until the task leaves the scope, and
-                # not into a shielded scope, so it is only dropped here.
-                return
-            # asyncio cannot yield without being cancellable: put the request
-            # back, so that it lands at the task's next suspension instead.
-            task = asyncio.current_task()
-            assert task is not None
-            if sys.version_info >= (3, 11):
-                task.uncancel()
-            task.cancel(message)
+            if not (isinstance(message, str) and message.startswith(_ANYIO_CANCELLATION)):
+                # asyncio cannot hold a plain cancellation back (put back, one
+                # outlives a timeout that ends before the task next suspends,
+                # before Python 3.13): it goes on, and the caller gives back
+                # what it took, as anyio's own lock does.
+                raise
+            # An anyio cancel scope's: anyio delivers it again at each of the
+            # task's suspensions until the task leaves the scope, and not into
+            # a shielded scope, so it is only dropped here.
 
     async def uncancellable(self, async_fn: Callable[[], Awaitable[_T]]) -> _T:
         # asyncio cannot shield a task from cancellation: start again (at the

@@ -63,7 +63,11 @@ def _acquire_returning(result: _T) -> Callable[[Lock], Coroutine[Any, Any, _T]]:
             else:
                 self._take(backend, task)
             if backend.always_checkpoints or self._always_checkpoint:
-                await backend.cancel_shielded_checkpoint()
+                try:
+                    await backend.cancel_shielded_checkpoint()
+                except BaseException:
+                    Lock.release(self)  # cancelled there, as only asyncio can
+                    raise
             return result
         if self._broken:
             raise self._broken_error(backend)

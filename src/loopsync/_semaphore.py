@@ -69,7 +69,11 @@ def _acquire_returning(result: _T) -> Callable[[Semaphore], Coroutine[Any, Any, 
         ):
             self._value -= 1
             if self._backend.always_checkpoints or self._always_checkpoint:  # type: ignore[union-attr]
-                await self._backend.cancel_shielded_checkpoint()  # type: ignore[union-attr]
+                try:
+                    await self._backend.cancel_shielded_checkpoint()  # type: ignore[union-attr]
+                except BaseException:
+                    Semaphore.release(self)  # cancelled there, as only asyncio can
+                    raise
             return result
 
         # Primitive._new_waiter(), inlined for a primitive bound to its loop.
