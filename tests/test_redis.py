@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 import anyio
+import coredis
 import pytest
 
 import loopsync
@@ -314,7 +315,7 @@ async def test_leaving_the_session_frees_what_its_tasks_held(
 def test_bad_arguments_raise_clear_errors(
     arguments: tuple[Any, ...], error: type[Exception], message: str
 ) -> None:
-    session = loopsync.redis.Session(object())
+    session = loopsync.redis.Session(coredis.Redis())
     name, *rest = arguments
     options = {"lease": rest[1]} if len(rest) > 1 else {}
     with pytest.raises(error, match=message):
@@ -325,8 +326,12 @@ def test_bad_session_arguments_raise_clear_errors() -> None:
     with pytest.raises(TypeError, match=r"^session must be a loopsync\.redis\.Session, not 1$"):
         loopsync.redis.Semaphore(1, "x")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"^poll_interval must be positive and finite, not 0$"):
-        loopsync.redis.Session(object(), poll_interval=0)
+        loopsync.redis.Session(coredis.Redis(), poll_interval=0)
     with pytest.raises(ValueError, match=r"^cleanup_timeout must be at most 1000000000 seconds"):
-        loopsync.redis.Session(object(), cleanup_timeout=2e9)
+        loopsync.redis.Session(coredis.Redis(), cleanup_timeout=2e9)
     with pytest.raises(TypeError, match=r"^cleanup_timeout must be a number of seconds"):
-        loopsync.redis.Session(object(), cleanup_timeout=None)  # type: ignore[arg-type]
+        loopsync.redis.Session(coredis.Redis(), cleanup_timeout=None)  # type: ignore[arg-type]
+    # Taken for a coredis client, anything else made entering wait for good.
+    for client in (None, "redis://127.0.0.1:6379", object()):
+        with pytest.raises(TypeError, match=r"^client must be a coredis\.Redis or"):
+            loopsync.redis.Session(client)

@@ -3,6 +3,7 @@ lost pub/sub connection, cancellation storms and cancellations at every await.""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import subprocess
 import sys
@@ -725,6 +726,73 @@ async def test_a_session_entered_again_starts_afresh(lib: Lib, redis_server: Red
             await lock.release(second)
 
 
+async def test_a_session_entered_again_forgets_the_permits_it_lost(
+    lib: Lib, redis_server: RedisServer
+) -> None:
+    lost = anyio.Event()
+    async with connect(redis_server) as client, connect(redis_server) as admin:
+        entered = loopsync.redis.Session(client, poll_interval=0.05)
+        lock = loopsync.redis.Lock(
+            entered, unique_name(), lease=0.3, on_lease_lost=lambda permit: lost.set()
+        )
+        async with entered:
+            await lock.acquire()
+            await admin.delete(lock._keys)  # the server loses it
+            with anyio.fail_after(10):
+                await lost.wait()  # a renewal finds it gone
+        async with entered:
+            with anyio.fail_after(10):
+                again = await lock.acquire()  # not a re-acquisition
+            await again.release()
+
+
+async def test_a_release_the_server_refuses_reports_the_permit_lost(
+    lib: Lib, redis_server: RedisServer
+) -> None:
+    # Here the semaphore was lost and made again with another value, which
+    # the server refuses a release of this one for: the permit is lost,
+    # once, and its callback told, as when a renewal finds it so.
+    lost: list[loopsync.redis.Permit] = []
+    name = unique_name()
+    async with (
+        session(redis_server) as entered,
+        session(redis_server) as other,
+        connect(redis_server) as admin,
+    ):
+        semaphore = loopsync.redis.Semaphore(entered, name, 1, lease=60, on_lease_lost=lost.append)
+        permit = await semaphore.acquire()
+        await admin.delete(semaphore._keys)
+        remade = await loopsync.redis.Semaphore(other, name, 3).acquire()
+        with pytest.raises(loopsync.redis.LeaseLost, match="ended before its release"):
+            await permit.release()
+        assert permit.lost
+        assert lost == [permit]
+        await remade.release()
+
+
+@pytest.mark.libs("asyncio", "uvloop")
+async def test_a_release_cancelled_after_its_session_exited_stays_cancelled(
+    lib: Lib, redis_server: RedisServer
+) -> None:
+    # asyncio's cancellation passes anyio's shield: the release would go on
+    # in a task of the session, which has exited, so it just ends.
+    async with connect(redis_server) as client, connect(redis_server) as admin:
+        entered = loopsync.redis.Session(client)
+        await entered.__aenter__()
+        permit = await loopsync.redis.Semaphore(entered, unique_name(), 1).acquire()
+        await admin.client_pause(2000, coredis.PureToken.WRITE)  # the release waits
+        try:
+            release = asyncio.ensure_future(permit.release())
+            for _ in range(5):
+                await asyncio.sleep(0)  # sent
+            await entered.__aexit__(None, None, None)
+            release.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await release
+        finally:
+            await admin.client_unpause()
+
+
 async def test_every_key_of_a_semaphore_ends_at_one_time(
     lib: Lib, redis_server: RedisServer
 ) -> None:
@@ -778,7 +846,7 @@ def test_the_keys_of_any_name_share_one_cluster_slot(name: str) -> None:
             return key
         return key[start + 1 : end]
 
-    semaphore = loopsync.redis.Semaphore(loopsync.redis.Session(object()), name, 1)
+    semaphore = loopsync.redis.Semaphore(loopsync.redis.Session(coredis.Redis()), name, 1)
     tags = {hash_tag(key) for key in semaphore._keys}
     assert len(tags) == 1
     assert len(set(semaphore._keys)) == 6

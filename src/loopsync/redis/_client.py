@@ -36,8 +36,15 @@ class CoredisClient:
     """:class:`ScriptClient` on a :class:`coredis.Redis` client."""
 
     def __init__(self, client: Any) -> None:
+        from coredis import Redis, RedisCluster
         from coredis.exceptions import ConnectionError, NoScriptError
 
+        if not isinstance(client, (Redis, RedisCluster)):
+            # Anything else would fail in the listener, which takes every
+            # error for a lost connection and tries again, for good.
+            raise TypeError(
+                f"client must be a coredis.Redis or coredis.RedisCluster, not {client!r}"
+            )
         self._client = client
         self._no_script = NoScriptError
         self.transient_errors: tuple[type[Exception], ...] = (

@@ -126,8 +126,9 @@ class Semaphore:
     back, to the first waiting task if any.  A holder's lease lasts *lease*
     seconds and is renewed while the session runs; a holder that crashes
     loses its permit when the lease ends.  *on_lease_lost*, if given, is
-    called with the :class:`Permit` when a lease ends before its release;
-    an exception it raises is logged (logger ``loopsync.redis``).
+    called with the :class:`Permit` when a lease ends before its release,
+    once, whether a renewal or the release finds it; an exception it raises
+    is logged (logger ``loopsync.redis``).
 
     A task cancelled while it waits never keeps a permit or a place in the
     queue.  Unlike :class:`asyncio.Semaphore`, the permits are counted on
@@ -293,10 +294,19 @@ class Semaphore:
         session.drop(permit)
         locally_lost = permit.lost
         permit._released = True
-        held = await session.release(self._keys, self._value, permit.id)
+        refused = None
+        try:
+            held = await session.release(self._keys, self._value, permit.id)
+        except Exception as exc:
+            if isinstance(exc, session.transient_errors):
+                raise  # no answer: the lease frees it
+            # Refused (a replica after a failover, the semaphore recreated
+            # with another value): the server holds no permit of this id.
+            refused, held = exc, 0
         if locally_lost or permit._lost or held != 1:
-            permit._lost = True
-            raise LeaseLost(f"the lease of {permit!r} ended before its release")
+            if not permit._lost:
+                permit._lose()
+            raise LeaseLost(f"the lease of {permit!r} ended before its release") from refused
 
     def _take_back(self, permit: Permit | None) -> Permit:
         """Return the permit to release, no longer counted as held."""
@@ -326,6 +336,13 @@ class Semaphore:
                 if not permits:
                     del self._held[holder]
                 break
+
+    def _forget_all(self) -> None:
+        """Count no permit as held any more (the session exits)."""
+        for permits in self._held.values():
+            for permit in permits:
+                permit._released = True
+        self._held.clear()
 
     def _not_held_message(self, detail: str) -> str:
         return f"release() of {self!r}: {detail}"
@@ -376,7 +393,9 @@ class Lock(Semaphore):
     that belongs to the task that acquired it, as :class:`trio.Lock` does.
 
     The task holding it cannot acquire it again, and no other task can
-    release it (both raise :exc:`RuntimeError`).
+    release it (both raise :exc:`RuntimeError`).  Ownership is kept by the
+    :class:`Lock` object: the tasks of a process share one object per name
+    (through a second one, the holder would wait for itself).
 
     .. versionadded:: 0.2
     """

@@ -85,6 +85,7 @@ class Session:
         self._wakeups: dict[str, anyio.Event | None] = {}
         self._grants: dict[str, tuple[int, int]] = {}
         self._held: dict[str, Permit] = {}
+        self._used: set[Semaphore] = set()  # whose permits this entry took
         self._next_renewal = math.inf
         # A withdrawn id is remembered while a late ask of it may arrive, and
         # while its release may still be retried (its first answer kept).
@@ -125,9 +126,11 @@ class Session:
         self._closing = True
         for permit in self._held.values():
             self.release_soon(permit.semaphore._keys, permit.semaphore._value, permit.id)
-            permit._released = True
-            permit.semaphore._forget(permit)
         self._held.clear()
+        # Lost permits too: a task holds none of this entry once it exits.
+        for semaphore in self._used:
+            semaphore._forget_all()
+        self._used.clear()
         # Tasks of other task groups may still wait: withdraw them, and wake
         # them to raise (an ask in flight meets a withdrawn id, refused).
         for permit_id, semaphore in self._waiting.items():
@@ -210,9 +213,15 @@ class Session:
     # Leases: one task renews every held permit a third of the way through
     # its lease, and declares it lost when its local deadline passes first.
 
+    @property
+    def transient_errors(self) -> tuple[type[Exception], ...]:
+        """The client's exceptions after which a request may succeed if sent again."""
+        return self._client.transient_errors
+
     def keep(self, permit: Permit) -> None:
         """Renew *permit*'s lease until :meth:`drop` is called for it."""
         self._held[permit.id] = permit
+        self._used.add(permit.semaphore)
         if permit.renew_at < self._next_renewal:
             self._renewals_changed.set()
 
@@ -286,8 +295,10 @@ class Session:
         except Exception:
             raise  # the server's or the client's, once retried: nothing left to do
         except BaseException:
-            # Natively cancelled (an asyncio Task.cancel() passes anyio's shield).
-            self.release_soon(keys, value, permit_id)
+            # Natively cancelled (an asyncio Task.cancel() passes anyio's
+            # shield): the session finishes, unless it has exited meanwhile.
+            if self._task_group is not None:
+                self.release_soon(keys, value, permit_id)
             raise
 
     def release_soon(self, keys: Sequence[str], value: int, permit_id: str) -> None:
