@@ -689,28 +689,34 @@ def test_a_hand_off_to_a_task_of_a_closed_loop_passes_on_once_the_task_is_gone(
     # passes on (asyncio's semaphore loses the permit).
     primitive = make()
 
-    async def hold_and_queue() -> asyncio.Task[object]:
+    async def hold_and_queue() -> list[asyncio.Task[object]]:
         await primitive.acquire()
-        waiting = asyncio.create_task(primitive.acquire())
+        waiting = [asyncio.create_task(primitive.acquire()) for _ in range(2)]
         await asyncio.sleep(0)
         return waiting
 
     first_loop = _new_loop(loop_name)
-    waiting: asyncio.Task[object] | None = first_loop.run_until_complete(hold_and_queue())
+    waiting = first_loop.run_until_complete(hold_and_queue())
     first_loop.close()
 
     async def in_a_new_loop() -> None:
-        nonlocal waiting
         with pytest.raises(RuntimeError, match="Event loop is closed"):
             primitive.release()
         assert primitive.locked() is (make is loopsync.Semaphore)
         with pytest.raises(RuntimeError, match="is bound to a different event loop"):
             await primitive.acquire()  # it would wait behind the hand-off
-        waiting = None
-        gc.collect()
+        # Destroyed (its coroutine closed, as when it is collected), the
+        # first task passes it on to the second, whose loop is closed too;
+        # then the second is destroyed.
+        first, second = waiting
+        with pytest.raises(RuntimeError, match="Event loop is closed"):
+            first.get_coro().close()
+        second.get_coro().close()
         assert not primitive.locked()
         await primitive.acquire()
         primitive.release()
+        if make is loopsync.Semaphore:
+            assert primitive.value == 1
 
     second_loop = _new_loop(loop_name)
     try:

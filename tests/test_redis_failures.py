@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import subprocess
 import sys
 import threading
 import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from pathlib import Path
 from typing import Any
@@ -744,6 +746,23 @@ async def test_a_session_entered_again_forgets_the_permits_it_lost(
             with anyio.fail_after(10):
                 again = await lock.acquire()  # not a re-acquisition
             await again.release()
+
+
+async def test_a_session_keeps_no_semaphore_it_is_done_with(
+    lib: Lib, redis_server: RedisServer
+) -> None:
+    # Locks made per resource, on demand, go when their task is done with
+    # them, however long the session lasts.
+    async with session(redis_server) as entered:
+        gone = []
+        for _ in range(3):
+            lock = loopsync.redis.Lock(entered, unique_name())
+            async with lock:
+                pass
+            gone.append(weakref.ref(lock))
+            del lock
+        gc.collect()
+        assert [ref() for ref in gone] == [None] * 3
 
 
 async def test_a_release_the_server_refuses_reports_the_permit_lost(

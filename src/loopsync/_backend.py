@@ -191,8 +191,8 @@ class Backend(Protocol):
 
     async def cancel_shielded_checkpoint(self) -> None:
         """Let other tasks run without checking for cancellation; a library
-        that cannot hold a cancellation back (asyncio) raises it, and the
-        caller gives back what it took."""
+        that cannot hold a cancellation back (asyncio, but for an anyio
+        cancel scope's) raises it, and the caller gives back what it took."""
 
     async def uncancellable(self, async_fn: Callable[[], Awaitable[_T]]) -> _T:
         """Return ``await async_fn()`` even if the task is cancelled

@@ -72,10 +72,7 @@ class CapacityLimiter(Primitive):
     def _current_task(self) -> object:
         """The running task, the default borrower, as its own library knows it,
         whichever library's rules the limiter follows (trio as a guest of asyncio)."""
-        backend = self._backend
-        if backend is None or not backend.is_current():
-            backend = current_backend()
-        return backend.current_task()
+        return (self._caller_library() or current_backend()).current_task()
 
     def _repr_state(self) -> str:
         return self._with_waiters(

@@ -111,9 +111,11 @@ class Lock(Primitive):
     acquired it, and passes straight to the next waiting task on release.
 
     If *always_checkpoint* is true, :meth:`acquire` yields to other tasks
-    once (without being cancellable there) even when it takes the lock at
-    once, as anyio's lock does by default under asyncio; under trio it
-    always does.
+    once even when it takes the lock at once, as anyio's lock does by
+    default under asyncio, and as there, an anyio cancel scope's
+    cancellation arriving then waits for the task's next checkpoint, while
+    a plain asyncio cancellation cancels the acquire, which gives the lock
+    back; under trio it always yields, uncancellably once the lock is taken.
 
     .. versionadded:: 0.2
     """

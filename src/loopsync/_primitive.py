@@ -87,11 +87,20 @@ class Primitive:
             self._backend = backend
         return backend
 
+    def _caller_library(self) -> Backend | None:
+        """Return the adapter of the library running the caller, which may not
+        be the one the primitive follows (see _follow_library()); None if no
+        library runs it."""
+        backend = self._backend
+        if backend is None or not backend.is_current():
+            backend = running_backend()
+            if backend is not None and self._loop is None and not self._in_use():
+                self._backend = backend  # as _library() would: looked up once
+        return backend
+
     def _would_block(self) -> WouldBlock:
         """Return the WouldBlock to raise, native to the running library."""
-        # Asked of the caller's library, not self._library(): a call refused
-        # leaves the primitive as it was, its library included.
-        backend = running_backend()
+        backend = self._caller_library()
         if backend is not None:
             return backend.would_block_error()()
         # No library that loopsync supports runs the caller (synchronous code

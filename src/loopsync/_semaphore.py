@@ -116,9 +116,9 @@ class Semaphore(Primitive):
     :data:`math.inf`: as in asyncio, a semaphore without a limit.
 
     If *always_checkpoint* is true, :meth:`acquire` yields to other tasks
-    once (without being cancellable there) even when it takes a permit at
-    once, as anyio's primitives do by default under asyncio; under trio it
-    always does.
+    once even when it takes a permit at once, as anyio's primitives do by
+    default under asyncio, with their rules for a cancellation arriving then
+    (see :class:`Lock`); under trio it always yields.
 
     The preferred way to use a semaphore is an :keyword:`async with`
     statement::
@@ -243,8 +243,13 @@ class Semaphore(Primitive):
         leaves acquire() (gh-111693); under trio there are none."""
         # Tasks may have queued behind a pending hand-off although permits
         # were free.
-        while self._value > 0 and self._hand_over():
+        while self._value > 0:
+            # Taken first, as release() hands the permit past the counter:
+            # waking a task of a closed loop raises once the task has it.
             self._value -= 1
+            if not self._hand_over():
+                self._value += 1
+                break
 
     def _hand_over(self) -> bool:
         """Hand a permit to the first waiting task; False if none waits."""

@@ -6,6 +6,7 @@ import contextlib
 import math
 import time
 import uuid
+import weakref
 from collections.abc import Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -85,7 +86,8 @@ class Session:
         self._wakeups: dict[str, anyio.Event | None] = {}
         self._grants: dict[str, tuple[int, int]] = {}
         self._held: dict[str, Permit] = {}
-        self._used: set[Semaphore] = set()  # whose permits this entry took
+        # Those whose permits this entry took (a lost permit keeps its own).
+        self._used: weakref.WeakSet[Semaphore] = weakref.WeakSet()
         self._next_renewal = math.inf
         # A withdrawn id is remembered while a late ask of it may arrive, and
         # while its release may still be retried (its first answer kept).
