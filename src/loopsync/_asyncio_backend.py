@@ -14,8 +14,8 @@ from ._exceptions import BrokenBarrierError, WouldBlock, native, would_block_err
 __all__ = ["AsyncioBackend"]
 
 _sniffio_local = sniffio.thread_local
-# How the message of the CancelledError an anyio cancel scope throws begins
-# (anyio 4.11 and later; before).
+# How the message of the CancelledError an anyio cancel scope throws begins,
+# in anyio 4.11 and later, and in the 4.x before.
 _ANYIO_CANCELLATION = ("Cancelled via cancel scope ", "Cancelled by cancel scope ")
 _get_running_loop = asyncio._get_running_loop
 if sys.version_info >= (3, 12):
