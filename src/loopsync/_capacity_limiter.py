@@ -72,6 +72,7 @@ class CapacityLimiter(Primitive):
     def _current_task(self) -> object:
         """The running task, the default borrower, as its own library knows it,
         whichever library's rules the limiter follows (trio as a guest of asyncio)."""
+        # With no library running, current_backend() raises what to say so.
         return (self._caller_library() or current_backend()).current_task()
 
     def _repr_state(self) -> str:
