@@ -273,6 +273,18 @@ async def test_processes_must_agree_on_the_value(lib: Lib, redis_server: RedisSe
         await permit.release()
 
 
+async def test_reading_an_unused_name_fixes_no_value(lib: Lib, redis_server: RedisServer) -> None:
+    async with session(redis_server) as entered:
+        name = unique_name()
+        reader = loopsync.redis.Semaphore(entered, name, 2)
+        assert not await reader.locked()
+        assert await reader.statistics() == loopsync.redis.SemaphoreStatistics(2, 0, 0)
+        async with loopsync.redis.Semaphore(entered, name, 3) as permit:
+            assert permit.fencing_token > 0
+            with pytest.raises(ValueError, match=r"^'sem-\d+' is in use with value 3, not 2$"):
+                await reader.statistics()
+
+
 async def test_a_session_must_be_entered(lib: Lib, redis_server: RedisServer) -> None:
     async with connect(redis_server) as client:
         idle = loopsync.redis.Session(client)

@@ -233,9 +233,16 @@ return result
 """
 )
 
-# Returns {permits held, processes' tasks waiting}.
+# Returns {permits held, processes' tasks waiting}.  The six keys come and go
+# together, so a name without *meta* is unused: it is answered unwritten, so
+# that reading it fixes no value for the processes that come next.
 STATISTICS = (
-    _PRELUDE
+    """
+if redis.call('EXISTS', KEYS[6]) == 0 then
+    return {0, 0}
+end
+"""
+    + _PRELUDE
     + """
 local result = {redis.call('ZCARD', holders), queued}
 tidy()
