@@ -807,7 +807,7 @@ async def test_notify_takes_and_refuses_the_counts_the_library_s_own_does(
     non-numbers, even with no task waiting; asyncio's compares *n* only with
     tasks waiting.  A refused notify() changes nothing."""
     native = trio.Condition if lib.family == "trio" else asyncio.Condition
-    counts = [None, "2", 2.5, 1.0, 0.5, -1, 0, math.inf, 1]
+    counts = [None, "2", math.nan, 2.5, 1.0, 0.5, -1, 0, math.inf, 1]
 
     async def run(cond: Any) -> list[object]:
         outcomes: list[object] = []
@@ -831,6 +831,6 @@ async def test_notify_takes_and_refuses_the_counts_the_library_s_own_does(
     assert await run(loopsync.Condition()) == expected
     refused = [outcome[1] for outcome in expected if isinstance(outcome, tuple)]
     if lib.family == "trio":
-        assert refused == [TypeError, TypeError, ValueError, ValueError, ValueError]
+        assert refused == [TypeError, TypeError, ValueError, ValueError, ValueError, ValueError]
     else:
         assert refused == [TypeError, TypeError] * (waiting > 0)

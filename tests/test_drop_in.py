@@ -170,6 +170,33 @@ async def test_copies_and_pickles_keep_the_state_and_bind_to_no_loop(lib: Lib) -
             pass
 
 
+class _TaggedLock(loopsync.Lock):
+    __slots__ = ("__secret", "tag", "unset")
+
+    def reveal(self) -> str:
+        return self.__secret
+
+
+class _TaggedCondition(loopsync.Condition):
+    __slots__ = "tag"
+
+
+@pytest.mark.parametrize(
+    "duplicate", [copy.copy, copy.deepcopy, lambda p: pickle.loads(pickle.dumps(p))]
+)
+def test_copies_and_pickles_keep_a_subclass_s_slots(duplicate: Any) -> None:
+    # As those of a subclass of asyncio.Lock with slots do.
+    lock = _TaggedLock()
+    lock.tag = "kept"
+    lock._TaggedLock__secret = "mangled"  # type: ignore[attr-defined]
+    condition = _TaggedCondition()
+    condition.tag = "kept too"
+    copied = duplicate(lock)
+    assert (copied.tag, copied.reveal()) == ("kept", "mangled")
+    assert not hasattr(copied, "unset")
+    assert duplicate(condition).tag == "kept too"
+
+
 async def test_a_primitive_with_waiting_tasks_refuses_to_be_pickled(lib: Lib) -> None:
     sem = loopsync.Semaphore(0)
     barrier = loopsync.Barrier(2)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import math
+import pickle
 from typing import Any
 
 import anyio
@@ -237,6 +239,36 @@ async def test_releasing_a_permit_not_held_raises(lib: Lib, redis_server: RedisS
         assert (await other.statistics()).borrowed == 0
 
 
+async def test_only_the_permit_acquire_returned_releases_it(
+    lib: Lib, redis_server: RedisServer
+) -> None:
+    async with session(redis_server) as entered:
+        lock = loopsync.redis.Lock(entered, unique_name("lock"))
+        permit = await lock.acquire()
+        # A permit made with the holder's id is no claim to its lock.
+        forged = loopsync.redis.Permit(lock, permit.id, permit.fencing_token, permit.deadline)
+        async with lib.task_group() as group:
+            stranger = group.start(lock.release, forged)
+        assert isinstance(stranger.exception, RuntimeError)
+        assert str(stranger.exception) == "can't release a Lock you don't own"
+        assert (await lock.statistics()).borrowed == 1
+        await permit.release()  # no LeaseLost: the lock was held throughout
+        assert not await lock.locked()
+
+
+async def test_session_semaphore_and_permit_refuse_to_be_copied(
+    lib: Lib, redis_server: RedisServer
+) -> None:
+    async with session(redis_server) as entered:
+        semaphore = loopsync.redis.Semaphore(entered, unique_name(), 1)
+        async with semaphore as permit:
+            for claim in (entered, semaphore, permit):
+                for duplicate in (copy.copy, copy.deepcopy, pickle.dumps):
+                    with pytest.raises(TypeError, match=r"^cannot pickle or copy <loopsync\.redis"):
+                        duplicate(claim)
+            assert repr(permit).endswith("[held]>")
+
+
 async def test_a_permit_may_be_released_by_another_task(
     lib: Lib, redis_server: RedisServer
 ) -> None:
@@ -337,6 +369,8 @@ def test_bad_arguments_raise_clear_errors(
 def test_bad_session_arguments_raise_clear_errors() -> None:
     with pytest.raises(TypeError, match=r"^session must be a loopsync\.redis\.Session, not 1$"):
         loopsync.redis.Semaphore(1, "x")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^on_lease_lost must be callable or None, not 5$"):
+        loopsync.redis.Lock(loopsync.redis.Session(coredis.Redis()), "x", on_lease_lost=5)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"^poll_interval must be positive and finite, not 0$"):
         loopsync.redis.Session(coredis.Redis(), poll_interval=0)
     with pytest.raises(ValueError, match=r"^cleanup_timeout must be at most 1000000000 seconds"):

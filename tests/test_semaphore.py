@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import math
 import pickle
+from decimal import Decimal
 
 import pytest
 
@@ -36,7 +37,7 @@ def test_negative_value_is_a_value_error(cls: type[loopsync.Semaphore]) -> None:
 
 
 @pytest.mark.parametrize("cls", [loopsync.Semaphore, loopsync.BoundedSemaphore])
-@pytest.mark.parametrize("value", [1.0, "1", None, 2.5])
+@pytest.mark.parametrize("value", [1.0, "1", None, 2.5, -math.inf, Decimal("Infinity")])
 def test_non_integer_value_is_a_type_error(cls: type[loopsync.Semaphore], value: object) -> None:
     with pytest.raises(TypeError, match=f"must be an integer, not {type(value).__name__}"):
         cls(value)  # type: ignore[arg-type]

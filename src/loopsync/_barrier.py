@@ -294,4 +294,4 @@ class Barrier(Primitive):
         Barrier.__init__(self, state.pop("_parties"), state.pop("_action"))
         if state.pop("_broken"):
             self._state = _State.BROKEN
-        self.__dict__.update(state)
+        self._restore(state)

@@ -243,4 +243,4 @@ class CapacityLimiter(Primitive):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         CapacityLimiter.__init__(self, state.pop("_total_tokens"))
-        self.__dict__.update(state)
+        self._restore(state)

@@ -249,8 +249,11 @@ class Condition(Primitive):
         elif n >= len(self._waiters):
             self._waiters.wake_all(False)
         else:
-            while n > 0 and self._waiters.wake_first(False):
-                n -= 1
+            # asyncio's test, which a count compared with nothing (nan) never
+            # meets: so it wakes them all.
+            woken = 0
+            while not woken >= n and self._waiters.wake_first(False):
+                woken += 1
 
     def statistics(self) -> ConditionStatistics:
         """Return a :class:`ConditionStatistics` snapshot of this condition."""
@@ -261,7 +264,7 @@ class Condition(Primitive):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         Condition.__init__(self, state.pop("_lock"))
-        self.__dict__.update(state)
+        self._restore(state)
 
     def __getstate__(self) -> dict[str, Any]:
         return {**super().__getstate__(), "_lock": self._lock}

@@ -108,4 +108,4 @@ class Event(Primitive):
     def __setstate__(self, state: dict[str, Any]) -> None:
         Event.__init__(self)
         self._flag = state.pop("_flag")
-        self.__dict__.update(state)
+        self._restore(state)

@@ -353,4 +353,4 @@ class Lock(Primitive):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         Lock.__init__(self, always_checkpoint=state.pop("_always_checkpoint"))
-        self.__dict__.update(state)
+        self._restore(state)

@@ -153,7 +153,40 @@ class Primitive:
         return f"<{object.__repr__(self)[1:-1]} [{self._repr_state()}]>"
 
     def __getstate__(self) -> dict[str, Any]:
-        # Subclasses add their state, and restore it in __setstate__().
+        # Subclasses add their state, and restore it in __setstate__() by
+        # _restore().  A user's subclass may keep attributes in slots.
         if self._in_use():
             raise TypeError(f"cannot pickle or copy {self!r} while it is in use")
-        return dict(self.__dict__)
+        state = dict(self.__dict__)
+        slots = {
+            name: getattr(self, name) for name in _user_slots(type(self)) if hasattr(self, name)
+        }
+        if slots:
+            state[_SLOTS_KEY] = slots
+        return state
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        """Set the attributes __getstate__() saved that the subclass's
+        __setstate__() left in *state*."""
+        for name, value in state.pop(_SLOTS_KEY, {}).items():
+            object.__setattr__(self, name, value)
+        self.__dict__.update(state)
+
+
+# Where __getstate__() keeps a user's subclass's slots: no attribute name.
+_SLOTS_KEY = "<slots>"
+
+
+def _user_slots(cls: type) -> list[str]:
+    """Return the names of the slots that classes outside loopsync add."""
+    names = []
+    for klass in cls.__mro__:
+        if klass.__module__.partition(".")[0] == "loopsync":
+            continue
+        slots = klass.__dict__.get("__slots__", ())
+        for name in [slots] if isinstance(slots, str) else slots:
+            if name.startswith("__") and not name.endswith("__"):
+                name = f"_{klass.__name__.lstrip('_')}{name}"  # as Python mangles it
+            if name not in ("__dict__", "__weakref__"):
+                names.append(name)
+    return names

@@ -154,7 +154,7 @@ class Semaphore(Primitive):
             if value is not _DEFAULT_VALUE:
                 raise TypeError("Semaphore() takes value or initial_value, not both")
             value = initial_value
-        if value != math.inf:  # asyncio's semaphore without a limit
+        if not (isinstance(value, float) and value == math.inf):  # asyncio's, without a limit
             value = _check_count("semaphore value", value)
         if value < 0:
             raise ValueError("Semaphore initial value must be >= 0")
@@ -320,7 +320,7 @@ class Semaphore(Primitive):
             max_value=state.pop("_max_value"),
             always_checkpoint=state.pop("_always_checkpoint"),
         )
-        self.__dict__.update(state)
+        self._restore(state)
 
 
 class BoundedSemaphore(Semaphore):

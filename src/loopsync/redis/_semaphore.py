@@ -15,7 +15,7 @@ import anyio
 from .._adapters import current_backend
 from .._exceptions import WouldBlock
 from ._scripts import ACQUIRE, KEY_SUFFIXES, STATISTICS
-from ._session import Session, check_seconds
+from ._session import Session, check_seconds, refuse_copy
 
 __all__ = ["BoundedSemaphore", "LeaseLost", "Lock", "Permit", "Semaphore", "SemaphoreStatistics"]
 
@@ -70,6 +70,8 @@ class Permit:
         "renew_at",
         "semaphore",
     )
+
+    __reduce_ex__ = refuse_copy
 
     def __init__(self, semaphore: Semaphore, permit_id: str, token: int, deadline: float) -> None:
         self.semaphore = semaphore
@@ -140,6 +142,8 @@ class Semaphore:
 
     _not_held_error: type[Exception] = RuntimeError
 
+    __reduce_ex__ = refuse_copy
+
     def __init__(
         self,
         session: Session,
@@ -159,6 +163,8 @@ class Semaphore:
             raise TypeError(f"value must be an int, not {value!r}")
         if value < 1:
             raise ValueError(f"value must be at least 1, not {value!r}")
+        if on_lease_lost is not None and not callable(on_lease_lost):
+            raise TypeError(f"on_lease_lost must be callable or None, not {on_lease_lost!r}")
         self.lease = check_seconds("lease", lease)
         self.name = name
         self._session = session
@@ -319,23 +325,16 @@ class Semaphore:
             permit = permits[-1]
         elif not isinstance(permit, Permit):
             raise TypeError(f"expected a loopsync.redis.Permit, not {permit!r}")
-        elif permit.semaphore is not self or permit._released:
+        # By identity: a Permit made by hand with a holder's id is not held.
+        holder = next((held_by for held_by, held in self._held.items() if permit in held), None)
+        if holder is None:
             raise self._not_held_error(self._not_held_message(f"{permit!r} is not held"))
-        for holder, permits in self._held.items():
-            if permit in permits:
-                self._check_releaser(holder, task)
-                break
-        self._forget(permit)
+        self._check_releaser(holder, task)
+        permits = self._held[holder]
+        permits.remove(permit)
+        if not permits:
+            del self._held[holder]
         return permit
-
-    def _forget(self, permit: Permit) -> None:
-        """Count *permit* as held by its task no more."""
-        for holder, permits in self._held.items():
-            if permit in permits:
-                permits.remove(permit)
-                if not permits:
-                    del self._held[holder]
-                break
 
     def _forget_all(self) -> None:
         """Count no permit as held any more (the session exits)."""

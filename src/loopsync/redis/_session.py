@@ -9,7 +9,7 @@ import uuid
 import weakref
 from collections.abc import Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn, SupportsIndex
 
 import anyio
 import anyio.abc
@@ -28,7 +28,7 @@ _MAX_SECONDS = 1e9
 
 _NOT_ENTERED = "the Session is not entered: use 'async with Session(client)'"
 
-__all__ = ["Session", "check_seconds"]
+__all__ = ["Session", "check_seconds", "refuse_copy"]
 
 
 def check_seconds(name: str, seconds: object) -> float:
@@ -41,6 +41,14 @@ def check_seconds(name: str, seconds: object) -> float:
     if seconds > _MAX_SECONDS:
         raise ValueError(f"{name} must be at most {_MAX_SECONDS:.0f} seconds, not {seconds!r}")
     return float(seconds)
+
+
+def refuse_copy(self: object, protocol: SupportsIndex) -> NoReturn:
+    """``__reduce_ex__`` of what stands for a session's state on the server,
+    of which a copy would be a second claim."""
+    raise TypeError(
+        f"cannot pickle or copy {self!r}: it stands for a session's state on the server"
+    )
 
 
 class Session:
@@ -67,6 +75,8 @@ class Session:
     """
 
     _renewals_changed: anyio.Event  # set when a renewal falls due earlier
+
+    __reduce_ex__ = refuse_copy
 
     def __init__(
         self, client: Any, *, poll_interval: float = 1.0, cleanup_timeout: float = 10.0
