@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import anyio
 import pytest
@@ -94,3 +95,22 @@ async def test_cancelling_a_task_group_of_waiters(lib: Lib) -> None:
     assert not barrier.broken
     sem.release()
     assert sem.value == 1
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: loopsync.Lock(always_checkpoint=True),
+        lambda: loopsync.Semaphore(1, always_checkpoint=True),
+    ],
+)
+async def test_always_checkpoint_takes_nothing_in_a_cancelled_scope(lib: Lib, make: Any) -> None:
+    # As anyio's own lock and semaphore: cancelled before it takes anything.
+    primitive = make()
+    for scope in (anyio.move_on_after(0), anyio.CancelScope()):
+        with scope:
+            scope.cancel()
+            async with primitive:
+                pytest.fail("the body ran in a cancelled scope")
+        assert scope.cancelled_caught
+        assert not primitive.locked()

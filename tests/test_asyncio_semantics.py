@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import gc
 import importlib
 import pickle
@@ -723,6 +724,90 @@ def test_a_hand_off_to_a_task_of_a_closed_loop_passes_on_once_the_task_is_gone(
         second_loop.run_until_complete(in_a_new_loop())
     finally:
         second_loop.close()
+
+
+async def _wait_on(kind: str, primitive: Any) -> None:
+    if kind == "Condition":
+        async with primitive:
+            await primitive.wait()
+    elif kind in ("Event", "Barrier"):
+        await primitive.wait()
+    else:
+        await primitive.acquire()
+
+
+_WAITED_ON = {
+    "Lock": lambda lib: lib.Lock(),
+    "Semaphore": lambda lib: lib.Semaphore(0),
+    "Event": lambda lib: lib.Event(),
+    "Condition": lambda lib: lib.Condition(),
+    "Barrier": lambda lib: lib.Barrier(3),
+}
+
+
+@pytest.mark.parametrize("loop_name", ["asyncio", "uvloop"])
+@pytest.mark.parametrize("kind", list(_WAITED_ON))
+def test_a_task_waiting_when_its_loop_closed_is_destroyed_silently(
+    kind: str, loop_name: str
+) -> None:
+    # As with asyncio's: no "Event loop is closed" from a destroyed task's
+    # clean-up (loopsync's cancelled its waiter, which the closed loop
+    # refused to schedule the task for), and the primitive forgets it.
+    # Only a condition passes its notification on (gh-112202, as 3.13's
+    # does), to the other task, which the closed loop refuses to schedule.
+    def run(library: Any) -> list[str]:
+        primitive = _WAITED_ON[kind](library)
+
+        async def queue_two() -> list[asyncio.Task[None]]:
+            if kind == "Lock":
+                await primitive.acquire()
+            tasks = [asyncio.create_task(_wait_on(kind, primitive)) for _ in range(2)]
+            await asyncio.sleep(0)
+            return tasks
+
+        loop = _new_loop(loop_name)
+        tasks = loop.run_until_complete(queue_two())
+        loop.close()
+        outcomes = []
+        for task in tasks:
+            try:
+                task.get_coro().close()
+                outcomes.append("closed")
+            except RuntimeError as exc:
+                outcomes.append(str(exc))
+        return [*outcomes, repr(primitive).rsplit("[", 1)[1]]
+
+    if kind == "Condition":  # 3.13's, whatever Python runs it
+        assert run(loopsync) == ["Event loop is closed", "closed", "unlocked]>"]
+    elif kind == "Barrier":  # 3.13's passes it on too, through the condition it is built on
+        assert run(loopsync) == ["closed", "closed", "filling, waiters:0/3]>"]
+    else:
+        assert run(loopsync) == run(asyncio)
+
+
+@pytest.mark.parametrize("loop_name", ["asyncio", "uvloop"])
+@pytest.mark.parametrize("release", ["abort", "reset"])
+def test_a_barrier_released_into_a_closed_loop_counts_its_tasks_once(
+    release: str, loop_name: str
+) -> None:
+    # abort() and reset() raise as they release a task of a closed loop, as
+    # asyncio's do; the task, destroyed, counted out twice (a barrier left
+    # resetting for good, refusing to be copied).
+    barrier = loopsync.Barrier(2)
+    loop = _new_loop(loop_name)
+    waiter = loop.create_task(barrier.wait())
+    loop.run_until_complete(asyncio.sleep(0))
+    loop.close()
+
+    async def release_and_destroy() -> None:
+        with pytest.raises(RuntimeError, match="Event loop is closed"):
+            await getattr(barrier, release)()
+        waiter.get_coro().close()
+        await barrier.reset()
+
+    asyncio.run(release_and_destroy())
+    assert repr(barrier).endswith("[filling, waiters:0/2]>")
+    assert copy.copy(barrier).n_waiting == 0
 
 
 @pytest.mark.parametrize("loop_name", ["asyncio", "uvloop"])

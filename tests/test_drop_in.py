@@ -524,6 +524,45 @@ def test_a_guest_waiter_cancelled_keeps_its_condition_s_lock_from_host_tasks() -
     assert asyncio.run(_acquire_and_release(cond)) is None
 
 
+def test_a_condition_whose_lock_is_bound_follows_the_lock_s_rules() -> None:
+    # A task of another library takes a lock bound to a loop by asyncio's
+    # rules: the condition asked for trio's (must hold the lock to notify).
+    cond = loopsync.Condition()
+
+    async def contend() -> None:
+        async def hold() -> None:
+            async with cond:
+                await asyncio.sleep(0)
+
+        await asyncio.gather(hold(), hold())  # the second waits: the lock binds
+
+    async def take_notify_and_wait() -> None:
+        async with cond:
+            cond.notify()
+            cond.notify_all()
+            with pytest.raises(RuntimeError, match=r"^<loopsync\.Lock .* bound to a different"):
+                await cond.wait()
+            assert cond.locked()
+        with pytest.raises(RuntimeError, match=r"^cannot notify on un-acquired lock$"):
+            cond.notify()
+
+    contended = False
+
+    async def host() -> None:
+        nonlocal contended
+        await contend()
+        contended = True
+
+    async def guest() -> None:
+        while not contended:
+            await trio.lowlevel.checkpoint()
+        await take_notify_and_wait()
+
+    assert _run_with_trio_guest(host, guest) is None
+    trio.run(take_notify_and_wait)
+    assert not cond.locked()
+
+
 async def _acquire_and_release(cond: loopsync.Condition) -> None:
     async with cond:
         pass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn, TypeVar
@@ -106,8 +107,13 @@ class AsyncioBackend:
         await asyncio.sleep(0)
 
     async def checkpoint_if_cancelled(self) -> None:
-        # asyncio delivers a cancellation only when the task suspends.
-        return
+        # asyncio delivers a cancellation only when the task suspends, and
+        # cannot tell one that is pending; anyio tells its scopes', which it
+        # delivers at the next suspension, as its own checkpoint waits for.
+        anyio = _modules.get("anyio")
+        if anyio is not None:
+            while anyio.current_effective_deadline() == -math.inf:  # noqa: ASYNC110 - no event
+                await asyncio.sleep(0)
 
     async def cancel_shielded_checkpoint(self) -> None:
         try:

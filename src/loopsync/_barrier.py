@@ -11,7 +11,7 @@ from typing import Any
 from . import _ki
 from ._backend import Backend
 from ._ki import ki_protected
-from ._primitive import Primitive
+from ._primitive import Primitive, cancel_waiter
 from ._waitqueue import WaiterQueue
 
 __all__ = ["Barrier"]
@@ -169,7 +169,7 @@ class Barrier(Primitive):
             try:
                 woken_with = await waiter
             except BaseException:
-                if waiter.cancel() or waiter.cancelled():
+                if cancel_waiter(waiter) or waiter.cancelled():
                     # A task cancelled (or hit by anything else) while it waited
                     # took no index and counts nowhere.  One cancelled as the
                     # last to arrive (say, after a timeout) goes at once, so
@@ -209,9 +209,12 @@ class Barrier(Primitive):
             except BaseException:
                 self._break()
                 raise
-        self._release_fillers(self._fillers.wake_all_numbered())
+        # Counted before the wake-up, which raises once all are woken if a
+        # task's loop is closed (then that task, destroyed, counts out).
+        self._release_fillers(self._parties - 1)
         if self._leaving:
             self._state = _State.DRAINING
+        self._fillers.wake_all_numbered()
 
     def _release_fillers(self, released: int) -> None:
         """Count the *released* fillers as leaving, if they can still be
@@ -236,7 +239,8 @@ class Barrier(Primitive):
 
     def _break(self) -> None:
         self._state = _State.BROKEN
-        self._release_fillers(self._fillers.wake_all(None))
+        self._release_fillers(self._fillers.count_waiting())  # as in _trip()
+        self._fillers.wake_all(None)
         self._blocked.wake_all(_RETRY)
 
     @ki_protected
@@ -247,8 +251,9 @@ class Barrier(Primitive):
         barrier starts filling again once they have all left.
         """
         backend = self._library()
-        self._release_fillers(self._fillers.wake_all(None))
+        self._release_fillers(self._fillers.count_waiting())  # as in _trip()
         self._state = _State.RESETTING if self._leaving else _State.FILLING
+        self._fillers.wake_all(None)
         # As in asyncio, tasks held back by a drain look at the state again
         # when they next run, and get in at once if nothing is leaving by then.
         self._blocked.wake_all(_RETRY)

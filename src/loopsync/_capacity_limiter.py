@@ -10,7 +10,7 @@ from . import _ki
 from ._adapters import current_backend
 from ._backend import Waiter
 from ._ki import ki_protected
-from ._primitive import Primitive
+from ._primitive import Primitive, cancel_waiter
 from ._statistics import Borrowers, CapacityLimiterStatistics
 from ._waitqueue import WaiterQueue
 
@@ -163,7 +163,7 @@ class CapacityLimiter(Primitive):
         try:
             await waiter
         except BaseException:
-            if waiter.cancelled() or waiter.cancel():
+            if waiter.cancelled() or cancel_waiter(waiter):
                 del self._pending_borrowers[waiter]
                 self._waiters.note_cancelled(waiter)
             elif waiter in self._pending_borrowers:

@@ -13,7 +13,7 @@ from ._adapters import running_backend
 from ._backend import Backend, Waiter
 from ._ki import ki_protected
 from ._lock import Lock
-from ._primitive import Primitive
+from ._primitive import Primitive, cancel_waiter
 from ._statistics import ConditionStatistics
 from ._waitqueue import WaiterQueue
 
@@ -131,11 +131,18 @@ class Condition(Primitive):
                     raise RuntimeError(f"cannot {action} on un-acquired lock")
         elif _ki.pending and self._loop is not None and "trio" in _ki.modules:
             _ki.protect_if_trio_imported()  # see Primitive._library()
-        if backend.tracks_owners:
-            if backend.current_task() is not self._lock._owner:
+        lock = self._lock
+        # A lock bound to a loop was taken by asyncio's rules (a task of
+        # another library may take it if it need not wait): they hold here
+        # too, and only a task of that loop's library can wait for it.
+        bound_elsewhere = lock._loop is not None and backend is not lock._backend
+        if backend.tracks_owners and not bound_elsewhere:
+            if backend.current_task() is not lock._owner:
                 raise RuntimeError(f"must hold the lock to {action}")
-        elif not (self._lock.locked() if self._lock._overridden else self._lock._locked):
+        elif not (lock.locked() if lock._overridden else lock._locked):
             raise RuntimeError(f"cannot {action} on un-acquired lock")
+        if bound_elsewhere and action == "wait":
+            raise lock._bound_elsewhere()
         return backend
 
     @ki_protected
@@ -195,7 +202,7 @@ class Condition(Primitive):
     def _withdraw(self, waiter: Waiter) -> None:
         """Clean up after an exception left a wait in wait()."""
         lock = self._lock
-        if waiter.cancelled() or waiter.cancel():
+        if waiter.cancelled() or cancel_waiter(waiter):
             # Cancelled (or hit by another exception) in the queue it was in.
             if lock._waiting_tasks.pop(waiter, None) is not None:
                 lock._waiters.note_cancelled(waiter)

@@ -7,7 +7,7 @@ from typing import Any
 from . import _ki
 from ._adapters import running_backend
 from ._ki import ki_protected
-from ._primitive import Primitive
+from ._primitive import Primitive, cancel_waiter
 from ._statistics import EventStatistics
 from ._waitqueue import WaiterQueue
 
@@ -84,7 +84,7 @@ class Event(Primitive):
         except BaseException:
             # Woken by set(), then cancelled before resuming (asyncio): the
             # wake-up was this task's alone, so nothing is passed on.
-            if waiter.cancelled() or waiter.cancel():
+            if waiter.cancelled() or cancel_waiter(waiter):
                 self._waiters.note_cancelled(waiter)
             self._check_loop()
             raise

@@ -10,7 +10,7 @@ from . import _ki
 from ._adapters import running_backend
 from ._backend import Backend, Waiter
 from ._ki import ki_protected
-from ._primitive import Primitive, enter_through_acquire, exit_through_release
+from ._primitive import Primitive, cancel_waiter, enter_through_acquire, exit_through_release
 from ._statistics import LockStatistics
 from ._waitqueue import WaiterQueue
 
@@ -58,6 +58,10 @@ def _acquire_returning(result: _T) -> Callable[[Lock], Coroutine[Any, Any, _T]]:
             and not self._handoffs
             and not (self._waiters and self._waiters.has_waiting_in_place())
         ):
+            if self._always_checkpoint and task is None:
+                # As anyio's lock: no lock for a task already cancelled (in an
+                # anyio scope: asyncio's own are found only at the yield).
+                await backend.checkpoint_if_cancelled()
             if task is None:
                 self._locked = True
             else:
@@ -255,7 +259,7 @@ class Lock(Primitive):
     def _withdraw(self, waiter: Waiter, backend: Backend) -> None:
         """Clean up after an exception left a wait in acquire()."""
         self._waiting_tasks.pop(waiter, None)
-        if waiter.cancelled() or waiter.cancel():
+        if waiter.cancelled() or cancel_waiter(waiter):
             # Cancelled while waiting, or something else was thrown in (such
             # as asyncio refusing a waiter of another loop).
             self._waiters.note_cancelled(waiter)

@@ -30,7 +30,7 @@ from ._exceptions import WouldBlock, would_block_error
 if TYPE_CHECKING:
     from ._waitqueue import WaiterQueue
 
-__all__ = ["Primitive", "enter_through_acquire", "exit_through_release"]
+__all__ = ["Primitive", "cancel_waiter", "enter_through_acquire", "exit_through_release"]
 
 
 async def enter_through_acquire(primitive: Any) -> None:
@@ -43,6 +43,19 @@ async def exit_through_release(primitive: Any, *exc_info: object) -> None:
     """``__aexit__`` of a subclass whose release() differs: as asyncio's
     ``async with`` does, it calls that release()."""
     primitive.release()
+
+
+def cancel_waiter(waiter: Waiter) -> bool:
+    """Return ``waiter.cancel()``, also for a waiter of a closed loop, which
+    its cancel() cancels before failing to schedule the task's wake-up."""
+    try:
+        return waiter.cancel()
+    except RuntimeError:
+        # Its task can only be destroyed (as it is, if this runs in its
+        # except clause): asyncio's primitives let such a task go silently.
+        if waiter.cancelled():
+            return True
+        raise
 
 
 class Primitive:

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from . import _ki
 from ._backend import Waiter
 from ._ki import ki_protected
-from ._primitive import Primitive, enter_through_acquire
+from ._primitive import Primitive, cancel_waiter, enter_through_acquire
 from ._statistics import SemaphoreStatistics
 from ._waitqueue import WaiterQueue
 
@@ -67,6 +67,10 @@ def _acquire_returning(result: _T) -> Callable[[Semaphore], Coroutine[Any, Any, 
             and not self._handoffs
             and not (self._waiters and self._waiters.has_waiting())
         ):
+            if self._always_checkpoint and not self._backend.always_checkpoints:  # type: ignore[union-attr]
+                # As anyio's semaphore: no permit for a task already cancelled
+                # (see Lock.acquire()).
+                await self._backend.checkpoint_if_cancelled()  # type: ignore[union-attr]
             self._value -= 1
             if self._backend.always_checkpoints or self._always_checkpoint:  # type: ignore[union-attr]
                 try:
@@ -223,7 +227,7 @@ class Semaphore(Primitive):
         if waiter.cancelled():
             # Cancelled while waiting: the usual case.
             self._waiters.note_cancelled(waiter)
-        elif waiter.cancel():
+        elif cancel_waiter(waiter):
             # Something else was thrown into the task while it waited, such
             # as its library refusing a waiter of the bound loop.
             self._waiters.note_cancelled(waiter)

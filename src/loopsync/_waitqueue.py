@@ -158,10 +158,23 @@ class WaiterQueue(deque[Waiter]):
     @ki_protected
     def _wake_each(self, values: Iterator[Any]) -> int:
         woken = 0
+        closed_loop_error = None
         for waiter in self:
             if not waiter.done():
-                waiter.set_result(next(values))
+                try:
+                    waiter.set_result(next(values))
+                except RuntimeError as exc:
+                    # Its loop is closed: woken all the same, as the others
+                    # are, before the error is raised (as asyncio's would).
+                    if not waiter.done():
+                        raise
+                    closed_loop_error = exc
                 woken += 1
         self.clear()
         self._left.clear()
+        if closed_loop_error is not None:
+            try:
+                raise closed_loop_error
+            finally:
+                closed_loop_error = None  # no reference cycle through the traceback
         return woken
