@@ -144,6 +144,45 @@ async def test_memory_stays_bounded_while_waiters_time_out(lib: Lib) -> None:
         assert len(sem._waiters) <= 65
 
 
+def test_a_queue_whose_waiters_all_left_keeps_none() -> None:
+    # Those that left from the middle were kept until a sweep, with their
+    # tasks (under trio, a task keeps its whole run alive).
+    for order in ([1, 2, 0, 3], [0, 3, 1, 2], [2, 1, 3, 0]):
+        queue = WaiterQueue()
+        waiters = [FakeWaiter(queue) for _ in range(4)]
+        for index in order:
+            waiters[index].cancel()
+            queue.note_cancelled(waiters[index])
+        assert not queue
+        assert not queue._left
+
+
+def test_a_queue_emptied_by_wake_ups_keeps_no_waiter_passed_over() -> None:
+    queue = WaiterQueue()
+    waiters = [FakeWaiter(queue) for _ in range(4)]
+    waiters[1].cancel()
+    queue.note_cancelled(waiters[1])  # left from the middle
+    waiters[0].cancel()  # its task has not left yet: passed over below
+    assert queue.wake_first("a") is waiters[2]
+    queue.note_cancelled(waiters[0])  # recorded, though passed over already
+    assert queue.wake_first_in_place("b") is waiters[3]
+    assert not queue
+    assert not queue._left
+
+
+async def test_waiters_that_left_are_not_kept_once_none_waits(lib: Lib) -> None:
+    event = loopsync.Event()
+    async with lib.task_group() as group:
+        handles = [await lib.start_queued(group, event.wait) for _ in range(4)]
+        for index in (1, 2, 0, 3):
+            handles[index].cancel()
+            await lib.settle()
+    # Looked at before statistics(), which sweeps.
+    assert not event._waiters
+    assert not event._waiters._left
+    assert event.statistics().tasks_waiting == 0
+
+
 def test_waking_all_keeps_no_waiter() -> None:
     # Not even one whose task left while it waited in the middle.
     queue = WaiterQueue()

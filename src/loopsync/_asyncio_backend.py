@@ -90,18 +90,14 @@ class AsyncioBackend:
                 "curio" not in _modules or _get_running_loop() is not None
             )
 
-    # The task *loop* runs now, if any: none if another loop runs in this
-    # thread, or trio runs on top of *loop* as its guest.  (A task of another
-    # thread, while *loop* runs a task of its own, is let through.)  A C
-    # function, called without a Python frame.
-    runs_on = staticmethod(_task_of)
+    def runs_on(self, loop: Any) -> bool:
+        # Not if another loop runs in this thread, or trio runs on top of
+        # *loop* as its guest (no task of *loop* runs), or *loop* runs a task
+        # in another thread: asyncio's primitives ask for the running loop too.
+        return _get_running_loop() is loop and _task_of(loop) is not None
 
     def current_loop(self) -> asyncio.AbstractEventLoop:
         return asyncio.get_running_loop()
-
-    def is_wrong_loop_error(self, exc: BaseException) -> bool:
-        # Task.__step() throws "Task ... got Future ... attached to a different loop".
-        return isinstance(exc, RuntimeError)
 
     async def checkpoint(self) -> None:
         await asyncio.sleep(0)

@@ -55,16 +55,11 @@ Loop binding, and one library at a time
 ---------------------------------------
 asyncio binds a primitive to the event loop of its first wait.  loopsync
 binds to what ``current_loop()`` returns at the first wait, and later
-waiters are created for that loop directly (``create_waiter(loop=...)``),
-without a look-up of the running loop, which costs a system call before
-Python 3.12.  A task of another loop learns of its mistake from its own
-library, which refuses the waiter when the task awaits it, with an
-exception that ``is_wrong_loop_error()`` recognizes.  Before a task waits,
-a primitive asks ``runs_on()``, which catches a task of another loop or
-library of the same thread at once, as asyncio does, so that such a task
-never counts as waiting.  trio has no
-loop to bind to (``current_loop()`` is None), so a primitive is never bound
-to a trio run.
+waiters are created for that loop (``create_waiter(loop=...)``).  Before a
+task waits, a primitive asks ``runs_on()``, which refuses a task of another
+loop, library or thread at once, as asyncio does, so that such a task never
+counts as waiting.  trio has no loop to bind to (``current_loop()`` is
+None), so a primitive is never bound to a trio run.
 
 The tasks waiting on a primitive are all of one library, so that every
 wake-up follows the rules of the library of the task it wakes: a task of
@@ -170,18 +165,12 @@ class Backend(Protocol):
         """Return the running loop, to bind to; None if the library has none."""
 
     def runs_on(self, loop: Any) -> object:
-        """Return something true if the current task may run on *loop*; false
-        if another loop, or another library, runs it in this thread.  (A task
-        of another thread may get true, and learn it when its library refuses
-        the waiter.)"""
+        """Return something true if *loop* runs the current task; false if
+        another loop or library runs it, or *loop* runs in another thread."""
 
     def create_waiter(self, *, loop: Any) -> Waiter:
         """Return a new waiter for the current task, belonging to *loop*
         (what ``current_loop()`` returned, now or for an earlier waiter)."""
-
-    def is_wrong_loop_error(self, exc: BaseException) -> bool:
-        """Return True if *exc* may be this library refusing a waiter of
-        another loop or library, thrown into the task that awaited it."""
 
     async def checkpoint(self) -> None:
         """Check for cancellation and let other tasks run."""

@@ -182,7 +182,6 @@ class Barrier(Primitive):
                     # same.  A task woken only to look at the state again
                     # never counted.
                     self._leave()
-                self._check_loop()
                 raise
             if woken_with is not _RETRY:
                 break

@@ -175,7 +175,6 @@ class CapacityLimiter(Primitive):
                 # (asyncio only): give it back, for the next task.
                 self._borrowers.discard(borrower)
                 self._lend_free_tokens()
-            self._check_loop()
             raise
 
     @ki_protected

@@ -209,7 +209,6 @@ class Condition(Primitive):
             else:
                 self._waiting_tasks.pop(waiter, None)
                 self._waiters.note_cancelled(waiter)
-        self._check_loop()
 
     async def wait_for(self, predicate: Callable[[], _T]) -> _T:
         """Wait until *predicate* returns a true value, and return it.

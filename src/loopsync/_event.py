@@ -86,7 +86,6 @@ class Event(Primitive):
             # wake-up was this task's alone, so nothing is passed on.
             if waiter.cancelled() or cancel_waiter(waiter):
                 self._waiters.note_cancelled(waiter)
-            self._check_loop()
             raise
         return True
 

@@ -274,7 +274,6 @@ class Lock(Primitive):
             self._hand_over()
         else:
             self._pass_on(backend)
-        self._check_loop()
 
     def _hand_over(self) -> None:
         """Hand the free lock to the first waiting task, provisionally until

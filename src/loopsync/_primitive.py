@@ -139,19 +139,6 @@ class Primitive:
     def _bound_elsewhere(self) -> RuntimeError:
         return RuntimeError(f"{self!r} is bound to a different event loop")
 
-    def _check_loop(self) -> None:
-        """Raise asyncio's RuntimeError instead of the exception being
-        handled, if that is the library refusing a waiter of the bound loop."""
-        # Only a task of another thread gets that far (see runs_on()): the
-        # bound loop runs a task of its own there, so the task could not be
-        # told from one of the bound loop before it waited.
-        # A bound primitive's adapter is asyncio's, as is the other thread's.
-        backend = self._backend
-        if self._loop is not None and backend is not None:
-            exc = sys.exc_info()[1]
-            if backend.is_wrong_loop_error(exc) and backend.current_loop() is not self._loop:  # type: ignore[arg-type]
-                raise self._bound_elsewhere() from None
-
     def _repr_state(self) -> str:
         raise NotImplementedError
 

@@ -228,10 +228,8 @@ class Semaphore(Primitive):
             # Cancelled while waiting: the usual case.
             self._waiters.note_cancelled(waiter)
         elif cancel_waiter(waiter):
-            # Something else was thrown into the task while it waited, such
-            # as its library refusing a waiter of the bound loop.
+            # Something else was thrown into the task while it waited.
             self._waiters.note_cancelled(waiter)
-            self._check_loop()
         else:
             # Handed a permit, then cancelled before it could resume (asyncio
             # only: a woken trio task cannot be cancelled), or hit by another
@@ -240,7 +238,6 @@ class Semaphore(Primitive):
             self._value += 1
             if waiter.result() is _COUNTED:
                 self._handoffs -= 1
-            self._check_loop()
 
     def _hand_out_free_permits(self) -> None:
         """Wake as many waiting tasks as the free permits allow, as a task

@@ -125,12 +125,6 @@ class TrioBackend:
     def runs_on(self, loop: object) -> bool:
         return False
 
-    def is_wrong_loop_error(self, exc: BaseException) -> bool:
-        # trio's run loop throws TypeError into a task that yields a foreign
-        # future.  Only a primitive bound to a loop asks, and none binds under
-        # trio: this answers for the protocol's sake.
-        return isinstance(exc, TypeError)
-
     # trio's own functions, not wrappers: a coroutine frame less.
     checkpoint = staticmethod(trio.lowlevel.checkpoint)
     checkpoint_if_cancelled = staticmethod(trio.lowlevel.checkpoint_if_cancelled)

@@ -3,14 +3,14 @@
 A cancelled waiter is not searched for: it stays where it is, and the
 operations that wake pass it over.  Its task calls ``note_cancelled()`` as it
 leaves; once more than 64 have left from inside the queue and they could make
-up half of it, the queue sweeps them out.  So each operation is O(1),
-amortized, per waiter it touches, and memory stays proportional to the tasks
-still waiting.  asyncio's Lock keeps a cancelled waiter in its place until its
-task has left, and wakes nobody while one is first; ``wake_first_in_place()``
-and ``has_waiting_in_place()`` do the same.  Primitives use only the named
-operations, as trio's use ParkingLot's.  Those that change the queue are
-protected from KeyboardInterrupt under trio, since statistics() and repr()
-reach them from unprotected code.
+up half of it, the queue sweeps them out, and a queue that empties keeps no
+record.  So each operation is O(1), amortized, per waiter it touches, and
+memory stays proportional to the tasks still waiting.  asyncio's Lock keeps a
+cancelled waiter in its place until its task has left, and wakes nobody while
+one is first; ``wake_first_in_place()`` and ``has_waiting_in_place()`` do the
+same.  Primitives use only the named operations, as trio's use ParkingLot's.
+Those that change the queue are protected from KeyboardInterrupt under trio,
+since statistics() and repr() reach them from unprotected code.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ class WaiterQueue(deque[Waiter]):
         while self:
             if not self[0].done():
                 return True
-            self.popleft()
+            self._left.discard(self.popleft())
         return False
 
     @ki_protected
@@ -70,20 +70,26 @@ class WaiterQueue(deque[Waiter]):
     def note_cancelled(self, waiter: Waiter) -> None:
         """Note that *waiter*, of this queue, was cancelled; its task calls
         this once, as it leaves."""
-        if not self:
-            return  # passed over already
-        if self[0] is waiter:
-            self.popleft()
-            return
-        if self[-1] is waiter:
-            self.pop()
-            return
-        # A waiter already passed over is recorded too: the sweep, which
-        # clears the record, bounds it as it bounds the others.
         left = self._left
-        left.add(waiter)
-        if len(left) > _SWEEP_AFTER and 2 * len(left) > len(self):
-            self._sweep()
+        if self and self[0] is waiter:
+            self.popleft()
+            if left:
+                self._drop_left_head()
+        elif self and self[-1] is waiter:
+            self.pop()
+            while left and self and self[-1] in left:
+                left.discard(self.pop())
+        elif self:
+            # A waiter already passed over is recorded too: the sweep, which
+            # clears the record, bounds it as it bounds the others.
+            left.add(waiter)
+            if len(left) > _SWEEP_AFTER and 2 * len(left) > len(self):
+                self._sweep()
+            return
+        if not self:
+            # All passed over: nothing kept (a waiter keeps its task alive,
+            # and a trio task its whole run).
+            left.clear()
 
     @ki_protected
     def _sweep(self) -> None:
@@ -103,7 +109,7 @@ class WaiterQueue(deque[Waiter]):
     def drop_cancelled_tail(self) -> None:
         """Drop the cancelled waiters at the end of the queue."""
         while self and self[-1].done():
-            self.pop()
+            self._left.discard(self.pop())
 
     @ki_protected
     def wake_first(self, value: Any) -> Waiter | None:
@@ -116,8 +122,11 @@ class WaiterQueue(deque[Waiter]):
             # python/asyncio#270).
             waiter = self.popleft()
             if not waiter.done():
+                if not self and self._left:
+                    self._left.clear()  # see note_cancelled()
                 waiter.set_result(value)
                 return waiter
+            self._left.discard(waiter)
         return None
 
     @ki_protected
@@ -129,6 +138,8 @@ class WaiterQueue(deque[Waiter]):
             self._drop_left_head()
         if self and not self[0].done():
             waiter = self.popleft()
+            if not self and self._left:
+                self._left.clear()  # see note_cancelled()
             waiter.set_result(value)
             return waiter
         return None
@@ -143,6 +154,8 @@ class WaiterQueue(deque[Waiter]):
             if not waiter.done():
                 other.append(waiter)
                 moved.append(waiter)
+            else:
+                self._left.discard(waiter)
         return moved
 
     def wake_all(self, value: Any) -> int:
