@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from . import _ki
 from ._adapters import running_backend
@@ -88,7 +88,7 @@ class Condition(Primitive):
         """Return True if the condition's lock is held."""
         return self._lock.locked()
 
-    async def acquire(self) -> bool:
+    async def acquire(self) -> Literal[True]:
         """Acquire the condition's lock (see :meth:`Lock.acquire`)."""
         return await self._lock.acquire()
 
@@ -101,17 +101,23 @@ class Condition(Primitive):
         """Release the condition's lock (see :meth:`Lock.release`)."""
         self._lock.release()
 
-    def __aenter__(self) -> Coroutine[Any, Any, None]:
-        # The lock's own, awaited directly: a coroutine frame less.
-        return self._lock.__aenter__()
+    if TYPE_CHECKING:
+        # What the two below are, spelled for type checkers.
+        async def __aenter__(self) -> None: ...
+        async def __aexit__(
+            self,
+            exc_type: type[BaseException] | None,
+            exc: BaseException | None,
+            tb: TracebackType | None,
+        ) -> None: ...
+    else:
 
-    def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> Coroutine[Any, Any, None]:
-        return self._lock.__aexit__(exc_type, exc, tb)
+        def __aenter__(self):
+            # The lock's own, awaited directly: a coroutine frame less.
+            return self._lock.__aenter__()
+
+        def __aexit__(self, exc_type, exc, tb):
+            return self._lock.__aexit__(exc_type, exc, tb)
 
     def _holder_library(self, action: str) -> Backend:
         """Return the running library's adapter (``_library()``); raise
@@ -146,7 +152,7 @@ class Condition(Primitive):
         return backend
 
     @ki_protected
-    async def wait(self) -> bool:
+    async def wait(self) -> Literal[True]:
         """Release the lock, wait until notified, take the lock again and
         return True.
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from . import _ki
 from ._adapters import running_backend
@@ -61,7 +61,7 @@ class Event(Primitive):
         :meth:`set` is called again."""
         self._flag = False
 
-    async def wait(self) -> bool:
+    async def wait(self) -> Literal[True]:
         """Wait until the flag is set, then return True.
 
         Under asyncio this returns at once, without yielding, if the flag is

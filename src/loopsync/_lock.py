@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from . import _ki
 from ._adapters import running_backend
@@ -182,8 +182,13 @@ class Lock(Primitive):
         """
         return self._locked
 
-    acquire = _acquire_returning(True)
-    __aenter__ = _acquire_returning(None)
+    if TYPE_CHECKING:
+        # What the two below are, spelled for type checkers.
+        async def acquire(self) -> Literal[True]: ...
+        async def __aenter__(self) -> None: ...
+    else:
+        acquire = _acquire_returning(True)
+        __aenter__ = _acquire_returning(None)
 
     @ki_protected
     def acquire_nowait(self) -> None:
@@ -334,7 +339,7 @@ class Lock(Primitive):
         # As asyncio's, ``async with`` calls a subclass's own acquire() and
         # release().
         if cls.acquire is not Lock.acquire and cls.__aenter__ is Lock.__aenter__:
-            cls.__aenter__ = enter_through_acquire
+            cls.__aenter__ = enter_through_acquire  # type: ignore[method-assign, assignment]
         if cls.release is not Lock.release and cls.__aexit__ is Lock.__aexit__:
             cls.__aexit__ = exit_through_release  # type: ignore[method-assign, assignment]
 

@@ -6,7 +6,7 @@ import math
 import operator
 from collections.abc import Callable, Coroutine
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from . import _ki
 from ._backend import Waiter
@@ -218,9 +218,14 @@ class Semaphore(Primitive):
             raise self._would_block()
         self._value -= 1
 
-    acquire = _acquire_returning(True)
-    # None, as asyncio's and trio's ``async with sem as x`` bind.
-    __aenter__ = _acquire_returning(None)
+    if TYPE_CHECKING:
+        # What the two below are, spelled for type checkers.
+        async def acquire(self) -> Literal[True]: ...
+        async def __aenter__(self) -> None: ...
+    else:
+        acquire = _acquire_returning(True)
+        # None, as asyncio's and trio's ``async with sem as x`` bind.
+        __aenter__ = _acquire_returning(None)
 
     def _withdraw(self, waiter: Waiter) -> None:
         """Clean up after an exception left a wait in acquire()."""
@@ -295,7 +300,7 @@ class Semaphore(Primitive):
         # asyncio's __aenter__ calls acquire(), so a subclass's acquire() runs
         # in ``async with`` too: so it does here.
         if cls.acquire is not Semaphore.acquire and cls.__aenter__ is Semaphore.__aenter__:
-            cls.__aenter__ = enter_through_acquire
+            cls.__aenter__ = enter_through_acquire  # type: ignore[method-assign, assignment]
 
     @ki_protected
     async def __aexit__(

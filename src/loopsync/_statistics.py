@@ -97,9 +97,9 @@ class LockStatistics(_Snapshot):
 
     locked: bool
     """Whether the lock is held (as :meth:`~loopsync.Lock.locked` says)."""
-    owner: object
-    """The task holding the lock under trio, where a lock has an owner;
-    always None under asyncio, where it has none."""
+    owner: Any
+    """The task holding the lock under trio (a :class:`trio.lowlevel.Task`),
+    where a lock has an owner; always None under asyncio, where it has none."""
     tasks_waiting: int
     """The number of tasks blocked in :meth:`~loopsync.Lock.acquire`."""
 
