@@ -524,6 +524,35 @@ def test_a_guest_waiter_cancelled_keeps_its_condition_s_lock_from_host_tasks() -
     assert asyncio.run(_acquire_and_release(cond)) is None
 
 
+@pytest.mark.parametrize("release", ["abort", "reset"])
+def test_a_host_task_releases_guest_tasks_from_a_barrier(release: str) -> None:
+    # As a guest task may release host tasks: reset() and abort() never wait
+    # (0.2 refused the host, "in use by tasks of another async library").
+    barrier = loopsync.Barrier(3)
+
+    async def guest() -> list[str]:
+        outcomes: list[str] = []
+
+        async def party() -> None:
+            try:
+                await barrier.wait()
+            except loopsync.BrokenBarrierError as exc:
+                outcomes.append(type(exc).__name__)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(party)
+            nursery.start_soon(party)
+        return outcomes
+
+    async def host() -> None:
+        while barrier.n_waiting < 2:  # noqa: ASYNC110 - no event spans both libraries
+            await asyncio.sleep(0)
+        await getattr(barrier, release)()
+
+    assert _run_with_trio_guest(host, guest) == ["BrokenBarrierError"] * 2
+    assert barrier.broken is (release == "abort")
+
+
 def test_a_condition_whose_lock_is_bound_follows_the_lock_s_rules() -> None:
     # A task of another library takes a lock bound to a loop by asyncio's
     # rules: the condition asked for trio's (must hold the lock to notify).

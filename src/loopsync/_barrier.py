@@ -249,7 +249,7 @@ class Barrier(Primitive):
         Tasks waiting on it get :exc:`~loopsync.BrokenBarrierError`; the
         barrier starts filling again once they have all left.
         """
-        backend = self._library()
+        backend = self._updater_library()
         self._release_fillers(self._fillers.count_waiting())  # as in _trip()
         self._state = _State.RESETTING if self._leaving else _State.FILLING
         self._fillers.wake_all(None)
@@ -265,9 +265,15 @@ class Barrier(Primitive):
         Tasks waiting on it, and those that call :meth:`wait` until
         :meth:`reset` is called, get :exc:`~loopsync.BrokenBarrierError`.
         """
-        backend = self._library()
+        backend = self._updater_library()
         self._break()
         await self._checkpoint_after_update(backend)
+
+    def _updater_library(self) -> Backend:
+        """Return the caller's adapter, for reset() and abort(), which never
+        wait: they may release tasks of another library (trio as a guest of
+        asyncio), by the rules of those tasks' library."""
+        return self._caller_library() or self._library()
 
     async def _checkpoint_after_update(self, backend: Backend) -> None:
         # Under trio, reset() and abort() act first and checkpoint after, as
