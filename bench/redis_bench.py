@@ -109,7 +109,7 @@ async def latencies(server: RedisServer, rounds: int) -> dict[str, float]:
         waiting_side = loopsync.redis.Semaphore(other, "bench-latency", 1)
 
         async def round_trip() -> None:
-            await session.run(TRIVIAL, [], [])
+            await session._run(TRIVIAL, [], [])
 
         # The scripts as the semaphore sends them, for a permit id of its own;
         # the floor's on keys of their own, so as not to disturb the semaphore.
@@ -118,7 +118,7 @@ async def latencies(server: RedisServer, rounds: int) -> dict[str, float]:
         def script(
             script: str, permit_id: str, *args: object, keys: list[str] = semaphore._keys
         ) -> Callable[[], Awaitable[object]]:
-            return functools.partial(session.run, script, keys, [1, permit_id, *args])
+            return functools.partial(session._run, script, keys, [1, permit_id, *args])
 
         await round_trip()
         ratios: dict[str, list[float]] = {
@@ -136,14 +136,14 @@ async def latencies(server: RedisServer, rounds: int) -> dict[str, float]:
             permit = await semaphore.acquire()
             acquire = time.perf_counter() - start
             release = await seconds(functools.partial(semaphore.release, permit))
-            permit_id = session.new_permit_id()
+            permit_id = session._new_permit_id()
             acquire_script = await seconds(script(ACQUIRE, permit_id, 10_000, 3000, 1, "1", 1))
             release_script = await seconds(script(RELEASE, permit_id, 3000))
             ratios["acquire"].append(acquire / unit)
             ratios["release"].append(release / unit)
             ratios["acq/script"].append(acquire / acquire_script)
             ratios["rel/script"].append(release / release_script)
-            floor_id = session.new_permit_id()
+            floor_id = session._new_permit_id()
             acquire_floor = await seconds(
                 script(ACQUIRE_FLOOR, floor_id, 10_000, 3000, 1, "1", 1, keys=floor_keys)
             )

@@ -366,6 +366,15 @@ def test_bad_arguments_raise_clear_errors(
         loopsync.redis.Semaphore(session, name, *rest[:1], **options)
 
 
+def test_a_semaphore_s_name_lease_and_value_are_read_only() -> None:
+    # A lease reassigned changed the renewals' period, not the server's lease.
+    semaphore = loopsync.redis.Semaphore(loopsync.redis.Session(coredis.Redis()), "x", 2, lease=5)
+    for attribute, new in (("name", "y"), ("lease", 60.0), ("value", 3)):
+        with pytest.raises(AttributeError):
+            setattr(semaphore, attribute, new)
+    assert (semaphore.name, semaphore.lease, semaphore.value) == ("x", 5.0, 2)
+
+
 def test_bad_session_arguments_raise_clear_errors() -> None:
     with pytest.raises(TypeError, match=r"^session must be a loopsync\.redis\.Session, not 1$"):
         loopsync.redis.Semaphore(1, "x")  # type: ignore[arg-type]

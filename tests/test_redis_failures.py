@@ -233,7 +233,7 @@ async def test_a_session_entered_while_the_server_is_down_waits_and_may_be_cance
             await idle.__aenter__()
         assert scope.cancelled_caught
         with pytest.raises(RuntimeError, match="not entered"):
-            idle.check_entered()
+            idle._check_entered()
         await anyio.to_thread.run_sync(private_redis_server.start)
         async with idle as entered:
             permit = await loopsync.redis.Semaphore(entered, unique_name(), 1).acquire()
@@ -462,31 +462,31 @@ async def test_every_script_run_twice_has_the_effect_of_one(
         def ask(permit_id: str) -> list[Any]:
             return [1, permit_id, 5000, 5000, 0, "1", 1]
 
-        first = await entered.run(ACQUIRE, keys, ask("a:1"))
-        assert await entered.run(ACQUIRE, keys, ask("a:1")) == first
+        first = await entered._run(ACQUIRE, keys, ask("a:1"))
+        assert await entered._run(ACQUIRE, keys, ask("a:1")) == first
         assert first[0] == 1
         for _ in range(2):
-            assert (await entered.run(ACQUIRE, keys, ask("a:2")))[0] == 0
+            assert (await entered._run(ACQUIRE, keys, ask("a:2")))[0] == 0
         assert (await semaphore.statistics()).tasks_waiting == 1
-        assert await entered.run(RENEW, keys, [1, 5000, "a:1", "a:9"]) == [1, 0]
-        assert await entered.run(RENEW, keys, [1, 5000, "a:1", "a:9"]) == [1, 0]
-        assert await entered.run(RELEASE, keys, [1, "a:1", 5000]) == 1
-        assert await entered.run(RELEASE, keys, [1, "a:1", 5000]) == 1
+        assert await entered._run(RENEW, keys, [1, 5000, "a:1", "a:9"]) == [1, 0]
+        assert await entered._run(RENEW, keys, [1, 5000, "a:1", "a:9"]) == [1, 0]
+        assert await entered._run(RELEASE, keys, [1, "a:1", 5000]) == 1
+        assert await entered._run(RELEASE, keys, [1, "a:1", 5000]) == 1
         # A late ask of a released id does not take a permit again.
-        assert (await entered.run(ACQUIRE, keys, ask("a:1")))[0] == 0
+        assert (await entered._run(ACQUIRE, keys, ask("a:1")))[0] == 0
         # The release handed the permit to a:2, once.
-        granted = await entered.run(ACQUIRE, keys, ask("a:2"))
+        granted = await entered._run(ACQUIRE, keys, ask("a:2"))
         assert granted[0] == 1
-        assert await entered.run(ACQUIRE, keys, ask("a:2")) == granted
+        assert await entered._run(ACQUIRE, keys, ask("a:2")) == granted
         for _ in range(2):
-            assert await entered.run(RELEASE, keys, [1, "a:2", 5000]) == 1
+            assert await entered._run(RELEASE, keys, [1, "a:2", 5000]) == 1
         # Withdrawn from the queue, then withdrawn again: the same answer.
         for _ in range(2):
-            assert (await entered.run(ACQUIRE, keys, ask("a:3")))[0] == 1
-        assert (await entered.run(ACQUIRE, keys, ask("a:4")))[0] == 0
+            assert (await entered._run(ACQUIRE, keys, ask("a:3")))[0] == 1
+        assert (await entered._run(ACQUIRE, keys, ask("a:4")))[0] == 0
         for _ in range(2):
-            assert await entered.run(RELEASE, keys, [1, "a:4", 5000]) == 2
-        await entered.run(RELEASE, keys, [1, "a:3", 5000])
+            assert await entered._run(RELEASE, keys, [1, "a:4", 5000]) == 2
+        await entered._run(RELEASE, keys, [1, "a:3", 5000])
         assert await _is_idle(semaphore)
 
 

@@ -165,17 +165,27 @@ class Semaphore:
             raise ValueError(f"value must be at least 1, not {value!r}")
         if on_lease_lost is not None and not callable(on_lease_lost):
             raise TypeError(f"on_lease_lost must be callable or None, not {on_lease_lost!r}")
-        self.lease = check_seconds("lease", lease)
-        self.name = name
+        self._lease = check_seconds("lease", lease)
+        self._name = name
         self._session = session
         self._value = value
-        self._lease_ms = math.ceil(self.lease * 1000)
+        self._lease_ms = math.ceil(self._lease * 1000)
         self._on_lease_lost = on_lease_lost
         # One hash tag, never empty (a name may start with "}"): Redis Cluster
         # keeps a semaphore in one slot.
         self._keys = [f"loopsync:{{sem:{name}}}:{suffix}" for suffix in KEY_SUFFIXES]
         self._highest_token = 0
         self._held: dict[Any, list[Permit]] = {}  # task -> its permits, in order
+
+    @property
+    def name(self) -> str:
+        """The name the processes share the semaphore by."""
+        return self._name
+
+    @property
+    def lease(self) -> float:
+        """How long, in seconds, a permit is held unless renewed."""
+        return self._lease
 
     @property
     def value(self) -> int:
@@ -198,19 +208,19 @@ class Semaphore:
 
     async def _acquire(self, *, wait: bool) -> Permit:
         session = self._session
-        entry = session.check_entered()
+        entry = session._check_entered()
         task = current_backend().current_task()
         self._check_acquirer(task)
         # The id is chosen before the first send: a retried or repeated
         # script finds its own earlier effect instead of taking a second permit.
-        permit_id = session.new_permit_id()
+        permit_id = session._new_permit_id()
         alive_ms = math.ceil(session.liveness * 1000)
         asks = 0
         token = None
         try:
-            session.expect_wakeups(permit_id, self)
+            session._expect_wakeups(permit_id, self)
             while True:
-                if not session.entered_as(entry):
+                if not session._entered_as(entry):
                     raise self._exited_error()
                 asks += 1
                 sent = time.monotonic()
@@ -230,14 +240,14 @@ class Semaphore:
                     break
                 if not wait:
                     break  # neither granted nor queued: nothing to clean up
-                announced = session.granted(permit_id)  # during the ask?
+                announced = session._granted(permit_id)  # during the ask?
                 if announced is None:
                     delay = session.poll_interval
                     if int(detail) >= 0:  # ms until the first lease may expire
                         delay = min(delay, int(detail) / 1000 + 0.001)
                     with anyio.move_on_after(delay):
-                        await session.wakeup(permit_id).wait()
-                    announced = session.granted(permit_id)
+                        await session._wakeup(permit_id).wait()
+                    announced = session._granted(permit_id)
                 # The server granted the permit after it received this ask,
                 # so after *sent*: a lease counted from *sent* ends before the
                 # server's.  Unless most of it is gone, no need to ask again.
@@ -249,23 +259,23 @@ class Semaphore:
                     token = announced[0]
                     break
         except BaseException:
-            session.stop_expecting(permit_id)
+            session._stop_expecting(permit_id)
             # Cancelled or failed anywhere, even after the server granted the
             # permit (reply lost, or cancelled before resuming): free the
             # permit or the place in the queue, whatever the server did.
             # Once the session exits, its exit does.
-            if session.entered_as(entry):
-                session.release_soon(self._keys, self._value, permit_id)
+            if session._entered_as(entry):
+                session._release_soon(self._keys, self._value, permit_id)
             raise
-        session.stop_expecting(permit_id)
-        if not session.entered_as(entry):  # its exit withdraws this id, granted or not
+        session._stop_expecting(permit_id)
+        if not session._entered_as(entry):  # its exit withdraws this id, granted or not
             raise self._exited_error()
         if token is None:
             raise _would_block()
         self._highest_token = max(self._highest_token, token)
         permit = Permit(self, permit_id, token, deadline=sent + self.lease)
         self._held.setdefault(task, []).append(permit)
-        session.keep(permit)
+        session._keep(permit)
         return permit
 
     def _exited_error(self) -> RuntimeError:
@@ -274,7 +284,7 @@ class Semaphore:
     async def _run(self, script: str, args: list[Any]) -> Any:
         """Run *script* on this semaphore's keys, its value the first argument."""
         try:
-            return await self._session.run(script, self._keys, [self._value, *args])
+            return await self._session._run(script, self._keys, [self._value, *args])
         except Exception as exc:
             if str(exc).startswith("LOOPSYNC_VALUE "):
                 raise ValueError(
@@ -297,14 +307,14 @@ class Semaphore:
         """
         permit = self._take_back(permit)
         session = self._session
-        session.drop(permit)
+        session._drop(permit)
         locally_lost = permit.lost
         permit._released = True
         refused = None
         try:
-            held = await session.release(self._keys, self._value, permit.id)
+            held = await session._release(self._keys, self._value, permit.id)
         except Exception as exc:
-            if isinstance(exc, session.transient_errors):
+            if isinstance(exc, session._transient_errors):
                 raise  # no answer: the lease frees it
             # Refused (a replica after a failover, the semaphore recreated
             # with another value): the server holds no permit of this id.
@@ -316,7 +326,7 @@ class Semaphore:
 
     def _take_back(self, permit: Permit | None) -> Permit:
         """Return the permit to release, no longer counted as held."""
-        self._session.check_entered()
+        self._session._check_entered()
         task = current_backend().current_task()
         if permit is None:
             permits = self._held.get(task)
@@ -356,7 +366,7 @@ class Semaphore:
 
     async def statistics(self) -> SemaphoreStatistics:
         """Return a :class:`SemaphoreStatistics` snapshot, read from the server."""
-        self._session.check_entered()
+        self._session._check_entered()
         borrowed, waiting = await self._run(STATISTICS, [])
         return SemaphoreStatistics(
             value=self._value, borrowed=int(borrowed), tasks_waiting=int(waiting)

@@ -137,7 +137,7 @@ class Session:
         assert task_group is not None
         self._closing = True
         for permit in self._held.values():
-            self.release_soon(permit.semaphore._keys, permit.semaphore._value, permit.id)
+            self._release_soon(permit.semaphore._keys, permit.semaphore._value, permit.id)
         self._held.clear()
         # Lost permits too: a task holds none of this entry once it exits.
         for semaphore in self._used:
@@ -146,7 +146,7 @@ class Session:
         # Tasks of other task groups may still wait: withdraw them, and wake
         # them to raise (an ask in flight meets a withdrawn id, refused).
         for permit_id, semaphore in self._waiting.items():
-            self.release_soon(semaphore._keys, semaphore._value, permit_id)
+            self._release_soon(semaphore._keys, semaphore._value, permit_id)
         for event in self._wakeups.values():
             if event is not None:
                 event.set()
@@ -158,24 +158,24 @@ class Session:
             self._task_group = None
         return None
 
-    def check_entered(self) -> anyio.abc.TaskGroup:
+    def _check_entered(self) -> anyio.abc.TaskGroup:
         """Return the session's task group; raise RuntimeError if it is not
         entered, or exiting."""
         if self._task_group is None or self._closing:
             raise RuntimeError(_NOT_ENTERED)
         return self._task_group
 
-    def entered_as(self, task_group: anyio.abc.TaskGroup) -> bool:
+    def _entered_as(self, task_group: anyio.abc.TaskGroup) -> bool:
         """Return True while the session stays in the entry whose task group
         :meth:`check_entered` returned as *task_group*."""
         return self._task_group is task_group and not self._closing
 
-    def new_permit_id(self) -> str:
+    def _new_permit_id(self) -> str:
         """Return a permit id never used before: '<session id>:<n>'."""
         self._count += 1
         return f"{self.id}:{self._count}"
 
-    async def run(self, script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+    async def _run(self, script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """Run *script* on the server."""
         return await self._client.run_script(script, keys, args)
 
@@ -200,24 +200,24 @@ class Session:
                 # A lost connection: waiting tasks poll meanwhile.
                 await anyio.sleep(self.poll_interval)
 
-    def expect_wakeups(self, permit_id: str, semaphore: Semaphore) -> None:
+    def _expect_wakeups(self, permit_id: str, semaphore: Semaphore) -> None:
         """Record the grants announced to *permit_id*, of *semaphore*, from
         now on, and withdraw it on exit unless :meth:`stop_expecting` is
         called first."""
         self._waiting[permit_id] = semaphore
         self._wakeups[permit_id] = None
 
-    def wakeup(self, permit_id: str) -> anyio.Event:
+    def _wakeup(self, permit_id: str) -> anyio.Event:
         """Return a new event that the next announced grant to *permit_id* sets."""
         event = self._wakeups[permit_id] = anyio.Event()
         return event
 
-    def granted(self, permit_id: str) -> tuple[int, int] | None:
+    def _granted(self, permit_id: str) -> tuple[int, int] | None:
         """Return the token and the ask number of the last grant to *permit_id*
         that the server announced, if any, forgetting it."""
         return self._grants.pop(permit_id, None)
 
-    def stop_expecting(self, permit_id: str) -> None:
+    def _stop_expecting(self, permit_id: str) -> None:
         self._waiting.pop(permit_id, None)
         self._wakeups.pop(permit_id, None)
         self._grants.pop(permit_id, None)
@@ -226,18 +226,18 @@ class Session:
     # its lease, and declares it lost when its local deadline passes first.
 
     @property
-    def transient_errors(self) -> tuple[type[Exception], ...]:
+    def _transient_errors(self) -> tuple[type[Exception], ...]:
         """The client's exceptions after which a request may succeed if sent again."""
         return self._client.transient_errors
 
-    def keep(self, permit: Permit) -> None:
+    def _keep(self, permit: Permit) -> None:
         """Renew *permit*'s lease until :meth:`drop` is called for it."""
         self._held[permit.id] = permit
         self._used.add(permit.semaphore)
         if permit.renew_at < self._next_renewal:
             self._renewals_changed.set()
 
-    def drop(self, permit: Permit) -> None:
+    def _drop(self, permit: Permit) -> None:
         """Stop renewing *permit*'s lease."""
         self._held.pop(permit.id, None)
 
@@ -275,7 +275,7 @@ class Session:
         # Any error counts as no answer: the permit is lost when its deadline
         # passes unrenewed (a failover leaves a read-only server, say).
         with anyio.move_on_after(deadline - sent), contextlib.suppress(Exception):
-            renewed = await self.run(
+            renewed = await self._run(
                 RENEW,
                 semaphore._keys,
                 [semaphore._value, semaphore._lease_ms, *(permit.id for permit in permits)],
@@ -300,27 +300,27 @@ class Session:
     # way they wait for the server at most cleanup_timeout; the leases and the
     # liveness limits free what they would have.
 
-    async def release(self, keys: Sequence[str], value: int, permit_id: str) -> int:
+    async def _release(self, keys: Sequence[str], value: int, permit_id: str) -> int:
         """Release or withdraw *permit_id*; return what RELEASE returns."""
         try:
-            return await self._release(keys, value, permit_id)
+            return await self._release_shielded(keys, value, permit_id)
         except Exception:
             raise  # the server's or the client's, once retried: nothing left to do
         except BaseException:
             # Natively cancelled (an asyncio Task.cancel() passes anyio's
             # shield): the session finishes, unless it has exited meanwhile.
             if self._task_group is not None:
-                self.release_soon(keys, value, permit_id)
+                self._release_soon(keys, value, permit_id)
             raise
 
-    def release_soon(self, keys: Sequence[str], value: int, permit_id: str) -> None:
+    def _release_soon(self, keys: Sequence[str], value: int, permit_id: str) -> None:
         """Release or withdraw *permit_id* in the background, also while the
         session exits, which waits for it."""
         if self._task_group is None:
             raise RuntimeError(_NOT_ENTERED)
         self._task_group.start_soon(self._release_quietly, keys, value, permit_id)
 
-    async def _release(self, keys: Sequence[str], value: int, permit_id: str) -> int:
+    async def _release_shielded(self, keys: Sequence[str], value: int, permit_id: str) -> int:
         """Run RELEASE, shielded, again after each transient error, for at
         most cleanup_timeout; then raise the last error, or TimeoutError."""
         error: Exception = TimeoutError(
@@ -330,7 +330,9 @@ class Session:
         with anyio.CancelScope(shield=True), anyio.move_on_after(self.cleanup_timeout):
             while True:
                 try:
-                    return int(await self.run(RELEASE, keys, [value, permit_id, self._remember_ms]))
+                    return int(
+                        await self._run(RELEASE, keys, [value, permit_id, self._remember_ms])
+                    )
                 except self._client.transient_errors as exc:
                     error = exc
                     await anyio.sleep(_RETRY_DELAY)
@@ -339,4 +341,4 @@ class Session:
     async def _release_quietly(self, keys: Sequence[str], value: int, permit_id: str) -> None:
         # Nobody waits for the answer.
         with contextlib.suppress(Exception):
-            await self._release(keys, value, permit_id)
+            await self._release_shielded(keys, value, permit_id)
