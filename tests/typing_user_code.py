@@ -51,3 +51,12 @@ async def uses_every_primitive() -> None:
     owner = lock.statistics().owner
     if owner is not None:
         print(owner.name)  # a trio task, which has a name
+
+
+def refuses_what_fails_at_run_time(lock: loopsync.Lock) -> None:
+    # Each ignore must be needed (--strict warns of unused ones): the type
+    # checker refuses what raises at run time.
+    statistics = lock.statistics()
+    statistics.locked = False  # type: ignore[misc]
+    loopsync.LockStatistics(locked=True)  # type: ignore[call-arg]
+    assert_type(statistics.tasks_waiting, int)

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from typing_extensions import dataclass_transform
+else:
+
+    def dataclass_transform(**kwargs: Any) -> Any:
+        return lambda cls: cls
+
 
 __all__ = [
     "CapacityLimiterStatistics",
@@ -14,7 +22,9 @@ __all__ = [
 
 
 # Written out rather than a frozen dataclass, whose import would double the
-# time ``import loopsync`` takes.
+# time ``import loopsync`` takes; type checkers see one all the same (fields
+# in the order of ``__slots__``, each annotated).
+@dataclass_transform(frozen_default=True, eq_default=True)
 class _Snapshot:
     """Read-only fields named by ``__slots__``: equal, picklable, and
     hashable if the fields are."""
@@ -137,6 +147,9 @@ class CapacityLimiterStatistics(_Snapshot):
 
     # In trio's order, which positional arguments follow.
     __slots__ = ("borrowed_tokens", "total_tokens", "borrowers", "tasks_waiting")  # noqa: RUF023
+
+    # Unhashable, as trio's, for its borrowers are a list.
+    __hash__ = None  # type: ignore[assignment]
 
     borrowed_tokens: int
     """The number of tokens borrowed now."""
