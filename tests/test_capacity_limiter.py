@@ -17,6 +17,7 @@ import weakref
 from typing import Any
 
 import anyio
+import anyio.to_thread
 import pytest
 import trio
 import trio.testing
@@ -660,3 +661,18 @@ async def test_would_block_is_trio_s(lib: Lib) -> None:
     else:
         pytest.fail("acquire_nowait() did not raise")
     assert limiter.borrowed_tokens == 0
+
+
+@pytest.mark.libs("trio", "anyio-asyncio", "anyio-trio")
+async def test_limits_worker_threads_as_the_library_s_own(lib: Lib) -> None:
+    limiter = loopsync.CapacityLimiter(1)
+    borrowed_while_running: list[int] = []
+
+    def work() -> int:
+        borrowed_while_running.append(limiter.borrowed_tokens)
+        return 7
+
+    run_sync: Any = trio.to_thread.run_sync if lib.name == "trio" else anyio.to_thread.run_sync
+    assert await run_sync(work, limiter=limiter) == 7
+    assert borrowed_while_running == [1]
+    assert limiter.statistics() == loopsync.CapacityLimiterStatistics(0, 1, [], 0)
