@@ -331,6 +331,24 @@ def test_a_waiter_of_another_thread_is_refused_before_it_parks() -> None:
     assert sem.statistics().tasks_waiting == 0
 
 
+def test_trio_run_by_a_task_of_the_bound_loop_is_refused_before_it_parks() -> None:
+    # The bound loop's own task runs trio there: its running loop and its
+    # current task are the bound loop's, and trio got an asyncio future.
+    trio = pytest.importorskip("trio")
+    sem = loopsync.Semaphore(0)
+
+    async def refused_under_trio() -> None:
+        with pytest.raises(RuntimeError, match="is bound to a different event loop"):
+            await sem.acquire()
+
+    async def bind_then_run_trio() -> None:
+        await _bind(sem)
+        trio.run(refused_under_trio)
+
+    asyncio.run(bind_then_run_trio())
+    assert sem.statistics().tasks_waiting == 0
+
+
 def test_a_runtime_error_on_the_bound_loop_is_not_disguised() -> None:
     async def main() -> None:
         sem = loopsync.Semaphore(0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 import loopsync
+from contexts import Handle
 from libs import Lib
 from loopsync._waitqueue import WaiterQueue
 
@@ -417,6 +418,28 @@ async def test_action_runs_once_per_trip_before_release(lib: Lib) -> None:
             group.start(barrier.wait)
     # Both times, the action ran while the other two parties still waited.
     assert calls == [2, 2]
+
+
+async def test_an_action_that_cancels_a_waiting_party_leaves_the_barrier_usable(lib: Lib) -> None:
+    # The trip counted the parties leaving before the action ran: one it
+    # cancelled never left by the trip, and the barrier drained for good.
+    to_cancel: list[Handle] = []
+
+    def cancel_once() -> None:
+        while to_cancel:
+            to_cancel.pop().cancel()
+
+    barrier = loopsync.Barrier(3, action=cancel_once)
+    async with lib.task_group() as group:
+        parties = [await lib.start_queued(group, barrier.wait) for _ in range(2)]
+        to_cancel.append(parties[0])
+        assert await barrier.wait() == 2
+        await lib.settle()
+        assert parties[0].outcome == "cancelled"
+        assert parties[1].result == 0
+        next_cycle = [group.start(barrier.wait) for _ in range(3)]
+    assert sorted(party.result for party in next_cycle) == [0, 1, 2]
+    assert repr(barrier).endswith("[filling, waiters:0/3]>")
 
 
 async def test_failing_action_breaks_the_barrier(lib: Lib) -> None:

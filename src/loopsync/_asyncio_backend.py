@@ -92,9 +92,14 @@ class AsyncioBackend:
 
     def runs_on(self, loop: Any) -> bool:
         # Not if another loop runs in this thread, or trio runs on top of
-        # *loop* as its guest (no task of *loop* runs), or *loop* runs a task
-        # in another thread: asyncio's primitives ask for the running loop too.
-        return _get_running_loop() is loop and _task_of(loop) is not None
+        # *loop* (as its guest, or called by one of its tasks), or *loop* runs
+        # a task in another thread: asyncio's primitives ask for the running
+        # loop too, and is_current() tells trio.
+        return (
+            _get_running_loop() is loop
+            and _task_of(loop) is not None
+            and ("trio" not in _modules or _sniffio_local.name is None)
+        )
 
     def current_loop(self) -> asyncio.AbstractEventLoop:
         return asyncio.get_running_loop()
@@ -107,7 +112,7 @@ class AsyncioBackend:
         # cannot tell one that is pending; anyio tells its scopes', which it
         # delivers at the next suspension, as its own checkpoint waits for.
         anyio = _modules.get("anyio")
-        if anyio is not None:
+        if anyio is not None and "anyio._backends._asyncio" in _modules:  # anyio has run
             while anyio.current_effective_deadline() == -math.inf:  # noqa: ASYNC110 - no event
                 await asyncio.sleep(0)
 

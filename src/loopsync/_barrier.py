@@ -209,8 +209,11 @@ class Barrier(Primitive):
                 self._break()
                 raise
         # Counted before the wake-up, which raises once all are woken if a
-        # task's loop is closed (then that task, destroyed, counts out).
-        self._release_fillers(self._parties - 1)
+        # task's loop is closed (then that task, destroyed, counts out); and
+        # after the action, which may have cancelled some.
+        self._release_fillers(
+            self._parties - 1 if self._action is None else self._fillers.count_waiting()
+        )
         if self._leaving:
             self._state = _State.DRAINING
         self._fillers.wake_all_numbered()

@@ -167,7 +167,7 @@ class Session:
 
     def _entered_as(self, task_group: anyio.abc.TaskGroup) -> bool:
         """Return True while the session stays in the entry whose task group
-        :meth:`check_entered` returned as *task_group*."""
+        :meth:`_check_entered` returned as *task_group*."""
         return self._task_group is task_group and not self._closing
 
     def _new_permit_id(self) -> str:
@@ -202,7 +202,7 @@ class Session:
 
     def _expect_wakeups(self, permit_id: str, semaphore: Semaphore) -> None:
         """Record the grants announced to *permit_id*, of *semaphore*, from
-        now on, and withdraw it on exit unless :meth:`stop_expecting` is
+        now on, and withdraw it on exit unless :meth:`_stop_expecting` is
         called first."""
         self._waiting[permit_id] = semaphore
         self._wakeups[permit_id] = None
@@ -231,7 +231,7 @@ class Session:
         return self._client.transient_errors
 
     def _keep(self, permit: Permit) -> None:
-        """Renew *permit*'s lease until :meth:`drop` is called for it."""
+        """Renew *permit*'s lease until :meth:`_drop` is called for it."""
         self._held[permit.id] = permit
         self._used.add(permit.semaphore)
         if permit.renew_at < self._next_renewal:
