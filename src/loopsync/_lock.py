@@ -93,6 +93,8 @@ def _acquire_returning(result: _T) -> Callable[[Lock], Coroutine[Any, Any, _T]]:
             self._locked = True
         return result
 
+    # As documented: what the type checkers see (the class's TYPE_CHECKING branch).
+    acquire.__annotations__["return"] = "Literal[True]" if result is True else "None"
     return acquire
 
 

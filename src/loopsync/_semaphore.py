@@ -99,6 +99,8 @@ def _acquire_returning(result: _T) -> Callable[[Semaphore], Coroutine[Any, Any, 
             self._handoffs -= 1
         return result
 
+    # As documented: what the type checkers see (the class's TYPE_CHECKING branch).
+    acquire.__annotations__["return"] = "Literal[True]" if result is True else "None"
     return acquire
 
 
