@@ -110,6 +110,35 @@ def test_waiting_binds_to_the_loop() -> None:
     assert sem.statistics().tasks_waiting == 0
 
 
+def test_an_event_and_a_limiter_bind_to_the_loop_too() -> None:
+    event, limiter = loopsync.Event(), loopsync.CapacityLimiter(1)
+
+    async def wait_on_both() -> None:
+        waiting = asyncio.create_task(event.wait())
+        limiter.acquire_nowait()
+        borrowing = asyncio.create_task(limiter.acquire_on_behalf_of("job"))
+        await asyncio.sleep(0)
+        event.set()
+        limiter.release()
+        await asyncio.gather(waiting, borrowing)
+        limiter.release_on_behalf_of("job")
+        event.clear()
+
+    async def wait_from_another_loop(primitive: object) -> None:
+        if isinstance(primitive, loopsync.Event):
+            await primitive.wait()
+        else:
+            async with limiter:
+                await limiter.acquire_on_behalf_of("job")  # must wait
+
+    asyncio.run(wait_on_both())
+    for primitive, name in ((event, "Event"), (limiter, "CapacityLimiter")):
+        with pytest.raises(RuntimeError, match=rf"^<loopsync\.{name} .* bound to a different"):
+            asyncio.run(wait_from_another_loop(primitive))
+    assert event.statistics().tasks_waiting == limiter.statistics().tasks_waiting == 0
+    assert limiter.borrowed_tokens == 0
+
+
 def test_barrier_binds_to_the_loop() -> None:
     barrier = loopsync.Barrier(2)
 
@@ -496,8 +525,8 @@ def _looping_parties(make_barrier: object, parties: int, rounds: int) -> list[tu
 @pytest.mark.parametrize("parties", [2, 3, 10])
 def test_tasks_looping_on_a_barrier_pass_as_with_asyncio(parties: int) -> None:
     # Each cycle, the tasks released by the previous trip call wait() again
-    # while it drains; all but the last are let in by a callback without
-    # resuming, and the order and indices stay asyncio's.
+    # while it drains; they are held back, and arrive again once they resume
+    # after the drain, and the order and indices stay asyncio's.
     assert _looping_parties(loopsync.Barrier, parties, 5) == _looping_parties(
         asyncio.Barrier, parties, 5
     )
@@ -516,18 +545,17 @@ def test_tasks_looping_on_a_barrier_pass_as_with_asyncio(parties: int) -> None:
         ),
     ],
 )
-def test_more_arrivals_than_the_admission_allows_for(
+def test_more_arrivals_than_the_held_back_tasks_while_a_barrier_drains(
     parties: int, expected: list[tuple[str, int]]
 ) -> None:
     # The last of the parties p0, p1, ... trips the first cycle and starts
     # parties - 2 tasks q0, q1, ... before it waits again; it and then the
     # others but the last are held back by the drain, which the last one ends
     # before it arrives again.  The q tasks arrive too, before the held-back
-    # tasks would resume: more arrivals than the admission callback allows
-    # for, so the first task it lets in trips the barrier.  That task gets the
-    # last index, as in asyncio, and is released first of its cycle; the
-    # other held-back tasks wait for the next one (with 4 parties, one of
-    # them through a second callback).
+    # tasks resume and arrive again, so the first of those to arrive trips
+    # the barrier.  That task gets the last index, as in asyncio, and is
+    # released first of its cycle; the other held-back tasks wait for the
+    # next one.
     returned: list[tuple[str, int]] = []
     tripper = f"p{parties - 1}"
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import trio
 import trio.testing
@@ -133,6 +135,64 @@ async def test_state_updates_are_protected_from_keyboard_interrupt(lib: Lib) -> 
     assert sem.value == 0
     assert seen["acquire_nowait"] == seen["release"] == seen["acquire"] == {True}
     assert seen["outside"] == {False}
+
+
+def _recording(cls: type[Any], attribute: str, seen: dict[str, set[bool]], phase: list[str]) -> Any:
+    """A subclass of *cls* whose *attribute* notes, per phase, whether each
+    read and write of it ran protected from KeyboardInterrupt."""
+
+    def note() -> None:
+        seen.setdefault(phase[0], set()).add(trio.lowlevel.currently_ki_protected())
+
+    def get(self: Any) -> Any:
+        note()
+        return self.__dict__["recorded"]
+
+    def set_(self: Any, value: Any) -> None:
+        note()
+        self.__dict__["recorded"] = value
+
+    return type(f"Recording{cls.__name__}", (cls,), {attribute: property(get, set_)})
+
+
+async def test_every_family_member_s_state_updates_are_protected(lib: Lib) -> None:
+    seen: dict[str, set[bool]] = {}
+    phase = ["init"]
+
+    async def run(name: str, operation: Any) -> None:
+        phase[0] = name
+        result = operation()
+        if hasattr(result, "__await__"):
+            await result
+
+    def make(cls: type[Any], attribute: str, *args: object) -> Any:
+        phase[0] = "init"
+        return _recording(cls, attribute, seen, phase)(*args)
+
+    lock = make(loopsync.Lock, "_locked")
+    await run("Lock.acquire", lock.acquire)
+    await run("Lock.release", lock.release)
+    await run("Lock.acquire_nowait", lock.acquire_nowait)
+    await run("Lock.__aexit__", lambda: lock.__aexit__(None, None, None))
+    event = make(loopsync.Event, "_flag")
+    await run("Event.set", event.set)
+    await run("Event.clear", event.clear)
+    condition = make(loopsync.Condition, "_waiters")
+    await run("Condition.acquire", condition.acquire)
+    await run("Condition.notify", condition.notify)
+    await run("Condition.notify_all", condition.notify_all)
+    await run("Condition.release", condition.release)
+    limiter = make(loopsync.CapacityLimiter, "_borrowers", 2)
+    await run("CapacityLimiter.acquire", limiter.acquire)
+    await run("CapacityLimiter.release", limiter.release)
+    await run("CapacityLimiter.acquire_nowait", limiter.acquire_nowait)
+    await run("CapacityLimiter.acquire_on_behalf_of", lambda: limiter.acquire_on_behalf_of(lock))
+    await run("CapacityLimiter.release_on_behalf_of", lambda: limiter.release_on_behalf_of(lock))
+    await run("CapacityLimiter.total_tokens", lambda: setattr(limiter, "total_tokens", 3))
+    phase[0] = "outside"
+    assert not event._flag
+    unprotected = sorted(name for name, kinds in seen.items() if kinds != {True})
+    assert unprotected == ["init", "outside"]
 
 
 async def test_bounded_semaphore_at_bound_zero_hands_off_as_trio_does(lib: Lib) -> None:

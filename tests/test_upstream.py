@@ -75,14 +75,9 @@ EXCUSED: dict[str, str] = {
     ): _ANYIO_CHECKPOINT,
     # CPython 3.13: Lib/test/test_asyncio/test_locks.py
     "test_locks.py::SemaphoreTests::test_repr": f"{PRIVATE}_waiters",
-    "test_locks.py::SemaphoreTests::test_semaphore": f"{PRIVATE}_value",
-    "test_locks.py::SemaphoreTests::test_acquire": f"{PRIVATE}_waiters, _value",
-    "test_locks.py::SemaphoreTests::test_acquire_cancel": f"{PRIVATE}_waiters",
     "test_locks.py::SemaphoreTests::test_acquire_fifo_order_4": f"{PRIVATE}_value, _waiters",
     "test_locks.py::BarrierTests::test_reset_barrier_when_tasks_half_draining": f"{PRIVATE}_count",
-    "test_locks.py::LockTests::test_acquire_cancel": f"{PRIVATE}_waiters",
     "test_locks.py::EventTests::test_repr": f"{PRIVATE}_waiters",
-    "test_locks.py::EventTests::test_wait_cancel": f"{PRIVATE}_waiters",
     "test_locks.py::EventTests::test_clear_with_waiters": f"{PRIVATE}_waiters",
     "test_locks.py::ConditionTests::test_repr": f"{PRIVATE}_waiters",
 }

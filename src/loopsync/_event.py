@@ -56,6 +56,7 @@ class Event(Primitive):
             if self._waiters:
                 self._waiters.wake_all(True)
 
+    @ki_protected
     def clear(self) -> None:
         """Clear the flag; tasks calling :meth:`wait` then block until
         :meth:`set` is called again."""
