@@ -176,6 +176,7 @@ async def test_every_family_member_s_state_updates_are_protected(lib: Lib) -> No
     await run("Lock.__aexit__", lambda: lock.__aexit__(None, None, None))
     event = make(loopsync.Event, "_flag")
     await run("Event.set", event.set)
+    await run("Event.wait", event.wait)
     await run("Event.clear", event.clear)
     condition = make(loopsync.Condition, "_waiters")
     await run("Condition.acquire", condition.acquire)

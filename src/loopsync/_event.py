@@ -62,6 +62,7 @@ class Event(Primitive):
         :meth:`set` is called again."""
         self._flag = False
 
+    @ki_protected
     async def wait(self) -> Literal[True]:
         """Wait until the flag is set, then return True.
 
