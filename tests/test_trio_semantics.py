@@ -196,6 +196,29 @@ async def test_every_family_member_s_state_updates_are_protected(lib: Lib) -> No
     assert unprotected == ["init", "outside"]
 
 
+async def test_async_with_a_condition_is_protected_from_keyboard_interrupt(lib: Lib) -> None:
+    # Entering and leaving ran unprotected until the lock's own methods
+    # started: a KeyboardInterrupt there left the lock held, for good.
+    seen: list[bool] = []
+
+    class Recording(loopsync.Lock):
+        async def __aenter__(self) -> None:
+            seen.append(trio.lowlevel.currently_ki_protected())
+            await super().__aenter__()
+
+        async def __aexit__(self, *exc_info: Any) -> None:
+            seen.append(trio.lowlevel.currently_ki_protected())
+            await super().__aexit__(*exc_info)
+
+    async with loopsync.Lock():  # loads the trio adapter, which applies the protection
+        pass
+    condition = loopsync.Condition(Recording())
+    async with condition:
+        pass
+    assert seen == [True, True]
+    assert not condition.locked()
+
+
 async def test_bounded_semaphore_at_bound_zero_hands_off_as_trio_does(lib: Lib) -> None:
     # trio hands a waiting task the permit before it looks at the bound.
     for sem in (loopsync.BoundedSemaphore(0), trio.Semaphore(0, max_value=0)):

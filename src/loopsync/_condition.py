@@ -6,7 +6,7 @@ import math
 import operator
 from collections.abc import Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from . import _ki
 from ._adapters import running_backend
@@ -101,23 +101,20 @@ class Condition(Primitive):
         """Release the condition's lock (see :meth:`Lock.release`)."""
         self._lock.release()
 
-    if TYPE_CHECKING:
-        # What the two below are, spelled for type checkers.
-        async def __aenter__(self) -> None: ...
-        async def __aexit__(
-            self,
-            exc_type: type[BaseException] | None,
-            exc: BaseException | None,
-            tb: TracebackType | None,
-        ) -> None: ...
-    else:
+    # Protected, as trio's: a KeyboardInterrupt as a task enters or leaves
+    # must not leave the lock held with nobody to release it.
+    @ki_protected
+    async def __aenter__(self) -> None:
+        await self._lock.__aenter__()
 
-        def __aenter__(self):
-            # The lock's own, awaited directly: a coroutine frame less.
-            return self._lock.__aenter__()
-
-        def __aexit__(self, exc_type, exc, tb):
-            return self._lock.__aexit__(exc_type, exc, tb)
+    @ki_protected
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._lock.__aexit__(exc_type, exc, tb)
 
     def _holder_library(self, action: str) -> Backend:
         """Return the running library's adapter (``_library()``); raise
