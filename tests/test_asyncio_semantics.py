@@ -10,12 +10,14 @@ import pickle
 import sys
 import threading
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 import loopsync
 from libs import Lib
+from loopsync._asyncio_backend import AsyncioBackend
 
 pytestmark = pytest.mark.family("asyncio")
 
@@ -358,6 +360,50 @@ def test_a_waiter_of_another_thread_is_refused_before_it_parks() -> None:
         bound_loop.close()
     assert sem.value == 0
     assert sem.statistics().tasks_waiting == 0
+
+
+def test_of_two_threads_binding_a_primitive_at_once_one_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Both found it unbound, and each bound it to its own loop, the second
+    # over the first: tasks of two loops waited in one queue.  Here the
+    # first thread is held just after it has looked its loop up.
+    event = loopsync.Event()
+    looked_up, bound = threading.Event(), threading.Event()
+    current_loop = AsyncioBackend.current_loop
+
+    def hold_the_first_thread(backend: AsyncioBackend) -> asyncio.AbstractEventLoop:
+        loop = current_loop(backend)
+        if threading.current_thread().name == "first":
+            looked_up.set()
+            bound.wait()
+        return loop
+
+    async def wait_once(then: Callable[[], None]) -> str:
+        waiting = asyncio.ensure_future(event.wait())
+        await asyncio.sleep(0)
+        if waiting.done():
+            return f"refused: {waiting.exception()}"
+        then()
+        waiting.cancel()
+        return "waited"
+
+    def release_the_first_thread() -> None:
+        bound.set()
+        thread.join()  # before this task leaves the queue
+
+    monkeypatch.setattr(AsyncioBackend, "current_loop", hold_the_first_thread)
+    outcomes: list[str] = []
+    thread = threading.Thread(
+        target=lambda: outcomes.append(asyncio.run(wait_once(lambda: None))), name="first"
+    )
+    thread.start()
+    looked_up.wait()
+    outcomes.append(asyncio.run(wait_once(release_the_first_thread)))
+    refused, waited = outcomes
+    assert refused.startswith("refused: <loopsync.Event object at ")
+    assert refused.endswith(" is bound to a different event loop")
+    assert waited == "waited"
 
 
 def test_trio_run_by_a_task_of_the_bound_loop_is_refused_before_it_parks() -> None:

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import sys
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
 import pytest
 
 import loopsync
 from contexts import Handle
 from libs import Lib
 from loopsync._waitqueue import WaiterQueue
+
+T = TypeVar("T")
 
 
 def state(barrier: loopsync.Barrier) -> str:
@@ -440,6 +447,69 @@ async def test_an_action_that_cancels_a_waiting_party_leaves_the_barrier_usable(
         next_cycle = [group.start(barrier.wait) for _ in range(3)]
     assert sorted(party.result for party in next_cycle) == [0, 1, 2]
     assert repr(barrier).endswith("[filling, waiters:0/3]>")
+
+
+needs_eager_tasks = pytest.mark.skipif(
+    sys.version_info < (3, 12), reason="asyncio starts tasks eagerly from Python 3.12"
+)
+
+
+def start_eagerly(coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+    """Run *coro* as a new task right now, up to its first suspension."""
+    loop = asyncio.get_running_loop()
+    return asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg, unused-ignore]
+
+
+# trio starts no task before its parent yields: an action cannot re-enter there.
+@needs_eager_tasks
+@pytest.mark.family("asyncio")
+@pytest.mark.parametrize("update", ["abort", "reset"])
+async def test_an_abort_or_reset_started_by_the_action_outlasts_the_trip(
+    lib: Lib, update: str
+) -> None:
+    # The trip went on after the action as if nothing had happened, and set
+    # the barrier draining over the abort: the abort was lost.
+    updates: list[asyncio.Task[None]] = []
+    barrier = loopsync.Barrier(
+        3, action=lambda: updates.append(start_eagerly(getattr(barrier, update)()))
+    )
+    async with lib.task_group() as group:
+        others = [await lib.start_queued(group, barrier.wait) for _ in range(2)]
+        assert await barrier.wait() == 2
+        assert updates[0].done()
+        await lib.settle()
+    assert all(isinstance(other.exception, loopsync.BrokenBarrierError) for other in others)
+    assert barrier.broken is (update == "abort")
+    assert state(barrier) == ("broken" if update == "abort" else "filling, waiters:0/3")
+
+
+@needs_eager_tasks
+@pytest.mark.family("asyncio")
+@pytest.mark.parametrize("parties", [1, 3])
+async def test_an_arrival_started_by_the_action_waits_for_the_next_cycle(
+    lib: Lib, parties: int
+) -> None:
+    # It arrived while the trip was under way, found the others still
+    # filling, and tripped the barrier a second time with them.
+    trips: list[None] = []
+    late: list[asyncio.Task[int]] = []
+
+    def action() -> None:
+        trips.append(None)
+        if len(trips) == 1:
+            late.append(start_eagerly(barrier.wait()))
+
+    barrier = loopsync.Barrier(parties, action=action)
+    async with lib.task_group() as group:
+        first = [await lib.start_queued(group, barrier.wait) for _ in range(parties - 1)]
+        assert await barrier.wait() == parties - 1
+        assert not late[0].done()
+        assert len(trips) == 1
+        await lib.settle()
+        assert sorted(party.result for party in first) == list(range(parties - 1))
+        next_cycle = [group.start(barrier.wait) for _ in range(parties - 1)]
+    indices = [await late[0], *(party.result for party in next_cycle)]
+    assert sorted(indices) == list(range(parties))
 
 
 async def test_failing_action_breaks_the_barrier(lib: Lib) -> None:

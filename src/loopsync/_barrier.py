@@ -19,6 +19,7 @@ __all__ = ["Barrier"]
 
 class _State(enum.Enum):
     FILLING = "filling"
+    TRIPPING = "tripping"
     DRAINING = "draining"
     RESETTING = "resetting"
     BROKEN = "broken"
@@ -60,9 +61,10 @@ class Barrier(Primitive):
     .. versionadded:: 0.1
     """
 
-    # States: FILLING -> DRAINING -> FILLING when the barrier trips, and
-    # FILLING/DRAINING -> RESETTING -> FILLING after reset(); abort() moves to
-    # BROKEN from anywhere, and only reset() leaves it.
+    # States: FILLING -> DRAINING -> FILLING when the barrier trips (through
+    # TRIPPING while the action runs), and FILLING/DRAINING -> RESETTING ->
+    # FILLING after reset(); abort() moves to BROKEN from anywhere, and only
+    # reset() leaves it.
     # Invariants:
     # - self._fillers holds the tasks waiting for the barrier to trip, in
     #   arrival order; a task's index is its place there when it trips;
@@ -70,7 +72,7 @@ class Barrier(Primitive):
     #   abort()) that have not resumed yet (asyncio only: 0 under trio); the
     #   barrier leaves DRAINING or RESETTING when it reaches 0;
     # - self._blocked holds the tasks that arrived while the barrier was
-    #   DRAINING or RESETTING; they arrive again once it is FILLING.
+    #   TRIPPING, DRAINING or RESETTING; they arrive again once it is FILLING.
     __slots__ = ("_action", "_blocked", "_fillers", "_leaving", "_parties", "_state")
 
     def __init__(self, parties: int, action: Callable[[], object] | None = None) -> None:
@@ -97,7 +99,8 @@ class Barrier(Primitive):
         return bool(self._leaving) or self._fillers.has_waiting() or self._blocked.has_waiting()
 
     def _repr_state(self) -> str:
-        state = self._state.value
+        # While the action runs, the barrier has not tripped yet for others.
+        state = "filling" if self._state is _State.TRIPPING else self._state.value
         if not self.broken:
             state += f", waiters:{self.n_waiting}/{self.parties}"
         return state
@@ -110,7 +113,8 @@ class Barrier(Primitive):
     @property
     def n_waiting(self) -> int:
         """The number of tasks currently waiting for the barrier to trip."""
-        return self._fillers.count_waiting() if self._state is _State.FILLING else 0
+        filling = self._state is _State.FILLING or self._state is _State.TRIPPING
+        return self._fillers.count_waiting() if filling else 0
 
     @property
     def broken(self) -> bool:
@@ -158,8 +162,10 @@ class Barrier(Primitive):
                     await backend.cancel_shielded_checkpoint()
                 raise backend.broken_barrier_error("Barrier aborted")
             else:
-                # Tasks of the previous cycle are still leaving: wait for the
-                # next one.  (Only under asyncio: under trio it never drains.)
+                # Tasks of the previous cycle are still leaving (only under
+                # asyncio: under trio it never drains), or the action of this
+                # one is running and started this task eagerly: wait for the
+                # next cycle.
                 queue = self._blocked
             # Primitive._new_waiter(), less the checks made above.
             waiter = (
@@ -203,11 +209,18 @@ class Barrier(Primitive):
 
     def _trip(self) -> None:
         if self._action is not None:
+            # The action may start tasks eagerly (asyncio 3.12+) that call
+            # wait(), reset() or abort() before the trip is done: the first
+            # waits for the next cycle, the others act for themselves, and
+            # the trip leaves what they did alone.
+            self._state = _State.TRIPPING
             try:
                 self._action()
             except BaseException:
                 self._break()
                 raise
+            if self._state is not _State.TRIPPING:
+                return
         # Counted before the wake-up, which raises once all are woken if a
         # task's loop is closed (then that task, destroyed, counts out); and
         # after the action, which may have cancelled some.
@@ -216,6 +229,11 @@ class Barrier(Primitive):
         )
         if self._leaving:
             self._state = _State.DRAINING
+        elif self._state is _State.TRIPPING:
+            # Nothing leaves (trio, or a barrier of one): the arrivals during
+            # the action come in now, as they would after a drain.
+            self._state = _State.FILLING
+            self._blocked.wake_all(_RETRY)
         self._fillers.wake_all_numbered()
 
     def _release_fillers(self, released: int) -> None:

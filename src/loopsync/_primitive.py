@@ -19,6 +19,7 @@ loop.
 
 from __future__ import annotations
 
+import _thread
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -128,7 +129,15 @@ class Primitive:
         runs on another loop."""
         loop = self._loop
         if loop is None:
-            loop = self._loop = backend.current_loop()
+            loop = backend.current_loop()
+            if loop is not None:
+                # Tasks of two threads may get here at once: as in asyncio,
+                # one binds the primitive and the other is refused.
+                with _binding:
+                    if self._loop is None:
+                        self._loop = loop
+                if self._loop is not loop:
+                    raise self._bound_elsewhere()
         elif not backend.runs_on(loop):
             raise self._bound_elsewhere()
         return backend.create_waiter(loop=loop)
@@ -172,6 +181,9 @@ class Primitive:
             object.__setattr__(self, name, value)
         self.__dict__.update(state)
 
+
+# Held while a primitive binds to a loop (see Primitive._new_waiter()).
+_binding = _thread.allocate_lock()
 
 # Where __getstate__() keeps a user's subclass's slots: no attribute name.
 _SLOTS_KEY = "<slots>"
