@@ -251,15 +251,17 @@ class Condition(Primitive):
             lock = self._lock
             for waiter in self._waiters.move_first(n, lock._waiters):
                 lock._waiting_tasks[waiter] = self._waiting_tasks.pop(waiter)
-        elif n == 1:
-            self._waiters.wake_first(False)
-        elif 0 >= n:  # noqa: SIM300 - asyncio's comparison: its TypeError for a non-number
-            return
-        elif n >= len(self._waiters):
-            self._waiters.wake_all(False)
+        elif type(n) is int:  # an int's comparisons cannot be observed: shortcuts
+            if n == 1:
+                self._waiters.wake_first(False)
+            elif n >= len(self._waiters):
+                self._waiters.wake_all(False)
+            else:
+                for _ in range(n):
+                    self._waiters.wake_first(False)
         else:
-            # asyncio's test, which a count compared with nothing (nan) never
-            # meets: so it wakes them all.
+            # Only asyncio's test, as asyncio makes it, and the TypeError it
+            # raises; a count that compares with nothing (nan) wakes them all.
             woken = 0
             while not woken >= n and self._waiters.wake_first(False):
                 woken += 1
