@@ -512,6 +512,37 @@ async def test_an_arrival_started_by_the_action_waits_for_the_next_cycle(
     assert sorted(indices) == list(range(parties))
 
 
+@needs_eager_tasks
+@pytest.mark.family("asyncio")
+async def test_a_reset_started_by_the_action_reopens_the_barrier_once_the_trip_is_done(
+    lib: Lib,
+) -> None:
+    # The reset reopened the barrier at once, and the same task's next
+    # arrival tripped it again: the action ran inside itself.
+    calls: list[None] = []
+    depth = deepest = 0
+    later: list[asyncio.Task[int]] = []
+
+    async def reset_then_arrive() -> int:
+        await barrier.reset()
+        return await barrier.wait()
+
+    def action() -> None:
+        nonlocal depth, deepest
+        calls.append(None)
+        depth += 1
+        deepest = max(deepest, depth)
+        if len(calls) == 1:
+            later.append(start_eagerly(reset_then_arrive()))
+        depth -= 1
+
+    barrier = loopsync.Barrier(1, action=action)
+    assert await barrier.wait() == 0
+    assert state(barrier) == "filling, waiters:0/1"
+    assert await later[0] == 0
+    assert (len(calls), deepest) == (2, 1)
+
+
 async def test_failing_action_breaks_the_barrier(lib: Lib) -> None:
     def fail() -> None:
         raise KeyError("action failed")

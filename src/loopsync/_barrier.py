@@ -62,9 +62,9 @@ class Barrier(Primitive):
     """
 
     # States: FILLING -> DRAINING -> FILLING when the barrier trips (through
-    # TRIPPING while the action runs), and FILLING/DRAINING -> RESETTING ->
-    # FILLING after reset(); abort() moves to BROKEN from anywhere, and only
-    # reset() leaves it.
+    # TRIPPING while the action runs), and FILLING/TRIPPING/DRAINING ->
+    # RESETTING -> FILLING after reset(); abort() moves to BROKEN from
+    # anywhere, and only reset() leaves it.
     # Invariants:
     # - self._fillers holds the tasks waiting for the barrier to trip, in
     #   arrival order; a task's index is its place there when it trips;
@@ -220,6 +220,10 @@ class Barrier(Primitive):
                 self._break()
                 raise
             if self._state is not _State.TRIPPING:
+                if self._state is _State.RESETTING and not self._leaving:
+                    # Reset by the action, with nobody to drain: reopen now.
+                    self._state = _State.FILLING
+                    self._blocked.wake_all(_RETRY)
                 return
         # Counted before the wake-up, which raises once all are woken if a
         # task's loop is closed (then that task, destroyed, counts out); and
@@ -233,7 +237,8 @@ class Barrier(Primitive):
             # Nothing leaves (trio, or a barrier of one): the arrivals during
             # the action come in now, as they would after a drain.
             self._state = _State.FILLING
-            self._blocked.wake_all(_RETRY)
+            if self._blocked:
+                self._blocked.wake_all(_RETRY)
         self._fillers.wake_all_numbered()
 
     def _release_fillers(self, released: int) -> None:
@@ -272,7 +277,10 @@ class Barrier(Primitive):
         """
         backend = self._updater_library()
         self._release_fillers(self._fillers.count_waiting())  # as in _trip()
-        self._state = _State.RESETTING if self._leaving else _State.FILLING
+        # Reset by the action, it reopens only once the trip is done: an
+        # arrival meanwhile would run the action again inside itself.
+        resetting = self._leaving or self._state is _State.TRIPPING
+        self._state = _State.RESETTING if resetting else _State.FILLING
         self._fillers.wake_all(None)
         # As in asyncio, tasks held back by a drain look at the state again
         # when they next run, and get in at once if nothing is leaving by then.
