@@ -117,7 +117,7 @@ async def test_max_value_bounds_release_and_may_exceed_the_initial_value(lib: Li
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [
-        ({"max_value": 0}, ValueError, r"^max_value must be >= the initial value$"),
+        ({"max_value": 0}, ValueError, r"^max_values must be >= initial_value$"),
         ({"max_value": 1.5}, TypeError, r"^max_value must be an integer, not float$"),
     ],
 )

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import math
 import pickle
 from decimal import Decimal
 
 import pytest
+import trio
 
 import loopsync
 from libs import Lib
@@ -33,6 +35,17 @@ def test_defaults() -> None:
 @pytest.mark.parametrize("cls", [loopsync.Semaphore, loopsync.BoundedSemaphore])
 def test_negative_value_is_a_value_error(cls: type[loopsync.Semaphore]) -> None:
     with pytest.raises(ValueError, match=r"^Semaphore initial value must be >= 0$"):
+        cls(-1)
+
+
+@pytest.mark.parametrize("cls", [loopsync.Semaphore, loopsync.BoundedSemaphore])
+async def test_a_negative_value_is_refused_in_the_running_library_s_words(
+    lib: Lib, cls: type[loopsync.Semaphore]
+) -> None:
+    native = trio.Semaphore if lib.family == "trio" else asyncio.Semaphore
+    with pytest.raises(ValueError, match="initial value must be >= 0") as expected:
+        native(-1)
+    with pytest.raises(ValueError, match=f"^{expected.value}$"):
         cls(-1)
 
 

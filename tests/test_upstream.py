@@ -47,10 +47,6 @@ _ANYIO_CHECKPOINT = f"{ANYIO_RULE}a call that need not wait still yields"
 _ANYIO_WORDING = f"{WORDING}: anyio's 'The current task is not holding the underlying lock'"
 EXCUSED: dict[str, str] = {
     # trio: trio/_tests/test_sync.py
-    "test_sync.py::test_Semaphore": f"{WORDING}: 'initial value must be >= 0'",
-    "test_sync.py::test_Semaphore_bounded": (
-        f"{WORDING}: 'max_values must be >= initial_value', 'semaphore released too many times'"
-    ),
     "test_sync.py::test_lock_acquire_unowned_lock": f"{PRIVATE}_lot",
     "test_sync.py::test_lock_handover": f"{PRIVATE}_lot",
     # anyio: tests/test_synchronization.py, on every backend

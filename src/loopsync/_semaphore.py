@@ -25,6 +25,20 @@ def _check_count(name: str, value: object) -> int:
         raise TypeError(f"{name} must be an integer, not {type(value).__name__}") from None
 
 
+def _negative_value_error() -> ValueError:
+    """asyncio's ValueError for a negative value, in trio's words when trio
+    runs the caller."""
+    import sniffio  # only on this path: import loopsync stays light
+
+    try:
+        trio = sniffio.current_async_library() == "trio"
+    except sniffio.AsyncLibraryNotFoundError:
+        trio = False
+    return ValueError(
+        "initial value must be >= 0" if trio else "Semaphore initial value must be >= 0"
+    )
+
+
 _T = TypeVar("_T")
 
 # What release() wakes a task with when it counts the hand-off in _handoffs
@@ -163,11 +177,12 @@ class Semaphore(Primitive):
         if not (isinstance(value, float) and value == math.inf):  # asyncio's, without a limit
             value = _check_count("semaphore value", value)
         if value < 0:
-            raise ValueError("Semaphore initial value must be >= 0")
+            raise _negative_value_error()
         if max_value is not None:
             max_value = _check_count("max_value", max_value)
             if max_value < value:
-                raise ValueError("max_value must be >= the initial value")
+                # trio's words (asyncio has no max_value).
+                raise ValueError("max_values must be >= initial_value")
         super().__init__()
         self._value = value
         self._max_value = max_value
