@@ -221,9 +221,7 @@ class Barrier(Primitive):
                 raise
             if self._state is not _State.TRIPPING:
                 if self._state is _State.RESETTING and not self._leaving:
-                    # Reset by the action, with nobody to drain: reopen now.
-                    self._state = _State.FILLING
-                    self._blocked.wake_all(_RETRY)
+                    self._reopen()  # reset by the action, with nobody to drain
                 return
         # Counted before the wake-up, which raises once all are woken if a
         # task's loop is closed (then that task, destroyed, counts out); and
@@ -236,9 +234,7 @@ class Barrier(Primitive):
         elif self._state is _State.TRIPPING:
             # Nothing leaves (trio, or a barrier of one): the arrivals during
             # the action come in now, as they would after a drain.
-            self._state = _State.FILLING
-            if self._blocked:
-                self._blocked.wake_all(_RETRY)
+            self._reopen()
         self._fillers.wake_all_numbered()
 
     def _release_fillers(self, released: int) -> None:
@@ -257,9 +253,13 @@ class Barrier(Primitive):
         """Count out a released task that has resumed (asyncio only)."""
         self._leaving -= 1
         if self._leaving == 0 and self._state is not _State.BROKEN:
-            # The last one has left: start the next cycle.  As in asyncio, the
-            # tasks held back look at the state again when they next run.
-            self._state = _State.FILLING
+            self._reopen()  # the last one has left
+
+    def _reopen(self) -> None:
+        """Start the next cycle.  As in asyncio, the tasks held back look at
+        the state again when they next run."""
+        self._state = _State.FILLING
+        if self._blocked:
             self._blocked.wake_all(_RETRY)
 
     def _break(self) -> None:
