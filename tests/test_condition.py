@@ -98,10 +98,19 @@ def test_a_subclass_of_loopsync_lock_is_accepted() -> None:
 @pytest.mark.family("asyncio")
 async def test_a_condition_calls_its_lock_s_own_methods_as_asyncio_s_does(lib: Lib) -> None:
     """A subclass's acquire(), locked() and release() are the ones a
-    condition calls, where asyncio's condition calls them."""
+    condition calls, where asyncio's condition calls them; its ``async with``
+    is not: a condition's calls acquire() and release()."""
 
     def traced(base: type[Any], log: list[str]) -> Any:
         class Traced(base):  # type: ignore[misc, valid-type]
+            async def __aenter__(self) -> None:
+                log.append("__aenter__")
+                await super().__aenter__()
+
+            async def __aexit__(self, *exc_info: Any) -> None:
+                log.append("__aexit__")
+                await super().__aexit__(*exc_info)
+
             async def acquire(self) -> bool:
                 log.append("acquire")
                 result: bool = await super().acquire()

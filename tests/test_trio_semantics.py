@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 import trio
@@ -202,13 +202,13 @@ async def test_async_with_a_condition_is_protected_from_keyboard_interrupt(lib: 
     seen: list[bool] = []
 
     class Recording(loopsync.Lock):
-        async def __aenter__(self) -> None:
+        async def acquire(self) -> Literal[True]:
             seen.append(trio.lowlevel.currently_ki_protected())
-            await super().__aenter__()
+            return await super().acquire()
 
-        async def __aexit__(self, *exc_info: Any) -> None:
+        def release(self) -> None:
             seen.append(trio.lowlevel.currently_ki_protected())
-            await super().__aexit__(*exc_info)
+            super().release()
 
     async with loopsync.Lock():  # loads the trio adapter, which applies the protection
         pass

@@ -101,11 +101,13 @@ class Condition(Primitive):
         """Release the condition's lock (see :meth:`Lock.release`)."""
         self._lock.release()
 
-    # Protected, as trio's: a KeyboardInterrupt as a task enters or leaves
-    # must not leave the lock held with nobody to release it.
+    # The lock's acquire() and release(), as asyncio's and trio's call (not
+    # its own ``async with``).  Protected, as trio's: a KeyboardInterrupt as a
+    # task enters or leaves must not leave the lock held with nobody to
+    # release it.
     @ki_protected
     async def __aenter__(self) -> None:
-        await self._lock.__aenter__()
+        await self._lock.acquire()
 
     @ki_protected
     async def __aexit__(
@@ -114,7 +116,7 @@ class Condition(Primitive):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self._lock.__aexit__(exc_type, exc, tb)
+        self._lock.release()
 
     def _holder_library(self, action: str) -> Backend:
         """Return the running library's adapter (``_library()``); raise
@@ -158,20 +160,19 @@ class Condition(Primitive):
         held (under trio: by the calling task).
         """
         backend = self._holder_library("wait")
-        # Primitive._new_waiter(), inlined for a condition bound to its loop
-        # (with no local of its own: each adds 8 bytes to every task blocked
-        # here).
+        # Primitive._new_waiter(), inlined for a condition bound to its loop.
+        # (No more locals than these two: each adds 8 bytes to every task
+        # blocked here.)
         waiter = (
             backend.create_waiter(loop=self._loop)
             if self._loop is not None and backend.runs_on(self._loop)
             else self._new_waiter(backend)
         )
-        lock = self._lock
         if backend.tracks_owners:
             # notify() moves the waiter to the lock, which hands it over.
-            self._waiting_tasks[waiter] = lock._owner
-        lock.release()
-        lock._retaking += 1
+            self._waiting_tasks[waiter] = self._lock._owner
+        self._lock.release()
+        self._lock._retaking += 1
         self._waiters.park(waiter)
         try:
             try:
@@ -185,14 +186,14 @@ class Condition(Primitive):
                 # acquire() would not yield), under trio unless the lock was
                 # handed over with the wake-up.  Either takes it, or queues
                 # for it, before yielding: the lock stays in use throughout.
-                lock._retaking -= 1
+                self._lock._retaking -= 1
                 if backend.wakeup_revocable:
-                    if not lock._take_at_once():
-                        await backend.uncancellable(lock.acquire)
+                    if not self._lock._take_at_once():
+                        await backend.uncancellable(self._lock.acquire)
                 elif waiter.cancelled():
-                    await backend.uncancellable(lock.acquire)
+                    await backend.uncancellable(self._lock.acquire)
             if not backend.wakeup_revocable and waiter.result() is not True:
-                raise lock._broken_error(backend)
+                raise self._lock._broken_error(backend)
             return True
         except BaseException:
             if backend.wakeup_revocable:

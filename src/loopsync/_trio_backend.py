@@ -14,7 +14,7 @@ from ._exceptions import BrokenBarrierError, WouldBlock, would_block_error
 
 __all__ = ["TrioBackend", "protect"]
 
-_sniffio_local = sniffio.thread_local
+_sniffio_local = sniffio.thread_local  # read as in _asyncio_backend
 _current_task = trio.lowlevel.current_task
 _reschedule = trio.lowlevel.reschedule
 _Value = outcome.Value
@@ -115,7 +115,7 @@ class TrioBackend:
     unwatch_exit = staticmethod(trio.lowlevel.remove_parking_lot_breaker)
 
     def is_current(self) -> bool:
-        return _sniffio_local.name == "trio"
+        return _sniffio_local.__dict__.get("name") == "trio"
 
     def current_loop(self) -> None:
         # trio's own primitives may be used from one trio.run() after
