@@ -54,6 +54,31 @@ def test_no_library_running() -> None:
         _adapters.current_backend()
 
 
+def test_a_call_no_library_runs_is_told_so_on_every_python() -> None:
+    # Once asyncio has run them, a call from synchronous code keeps no
+    # library's rules: on Python 3.10 and 3.11 the asyncio adapter took such
+    # a call for asyncio's (sparing a look-up of the running loop), so that
+    # the same program raised other exceptions than on 3.12 and later.
+    sem, lock, limiter = loopsync.Semaphore(1), loopsync.Lock(), loopsync.CapacityLimiter(1)
+
+    async def use() -> None:
+        await sem.acquire()
+        async with lock, limiter:
+            pass
+
+    asyncio.run(use())
+    with pytest.raises(trio.WouldBlock):  # trio's, as trio's own primitives raise there
+        sem.acquire_nowait()
+    assert sem.value == 0
+    expected = "found no async library running; it supports asyncio, trio"
+    with pytest.raises(RuntimeError, match=expected):
+        lock.acquire_nowait()
+    assert not lock.locked()
+    with pytest.raises(RuntimeError, match=expected):
+        limiter.acquire_nowait()
+    assert limiter.borrowed_tokens == 0
+
+
 def test_unsupported_library_is_named() -> None:
     sem = loopsync.Semaphore()
     token = sniffio.current_async_library_cvar.set("curio")

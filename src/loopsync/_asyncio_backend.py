@@ -72,26 +72,14 @@ class AsyncioBackend:
     def unwatch_exit(self, task: Any, watch: Any) -> NoReturn:
         raise NotImplementedError("asyncio's locks have no owner")
 
-    if sys.version_info >= (3, 12):
-
-        def is_current(self) -> bool:
-            # trio may run on top of a running asyncio loop (as its guest, or
-            # called by a task), and says so in sniffio's thread-local, a
-            # costly read: spared until trio is imported.  (Other libraries
-            # that set it, loopsync does not support.)
-            return (
-                "trio" not in _modules or _sniffio_local.__dict__.get("name") is None
-            ) and _get_running_loop() is not None
-
-    else:
-
-        def is_current(self) -> bool:
-            # Before 3.12 a look-up of the running loop costs a system call:
-            # it is spared unless curio, the one library that sniffio finds
-            # neither by its thread-local nor by a running loop, is imported.
-            return ("trio" not in _modules or _sniffio_local.__dict__.get("name") is None) and (
-                "curio" not in _modules or _get_running_loop() is not None
-            )
+    def is_current(self) -> bool:
+        # trio may run on top of a running asyncio loop (as its guest, or
+        # called by a task), and says so in sniffio's thread-local, a costly
+        # read: spared until trio is imported.  (Other libraries that set it,
+        # loopsync does not support.)
+        return (
+            "trio" not in _modules or _sniffio_local.__dict__.get("name") is None
+        ) and _get_running_loop() is not None
 
     def runs_on(self, loop: Any) -> bool:
         # Not if another loop runs in this thread, or trio runs on top of

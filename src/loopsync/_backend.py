@@ -158,8 +158,8 @@ class Backend(Protocol):
         """Stop watching *task* with *watch*."""
 
     def is_current(self) -> bool:
-        """Return True if this library runs the current task, False if another
-        one does; either when none does, if that is cheaper to tell."""
+        """Return True if this library runs the current task (or callback),
+        False if another one does, or none."""
 
     def current_loop(self) -> Loop | None:
         """Return the running loop, to bind to; None if the library has none."""
