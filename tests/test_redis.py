@@ -347,6 +347,8 @@ async def test_leaving_the_session_frees_what_its_tasks_held(
         (("",), ValueError, "^name must not be empty$"),
         ((b"x",), TypeError, "^name must be a str, not b'x'$"),
         (("x", 0), ValueError, "^value must be at least 1, not 0$"),
+        # Two larger values would be one to the server, which counts in doubles.
+        (("x", 2**53 + 1), ValueError, r"^value must be at most 2\*\*53, not 9007199254740993$"),
         (("x", 1.5), TypeError, "^value must be an int, not 1.5$"),
         (("x", True), TypeError, "^value must be an int, not True$"),
         (("x", 1, 0), ValueError, "^lease must be positive and finite, not 0$"),

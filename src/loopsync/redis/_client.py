@@ -66,8 +66,11 @@ class CoredisClient:
 
     @asynccontextmanager
     async def listen(self, channel: str) -> AsyncIterator[AsyncIterator[str]]:
+        # No retry of coredis's own (for ever, by default, even the first
+        # connection): the session tries again, and refuses to enter if the
+        # first attempt fails.
         async with self._client.pubsub(
-            channels=[channel], ignore_subscribe_messages=True
+            channels=[channel], ignore_subscribe_messages=True, retry_policy=None
         ) as pubsub:
             yield self._payloads(pubsub)
 

@@ -21,6 +21,9 @@ __all__ = ["BoundedSemaphore", "LeaseLost", "Lock", "Permit", "Semaphore", "Sema
 
 _logger = logging.getLogger("loopsync.redis")
 
+# The largest value the scripts count exactly.
+_MAX_VALUE = 2**53
+
 
 class LeaseLost(Exception):
     """Raised when a permit's lease ended before it was released.
@@ -120,8 +123,8 @@ class Permit:
 
 
 class Semaphore:
-    """A semaphore whose *value* permits are shared by every process that
-    uses the same *name* on the server of *session*.
+    """A semaphore whose *value* permits (an int from 1 to 2**53) are shared
+    by every process that uses the same *name* on the server of *session*.
 
     ``async with sem as permit:`` and :meth:`acquire` wait for a permit,
     in arrival order across all processes, and :meth:`release` gives it
@@ -163,6 +166,9 @@ class Semaphore:
             raise TypeError(f"value must be an int, not {value!r}")
         if value < 1:
             raise ValueError(f"value must be at least 1, not {value!r}")
+        if value > _MAX_VALUE:
+            # The scripts count in Lua's doubles: above, two values are one.
+            raise ValueError(f"value must be at most 2**53, not {value!r}")
         if on_lease_lost is not None and not callable(on_lease_lost):
             raise TypeError(f"on_lease_lost must be callable or None, not {on_lease_lost!r}")
         self._lease = check_seconds("lease", lease)
@@ -174,7 +180,6 @@ class Semaphore:
         # One hash tag, never empty (a name may start with "}"): Redis Cluster
         # keeps a semaphore in one slot.
         self._keys = [f"loopsync:{{sem:{name}}}:{suffix}" for suffix in KEY_SUFFIXES]
-        self._highest_token = 0
         self._held: dict[Any, list[Permit]] = {}  # task -> its permits, in order
 
     @property
@@ -230,7 +235,7 @@ class Semaphore:
                         permit_id,
                         self._lease_ms,
                         alive_ms,
-                        self._highest_token + 1,
+                        session._highest_tokens.get(self._name, 0) + 1,
                         "1" if wait else "0",
                         asks,
                     ],
@@ -272,7 +277,8 @@ class Semaphore:
             raise self._exited_error()
         if token is None:
             raise _would_block()
-        self._highest_token = max(self._highest_token, token)
+        if token > session._highest_tokens.get(self._name, 0):
+            session._highest_tokens[self._name] = token
         permit = Permit(self, permit_id, token, deadline=sent + self.lease)
         self._held.setdefault(task, []).append(permit)
         session._keep(permit)

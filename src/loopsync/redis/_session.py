@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sys
 import time
 import uuid
 import weakref
@@ -16,6 +17,9 @@ import anyio.abc
 
 from ._client import CoredisClient, ScriptClient
 from ._scripts import RELEASE, RENEW
+
+if sys.version_info < (3, 11):
+    from exceptiongroup import BaseExceptionGroup
 
 if TYPE_CHECKING:
     from ._semaphore import Permit, Semaphore
@@ -99,6 +103,9 @@ class Session:
         # Those whose permits this entry took (a lost permit keeps its own).
         self._used: weakref.WeakSet[Semaphore] = weakref.WeakSet()
         self._next_renewal = math.inf
+        # The highest fencing token its tasks got, per semaphore name: the
+        # floor of the next (across its entries, and its Semaphore objects).
+        self._highest_tokens: dict[str, int] = {}
         # A withdrawn id is remembered while a late ask of it may arrive, and
         # while its release may still be retried (its first answer kept).
         self._remember_ms = math.ceil((self.liveness + cleanup_timeout) * 1000)
@@ -184,11 +191,13 @@ class Session:
 
     async def _listen(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
         channel = f"loopsync:session:{self.id}"
+        listening = False
         while True:
             try:
                 async with self._client.listen(channel) as messages:
-                    task_status.started()
-                    task_status = anyio.TASK_STATUS_IGNORED  # on reconnection
+                    if not listening:
+                        listening = True
+                        task_status.started()
                     async for message in messages:
                         permit_id, token, ask = message.split()
                         if permit_id in self._wakeups:
@@ -196,7 +205,14 @@ class Session:
                             event = self._wakeups[permit_id]
                             if event is not None:
                                 event.set()
-            except Exception:
+            except Exception as exc:
+                if not listening:
+                    # No server to enter the session on (refused, or the
+                    # client refused by it): the entry raises why, at once,
+                    # out of the client's task groups.
+                    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+                        exc = exc.exceptions[0]
+                    raise exc from None
                 # A lost connection: waiting tasks poll meanwhile.
                 await anyio.sleep(self.poll_interval)
 
