@@ -210,9 +210,10 @@ class Session:
                     # No server to enter the session on (refused, or the
                     # client refused by it): the entry raises why, at once,
                     # out of the client's task groups.
-                    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-                        exc = exc.exceptions[0]
-                    raise exc from None
+                    error: BaseException = exc
+                    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+                        error = error.exceptions[0]
+                    raise error from None
                 # A lost connection: waiting tasks poll meanwhile.
                 await anyio.sleep(self.poll_interval)
 
