@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import math
 import pickle
+import threading
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
 import coredis
 import pytest
+import trio
 
 import loopsync
 import loopsync.redis
@@ -328,6 +332,60 @@ async def test_a_session_must_be_entered(lib: Lib, redis_server: RedisServer) ->
         async with idle as entered:
             with pytest.raises(RuntimeError, match=r"^this Session is already entered$"):
                 await entered.__aenter__()
+
+
+async def _in_a_trio_guest_run(async_fn: Callable[[], Awaitable[Any]]) -> Any:
+    """Return ``await async_fn()`` run by a trio guest of the running loop."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[Any] = loop.create_future()
+    trio.lowlevel.start_guest_run(
+        async_fn,
+        run_sync_soon_threadsafe=loop.call_soon_threadsafe,
+        done_callback=done.set_result,
+        host_uses_signal_set_wakeup_fd=True,  # uvloop does
+    )
+    outcome = await done
+    return outcome.unwrap()
+
+
+async def test_a_session_serves_only_the_thread_and_library_that_entered_it(
+    lib: Lib, redis_server: RedisServer
+) -> None:
+    # A task of another thread (or of a trio guest run) reached the session's
+    # task group from outside its loop: it raised what that loop's calls
+    # raise elsewhere, or seemed to succeed and broke the session's exit.
+    entered_there, done = threading.Event(), threading.Event()
+    shared: dict[str, Any] = {}
+
+    async def host() -> None:
+        async with session(redis_server) as entered:
+            semaphore = loopsync.redis.Semaphore(entered, unique_name(), 1)
+            shared["semaphore"] = semaphore
+            entered_there.set()
+            await asyncio.to_thread(done.wait)
+            shared["borrowed"] = (await semaphore.statistics()).borrowed
+
+    thread = threading.Thread(target=asyncio.run, args=(host(),))
+    thread.start()
+    try:
+        await anyio.to_thread.run_sync(entered_there.wait)
+        semaphore = shared["semaphore"]
+        message = r"^the Session serves the tasks of the thread that entered it only$"
+        for operation in (semaphore.acquire, semaphore.acquire_nowait, semaphore.statistics):
+            with pytest.raises(RuntimeError, match=message):
+                await operation()
+    finally:
+        done.set()
+        await anyio.to_thread.run_sync(thread.join)
+    assert shared["borrowed"] == 0
+    if lib.family == "asyncio":
+        # A trio guest of this loop: its thread, not its library.
+        async with session(redis_server) as entered:
+            semaphore = loopsync.redis.Semaphore(entered, unique_name(), 1)
+            message = r"^the Session was entered under asyncio, not trio$"
+            with pytest.raises(RuntimeError, match=message):
+                await _in_a_trio_guest_run(semaphore.statistics)
+            assert (await semaphore.statistics()).borrowed == 0
 
 
 async def test_leaving_the_session_frees_what_its_tasks_held(

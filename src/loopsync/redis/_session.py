@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 import sys
+import threading
 import time
 import uuid
 import weakref
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, SupportsIndex
 
 import anyio
 import anyio.abc
+import sniffio
 
 from ._client import CoredisClient, ScriptClient
 from ._scripts import RELEASE, RENEW
@@ -75,6 +77,10 @@ class Session:
     a withdrawal is retried in the background when the server does not
     answer; the leases and liveness limits then free what it held.
 
+    A session serves the tasks of the thread and the library that entered
+    it; any other task gets :exc:`RuntimeError`.  Entering it raises the
+    client's error if the server is down or refuses the client.
+
     .. versionadded:: 0.2
     """
 
@@ -120,6 +126,9 @@ class Session:
             raise RuntimeError("this Session is already entered")
         self.id = uuid.uuid4().hex
         self._closing = False
+        # Its task group serves the tasks of one library in one thread.
+        self._thread = threading.get_ident()
+        self._library = sniffio.current_async_library()
         self._renewals_changed = anyio.Event()
         task_group = anyio.create_task_group()
         await task_group.__aenter__()
@@ -167,9 +176,14 @@ class Session:
 
     def _check_entered(self) -> anyio.abc.TaskGroup:
         """Return the session's task group; raise RuntimeError if it is not
-        entered, or exiting."""
+        entered, or exiting, or the caller is not of its thread and library."""
         if self._task_group is None or self._closing:
             raise RuntimeError(_NOT_ENTERED)
+        if threading.get_ident() != self._thread:
+            raise RuntimeError("the Session serves the tasks of the thread that entered it only")
+        library = sniffio.current_async_library()
+        if library != self._library:
+            raise RuntimeError(f"the Session was entered under {self._library}, not {library}")
         return self._task_group
 
     def _entered_as(self, task_group: anyio.abc.TaskGroup) -> bool:
