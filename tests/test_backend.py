@@ -79,6 +79,26 @@ def test_a_call_no_library_runs_is_told_so_on_every_python() -> None:
     assert limiter.borrowed_tokens == 0
 
 
+def test_awaited_by_hand_a_primitive_asyncio_used_keeps_asyncio_s_rules() -> None:
+    # A coroutine that no library runs (driven by hand) gets asyncio's
+    # rules, as asyncio's own primitives work there until they must wait;
+    # on Python 3.12 and later it was told that no library runs it.
+    lock, sem, event = loopsync.Lock(), loopsync.Semaphore(1), loopsync.Event()
+
+    async def use() -> None:
+        async with lock, sem:
+            event.set()
+            await event.wait()
+
+    asyncio.run(use())
+    for coro in (lock.acquire(), sem.acquire(), event.wait()):
+        with pytest.raises(StopIteration) as returned:
+            coro.send(None)
+        assert returned.value.value is True
+    assert lock.locked()
+    assert sem.value == 0
+
+
 def test_unsupported_library_is_named() -> None:
     sem = loopsync.Semaphore()
     token = sniffio.current_async_library_cvar.set("curio")

@@ -81,6 +81,14 @@ class AsyncioBackend:
             "trio" not in _modules or _sniffio_local.__dict__.get("name") is None
         ) and _get_running_loop() is not None
 
+    def is_current_awaited(self) -> bool:
+        # No look-up of the running loop (a system call before Python 3.12),
+        # but with curio imported: the one library that sniffio finds neither
+        # by its thread-local nor by a running loop.
+        return ("trio" not in _modules or _sniffio_local.__dict__.get("name") is None) and (
+            "curio" not in _modules or _get_running_loop() is not None
+        )
+
     def runs_on(self, loop: Any) -> bool:
         # Not if another loop runs in this thread, or trio runs on top of
         # *loop* (as its guest, or called by one of its tasks), or *loop* runs

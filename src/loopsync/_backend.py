@@ -161,6 +161,11 @@ class Backend(Protocol):
         """Return True if this library runs the current task (or callback),
         False if another one does, or none."""
 
+    def is_current_awaited(self) -> bool:
+        """Return ``is_current()`` for a coroutine being awaited; where no
+        library runs it (awaited by hand), True if the library's own
+        primitives work there until they must wait (asyncio's), else False."""
+
     def current_loop(self) -> Loop | None:
         """Return the running loop, to bind to; None if the library has none."""
 

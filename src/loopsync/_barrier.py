@@ -134,7 +134,7 @@ class Barrier(Primitive):
         # self._library(), inlined: this is the hot path.
         backend: Backend = self._backend  # type: ignore[assignment]  # checked below
         if self._loop is None:
-            if backend is None or not backend.is_current():
+            if backend is None or not backend.is_current_awaited():
                 backend = self._follow_library()
         elif _ki.pending and "trio" in _ki.modules:
             _ki.protect_if_trio_imported()  # see Primitive._library()

@@ -124,7 +124,10 @@ class Condition(Primitive):
         the lock is held; under trio, if this task holds it."""
         # self._library(), inlined: wait() and notify() are hot paths.
         backend = self._backend
-        if backend is None or (self._loop is None and not backend.is_current()):
+        if backend is None or (
+            self._loop is None
+            and not (backend.is_current_awaited() if action == "wait" else backend.is_current())
+        ):
             if running_backend() is not None:
                 backend = self._follow_library()
             else:

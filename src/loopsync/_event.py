@@ -71,7 +71,7 @@ class Event(Primitive):
         """
         # self._library(), inlined: a set event's wait() is a hot path.
         backend = self._backend
-        if backend is None or (self._loop is None and not backend.is_current()):
+        if backend is None or (self._loop is None and not backend.is_current_awaited()):
             backend = self._follow_library()
         elif _ki.pending and self._loop is not None and "trio" in _ki.modules:
             _ki.protect_if_trio_imported()  # see Primitive._library()

@@ -43,7 +43,7 @@ def _acquire_returning(result: _T) -> Callable[[Lock], Coroutine[Any, Any, _T]]:
         """
         # self._library(), inlined: this is the hot path.
         backend = self._backend
-        if backend is None or (self._loop is None and not backend.is_current()):
+        if backend is None or (self._loop is None and not backend.is_current_awaited()):
             backend = self._follow_library()
         elif _ki.pending and self._loop is not None and "trio" in _ki.modules:
             _ki.protect_if_trio_imported()  # see Primitive._library()

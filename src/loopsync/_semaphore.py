@@ -70,7 +70,7 @@ def _acquire_returning(result: _T) -> Callable[[Semaphore], Coroutine[Any, Any, 
         # adapter in self._backend, read from there rather than kept in a
         # local: each local adds 8 bytes to every task blocked here.
         if self._loop is None:
-            if self._backend is None or not self._backend.is_current():
+            if self._backend is None or not self._backend.is_current_awaited():
                 self._follow_library()
         elif _ki.pending and "trio" in _ki.modules:
             _ki.protect_if_trio_imported()  # see Primitive._library()

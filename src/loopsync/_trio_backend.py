@@ -117,6 +117,8 @@ class TrioBackend:
     def is_current(self) -> bool:
         return _sniffio_local.__dict__.get("name") == "trio"
 
+    is_current_awaited = is_current  # trio's own primitives need trio
+
     def current_loop(self) -> None:
         # trio's own primitives may be used from one trio.run() after
         # another, so a primitive does not bind to a trio run.
