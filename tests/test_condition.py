@@ -17,6 +17,7 @@ import sys
 import threading
 from typing import Any
 
+import anyio
 import pytest
 import trio
 import trio.testing
@@ -167,6 +168,23 @@ async def test_wait_takes_an_always_checkpoint_lock_back_as_its_acquire_does(lib
             await notify(waiters.cond)
             group.start(note, waiters.log)
         assert waiters.log == expected
+
+
+async def test_a_wait_in_a_cancelled_anyio_scope_takes_a_checkpointing_lock_back(
+    lib: Lib,
+) -> None:
+    # anyio delivers a scope's cancellation at each yield until the task
+    # leaves the scope: under asyncio, the re-acquire of a lock that always
+    # checkpoints was cancelled at once, tried again, and never ended.
+    for lock in (loopsync.Lock(always_checkpoint=True), loopsync.Lock()):
+        cond = loopsync.Condition(lock)
+        async with cond:
+            with anyio.CancelScope() as scope:
+                scope.cancel()
+                await cond.wait()
+            assert scope.cancelled_caught
+            assert lock.locked()
+        assert not lock.locked()
 
 
 @pytest.mark.parametrize(

@@ -188,9 +188,12 @@ class Backend(Protocol):
         that cannot hold a cancellation back (asyncio, but for an anyio
         cancel scope's) raises it, and the caller gives back what it took."""
 
-    async def uncancellable(self, async_fn: Callable[[], Awaitable[_T]]) -> _T:
+    async def uncancellable(
+        self, async_fn: Callable[[], Awaitable[_T]], *, shield_scopes: bool = False
+    ) -> _T:
         """Return ``await async_fn()`` even if the task is cancelled
         meanwhile; the cancellation reaches the task afterwards, as the
         library delivers it (asyncio, which cannot shield a task: by calling
         *async_fn* again after each one, then raising; trio: at the next
-        checkpoint)."""
+        checkpoint).  With *shield_scopes*, asyncio holds back the
+        cancellations of anyio's cancel scopes too, as trio does."""

@@ -133,7 +133,9 @@ class TrioBackend:
     cancel_shielded_checkpoint = staticmethod(trio.lowlevel.cancel_shielded_checkpoint)
 
     @trio.lowlevel.enable_ki_protection
-    async def uncancellable(self, async_fn: Callable[[], Awaitable[_T]]) -> _T:
+    async def uncancellable(
+        self, async_fn: Callable[[], Awaitable[_T]], *, shield_scopes: bool = False
+    ) -> _T:
         with trio.CancelScope(shield=True):
             result = await async_fn()
         return result
