@@ -192,14 +192,9 @@ class Condition(Primitive):
                 self._lock._retaking -= 1
                 if backend.wakeup_revocable:
                     if not self._lock._take_at_once():
-                        # A lock that always checkpoints could never be
-                        # taken in an anyio scope that cancels at each yield:
-                        # shielded, as in anyio's condition over its lock.
-                        await backend.uncancellable(
-                            self._lock.acquire, shield_scopes=self._lock._always_checkpoint
-                        )
+                        await self._lock._take_back(backend)
                 elif waiter.cancelled():
-                    await backend.uncancellable(self._lock.acquire)
+                    await self._lock._take_back(backend)
             if not backend.wakeup_revocable and waiter.result() is not True:
                 raise self._lock._broken_error(backend)
             return True

@@ -238,6 +238,14 @@ class Lock(Primitive):
         self._locked = True
         return True
 
+    async def _take_back(self, backend: Backend) -> None:
+        """Acquire the lock even if cancelled meanwhile (a Condition's
+        wait()); the cancellation comes afterwards."""
+        # A lock that always checkpoints could never be taken in an anyio
+        # scope, which cancels again at each yield: shielded from it, as in
+        # anyio's condition over its lock.
+        await backend.uncancellable(self.acquire, shield_scopes=self._always_checkpoint)
+
     def _take(self, backend: Backend, task: Any) -> None:
         self._locked = True
         if task is not None:
