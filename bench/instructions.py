@@ -165,6 +165,35 @@ async def _wake_waiters(library: Library, primitive: Any) -> int:
     return woken
 
 
+async def ping_pong(library: Library, make: Callable[[], Any], operations: int) -> int:
+    """Pass *operations* items from a producer to a consumer through a
+    one-item slot, each waiting on one condition for the other."""
+    cond = make()
+    slot: list[int] = []
+    received = 0
+
+    async def produce() -> None:
+        for item in range(operations):
+            async with cond:
+                while slot:
+                    await cond.wait()
+                slot.append(item)
+                cond.notify()
+
+    async def consume() -> None:
+        nonlocal received
+        for _ in range(operations):
+            async with cond:
+                while not slot:
+                    await cond.wait()
+                slot.pop()
+                received += 1
+                cond.notify()
+
+    await library.run_tasks(1, consume, produce)
+    return received
+
+
 async def barrier_rounds(library: Library, make: Callable[[], Any], operations: int) -> int:
     barrier = make()
     passed = 0
@@ -200,6 +229,7 @@ CASES = (
     Case(f"contended `async with`, {CONTENDERS} tasks, per acquisition", "Lock", contended, 10_000),
     Case(f"`set()` waking {WAITERS} waiters, per waiter", "Event", wake_all, 2_000),
     Case(f"`notify_all()` waking {WAITERS} waiters, per waiter", "Condition", wake_all, 2_000),
+    Case("producer/consumer ping-pong, per item", "Condition", ping_pong, 10_000),
     # trio has no barrier.
     Case(
         f"`wait()` by {PARTIES} parties, per round", "Barrier", barrier_rounds, 2_000, ("asyncio",)

@@ -316,8 +316,7 @@ def test_a_function_marked_after_the_trio_adapter_loaded_is_protected() -> None:
 
 def test_each_adapter_knows_when_its_library_runs() -> None:
     asyncio_backend, trio_backend = AsyncioBackend(), TrioBackend()
-    # Outside any library asyncio's may answer either way (before 3.12 the
-    # precise answer costs a system call); trio's is precise.
+    assert not asyncio_backend.is_current()
     assert not trio_backend.is_current()
 
     async def under_asyncio() -> None:
@@ -354,3 +353,69 @@ def test_a_primitive_used_under_asyncio_names_curio_when_curio_runs(
     with pytest.raises(RuntimeError, match=r"found 'curio' running; it supports asyncio, trio"):
         coro.send(None)
     assert sem.value == 2
+
+
+# -- the grid's empty cells, as a third library's adapter may fill them ----
+
+
+class _CheckpointingAsyncio(AsyncioBackend):
+    """asyncio's revocable wake-ups with trio's checkpoints."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.always_checkpoints = True
+
+
+class _TrioWithoutCheckpoints(TrioBackend):
+    """trio's final hand-offs and owners without its checkpoints."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.always_checkpoints = False
+
+
+@pytest.mark.parametrize(
+    "make",
+    [lambda: loopsync.Semaphore(1), loopsync.Lock, lambda: loopsync.CapacityLimiter(1)],
+    ids=["Semaphore", "Lock", "CapacityLimiter"],
+)
+def test_a_task_cancelled_at_the_checkpoint_after_taking_gives_back(
+    monkeypatch: pytest.MonkeyPatch, make: Any
+) -> None:
+    # A library that cannot hold a cancellation back raises it at the
+    # checkpoint after an acquire took what was free: the limiter kept it.
+    monkeypatch.setitem(_adapters._backends, "asyncio", _CheckpointingAsyncio())
+    primitive = make()
+
+    async def main() -> None:
+        task = asyncio.create_task(primitive.acquire())
+        await asyncio.sleep(0)  # it took it, and yields at its checkpoint
+        with pytest.raises(loopsync.WouldBlock):
+            primitive.acquire_nowait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        primitive.acquire_nowait()  # given back
+
+    asyncio.run(main())
+
+
+def test_without_checkpoints_a_lock_is_taken_in_a_cancelled_scope_as_a_semaphore_is(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Checking for a pending cancellation is the checkpoint rule's, not the
+    # owner rule's: the lock checked under tracks_owners.
+    monkeypatch.setitem(_adapters._backends, "trio", _TrioWithoutCheckpoints())
+    lock, sem = loopsync.Lock(), loopsync.Semaphore(1)
+
+    async def main() -> None:
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await lock.acquire()
+            await sem.acquire()
+        assert not scope.cancelled_caught
+        assert lock.statistics().owner is trio.lowlevel.current_task()
+        assert sem.value == 0
+        lock.release()
+
+    trio.run(main)

@@ -35,6 +35,8 @@ consistent set of rules::
     always_checkpoints=True   trio                      (none so far)
     always_checkpoints=False  (none so far)             asyncio, uvloop
 
+(The tests run the two empty cells too, with adapters derived from these.)
+
 ``always_checkpoints`` is trio's rule: every blocking call is a checkpoint,
 cancellable and yielding even when it need not wait.  When it is False, the
 rule is asyncio's: a call that can finish at once never yields.
@@ -49,7 +51,9 @@ hand-off is final the moment it is made.
 A third flag, ``tracks_owners``, is trio's rule that a lock belongs to the
 task that acquired it: only that task may release it, it may not acquire it
 again, and if it exits still holding the lock, the lock is broken
-(``exit_watch()``).  asyncio's locks have no owner.
+(``exit_watch()``).  asyncio's locks have no owner.  It is not free: a lock
+with an owner passes straight to its next owner, a hand-off that cannot be
+revoked, so ``tracks_owners`` must be ``not wakeup_revocable``.
 
 Loop binding, and one library at a time
 ---------------------------------------
@@ -74,9 +78,14 @@ Writing an adapter
    ``done()`` is true) before the task runs again, and raises the library's
    cancellation exception.
 2. Write the backend class with the members of :class:`Backend`.
-3. Teach ``_adapters.current_backend()`` the library's sniffio name.
+   Its exceptions subclass loopsync's and the library's own: see
+   ``_exceptions.native()``.
+3. Teach ``_adapters.current_backend()`` the library's sniffio name (the
+   library must set it while its tasks run).  A test can put an adapter in
+   ``_adapters._backends`` under that name instead.
 4. If the library can interrupt a task with KeyboardInterrupt at any bytecode
-   (trio can), protect the functions that ``_ki`` lists when the adapter loads.
+   (trio can), its adapter protects the functions ``_ki.marked`` lists as it
+   loads, and ``_ki`` learns to load it (it knows trio's).
 """
 
 from __future__ import annotations
@@ -97,7 +106,12 @@ class Loop(Protocol):
 
 
 class Waiter(Protocol):
-    """A one-shot wake-up for one parked task; a plain future under asyncio."""
+    """A one-shot wake-up for one parked task; a plain future under asyncio.
+
+    Primitives call ``set_result()`` only on a waiter that is not done,
+    ``result()`` only on one woken, and ``cancel()`` only from the waiter's
+    own task, after its ``await`` raised: it never has to wake a task.
+    """
 
     def done(self) -> bool:
         """Return True once the waiter is woken or cancelled."""
@@ -112,7 +126,8 @@ class Waiter(Protocol):
         """Return the value a woken waiter was woken with."""
 
     def cancel(self) -> bool:
-        """Withdraw a waiter that is not done; return False if it was done."""
+        """Withdraw a waiter that is not done; return False if it was done.
+        May raise RuntimeError if its loop is closed, having cancelled it."""
 
     def __await__(self) -> Generator[Any, None, Any]:
         """Park the current task until the waiter is woken."""
@@ -145,11 +160,12 @@ class Backend(Protocol):
         """Return what a lock whose owner exited raises (``tracks_owners``)."""
 
     def current_task(self) -> object:
-        """Return the running task: a lock's owner, a limiter's default borrower."""
+        """Return the running task, hashable and the same object for the
+        task's life: a lock's owner, a limiter's default borrower."""
 
     def exit_watch(self, on_exit: Callable[[Any], None]) -> object:
-        """Return a watch that calls ``on_exit(task)`` when a task it
-        watches exits (``tracks_owners`` only)."""
+        """Return a watch that calls ``on_exit(task)`` as a task it watches
+        exits, however it ends (``tracks_owners`` only)."""
 
     def watch_exit(self, task: Any, watch: Any) -> None:
         """Start watching *task* with *watch*, a return of ``exit_watch()``."""
@@ -164,14 +180,17 @@ class Backend(Protocol):
     def is_current_awaited(self) -> bool:
         """Return ``is_current()`` for a coroutine being awaited; where no
         library runs it (awaited by hand), True if the library's own
-        primitives work there until they must wait (asyncio's), else False."""
+        primitives work there until they must wait (asyncio's), else False.
+        The awaited paths of a primitive bound to no loop ask it on every
+        call, so it may skip what is costly in ``is_current()``."""
 
     def current_loop(self) -> Loop | None:
         """Return the running loop, to bind to; None if the library has none."""
 
     def runs_on(self, loop: Any) -> object:
         """Return something true if *loop* runs the current task; false if
-        another loop or library runs it, or *loop* runs in another thread."""
+        another loop or library runs it, *loop* runs in another thread, or
+        no task of *loop* runs (a coroutine driven by hand, a callback)."""
 
     def create_waiter(self, *, loop: Any) -> Waiter:
         """Return a new waiter for the current task, belonging to *loop*
@@ -181,12 +200,17 @@ class Backend(Protocol):
         """Check for cancellation and let other tasks run."""
 
     async def checkpoint_if_cancelled(self) -> None:
-        """Raise if the current task is cancelled; do not yield otherwise."""
+        """Raise if the current task is cancelled; do not yield otherwise.
+        A library that cannot tell a pending cancellation does nothing
+        (asyncio, but for an anyio cancel scope's)."""
 
     async def cancel_shielded_checkpoint(self) -> None:
         """Let other tasks run without checking for cancellation; a library
-        that cannot hold a cancellation back (asyncio, but for an anyio
-        cancel scope's) raises it, and the caller gives back what it took."""
+        that cannot hold a cancellation back (asyncio) raises it, and the
+        caller gives back what it took.  Over asyncio, one from an anyio
+        cancel scope is dropped: anyio delivers it again at the task's next
+        yield, as trio delivers one held back (raised, it would keep a
+        condition's wait() from ever taking its lock back)."""
 
     async def uncancellable(
         self, async_fn: Callable[[], Awaitable[_T]], *, shield_scopes: bool = False

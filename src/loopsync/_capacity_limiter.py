@@ -155,7 +155,13 @@ class CapacityLimiter(Primitive):
         if self._can_lend():
             self._borrowers.add(borrower)
             if backend.always_checkpoints:
-                await backend.cancel_shielded_checkpoint()
+                try:
+                    await backend.cancel_shielded_checkpoint()
+                except BaseException:
+                    # Cancelled there, as a library that cannot hold a
+                    # cancellation back may be: the token goes back.
+                    CapacityLimiter.release_on_behalf_of(self, borrower)
+                    raise
             return
         waiter = self._new_waiter(backend)
         self._pending_borrowers[waiter] = borrower

@@ -48,8 +48,9 @@ def _acquire_returning(result: _T) -> Callable[[Lock], Coroutine[Any, Any, _T]]:
         elif _ki.pending and self._loop is not None and "trio" in _ki.modules:
             _ki.protect_if_trio_imported()  # see Primitive._library()
         task = None
-        if backend.tracks_owners:
+        if backend.always_checkpoints:
             await backend.checkpoint_if_cancelled()
+        if backend.tracks_owners:
             task = backend.current_task()
             if task is self._owner:
                 raise RuntimeError("attempt to re-acquire an already held Lock")
@@ -58,7 +59,7 @@ def _acquire_returning(result: _T) -> Callable[[Lock], Coroutine[Any, Any, _T]]:
             and not self._handoffs
             and not (self._waiters and self._waiters.has_waiting_in_place())
         ):
-            if self._always_checkpoint and task is None:
+            if self._always_checkpoint and not backend.always_checkpoints:
                 # As anyio's lock: no lock for a task already cancelled (in an
                 # anyio scope: asyncio's own are found only at the yield).
                 await backend.checkpoint_if_cancelled()

@@ -68,7 +68,7 @@ class Primitive:
     def __init__(self) -> None:
         # The adapter of the tasks waiting, or else of the last caller.
         self._backend: Backend | None = None
-        # Once set, it fixes self._backend to the asyncio adapter for good.
+        # Once set, it fixes self._backend to the adapter of its library for good.
         self._loop: Loop | None = None
 
     def _in_use(self) -> bool:
