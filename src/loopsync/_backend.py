@@ -35,7 +35,7 @@ consistent set of rules::
     always_checkpoints=True   trio                      (none so far)
     always_checkpoints=False  (none so far)             asyncio, uvloop
 
-(The tests run the two empty cells too, with adapters derived from these.)
+(Tests also run primitives in the empty cells, with adapters derived from these.)
 
 ``always_checkpoints`` is trio's rule: every blocking call is a checkpoint,
 cancellable and yielding even when it need not wait.  When it is False, the
