@@ -323,6 +323,54 @@ def test_a_trio_guest_is_refused_before_it_waits_on_its_host_s_semaphore() -> No
     assert sem.value == 0
 
 
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: loopsync.Semaphore(1, always_checkpoint=True),
+        lambda: loopsync.Lock(always_checkpoint=True),
+    ],
+    ids=["Semaphore", "Lock"],
+)
+@pytest.mark.parametrize("trio_runs", ["as a guest of the loop", "after it"])
+def test_a_bound_primitive_that_always_checkpoints_refuses_a_trio_task_before_it_takes(
+    make: Callable[[], Any], trio_runs: str
+) -> None:
+    # It would yield to asyncio, as a wait would, which a trio task cannot:
+    # trio raised TypeError ("unrecognized yield message") once it had taken.
+    trio = pytest.importorskip("trio")
+    primitive = make()
+
+    async def under_trio() -> None:
+        with pytest.raises(RuntimeError, match=r"is bound to a different event loop$"):
+            await primitive.acquire()
+        assert not primitive.locked()
+        with pytest.raises(RuntimeError, match=r"is bound to a different event loop$"):
+            async with primitive:
+                pass
+
+    async def host() -> None:
+        await primitive.acquire()
+        waiter = asyncio.create_task(primitive.acquire())  # binds the primitive here
+        await asyncio.sleep(0)
+        primitive.release()
+        await waiter
+        primitive.release()
+        if trio_runs == "as a guest of the loop":
+            loop = asyncio.get_running_loop()
+            done: asyncio.Future[Any] = loop.create_future()
+            trio.lowlevel.start_guest_run(
+                under_trio,
+                run_sync_soon_threadsafe=loop.call_soon_threadsafe,
+                done_callback=done.set_result,
+            )
+            (await done).unwrap()
+
+    asyncio.run(host())
+    if trio_runs == "after it":
+        trio.run(under_trio)
+    assert not primitive.locked()
+
+
 def test_a_waiter_of_another_thread_is_refused_before_it_parks() -> None:
     # While the bound loop runs a task in another thread, a task of this
     # thread, asyncio's or trio's, is refused at once, as by asyncio's own:

@@ -60,6 +60,9 @@ def _acquire_returning(result: _T) -> Callable[[Lock], Coroutine[Any, Any, _T]]:
             and not (self._waiters and self._waiters.has_waiting_in_place())
         ):
             if self._always_checkpoint and not backend.always_checkpoints:
+                # It will yield to its loop's library, as a wait would: a trio
+                # task is refused before it takes the lock.
+                self._check_may_yield(backend)
                 # As anyio's lock: no lock for a task already cancelled (in an
                 # anyio scope: asyncio's own are found only at the yield).
                 await backend.checkpoint_if_cancelled()

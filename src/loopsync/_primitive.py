@@ -142,6 +142,12 @@ class Primitive:
             raise self._bound_elsewhere()
         return backend.create_waiter(loop=loop)
 
+    def _check_may_yield(self, backend: Backend) -> None:
+        """Raise RuntimeError if the primitive is bound to a loop that does
+        not run the caller: a yield to *backend* there is a wait elsewhere."""
+        if self._loop is not None and not backend.is_current():
+            raise self._bound_elsewhere()
+
     def _other_library_uses(self) -> RuntimeError:
         return RuntimeError(f"{self!r} is in use by tasks of another async library")
 

@@ -82,6 +82,7 @@ def _acquire_returning(result: _T) -> Callable[[Semaphore], Coroutine[Any, Any, 
             and not (self._waiters and self._waiters.has_waiting())
         ):
             if self._always_checkpoint and not self._backend.always_checkpoints:  # type: ignore[union-attr]
+                self._check_may_yield(self._backend)  # type: ignore[arg-type]  # see Lock.acquire()
                 # As anyio's semaphore: no permit for a task already cancelled
                 # (see Lock.acquire()).
                 await self._backend.checkpoint_if_cancelled()  # type: ignore[union-attr]
