@@ -490,6 +490,37 @@ def test_a_lock_that_host_tasks_wait_on_through_a_condition_refuses_guest_tasks(
     assert cond.statistics().lock_statistics.tasks_waiting == 0
 
 
+def test_a_host_task_is_refused_a_condition_whose_lock_a_guest_task_holds() -> None:
+    # asyncio's rules let a task wait while any task holds the lock, but
+    # this one was taken by trio's and would be given back by them: 0.2
+    # bound the condition to the host loop, then failed in trio's
+    # current_task() ("must be called from async context", as release()
+    # did), and no trio task could wait on the condition again.
+    cond = loopsync.Condition()
+    guest_holds, host_refused = asyncio.Event(), asyncio.Event()
+
+    async def guest() -> bool:
+        async with cond:
+            guest_holds.set()
+            while not host_refused.is_set():
+                await trio.lowlevel.checkpoint()
+            with trio.move_on_after(0) as scope:
+                await cond.wait()
+        return scope.cancelled_caught
+
+    async def host() -> None:
+        await guest_holds.wait()
+        with pytest.raises(RuntimeError, match="is in use by tasks of another async library"):
+            await cond.wait()
+        with pytest.raises(RuntimeError, match=r"^can't release a Lock you don't own$"):
+            cond.release()
+        assert cond.locked()
+        host_refused.set()
+
+    assert _run_with_trio_guest(host, guest) is True
+    assert not cond.locked()
+
+
 def test_a_guest_waiter_cancelled_keeps_its_condition_s_lock_from_host_tasks() -> None:
     # Cancelled, the guest task takes the lock back as it resumes: until
     # then, a host task may not take it (0.2 let it, then the guest task,

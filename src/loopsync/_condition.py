@@ -149,8 +149,10 @@ class Condition(Primitive):
                 raise RuntimeError(f"must hold the lock to {action}")
         elif not (lock.locked() if lock._overridden else lock._locked):
             raise RuntimeError(f"cannot {action} on un-acquired lock")
-        if bound_elsewhere and action == "wait":
-            raise lock._bound_elsewhere()
+        if backend is not lock._backend and action == "wait" and lock._backend is not None:
+            # The lock, taken by another library's rules, would be given back
+            # and taken again by them: refused before anything changes.
+            raise lock._bound_elsewhere() if bound_elsewhere else lock._other_library_uses()
         return backend
 
     @ki_protected

@@ -333,7 +333,11 @@ class Lock(Primitive):
                 raise RuntimeError("can't release a Lock you don't own")
             raise RuntimeError("Lock is not acquired.")
         if backend.tracks_owners:  # type: ignore[union-attr]  # set when locked
-            if backend.current_task() is not self._owner:  # type: ignore[union-attr]
+            try:
+                task = backend.current_task()  # type: ignore[union-attr]
+            except RuntimeError:
+                task = None  # another library runs the caller: not the owner
+            if task is not self._owner:
                 raise RuntimeError("can't release a Lock you don't own")
             self._pass_on(backend)  # type: ignore[arg-type]
             return
