@@ -521,6 +521,39 @@ def test_one_limiter_under_every_library_in_turn() -> None:
     assert limiter.borrowed_tokens == 0
 
 
+@pytest.mark.family("asyncio")
+def test_a_task_cancelled_waiting_for_a_token_is_freed_without_the_cycle_collector(
+    lib: Lib,
+) -> None:
+    # Its frame kept the task, the default borrower, and the cancellation's
+    # traceback kept the frame: a cycle, which only the collector freed.
+    limiter = loopsync.CapacityLimiter(1)
+    tasks: list[weakref.ref[Any]] = []
+
+    async def wait() -> None:
+        tasks.append(weakref.ref(asyncio.current_task()))
+        async with limiter:
+            pass
+
+    async def main() -> None:
+        limiter.acquire_on_behalf_of_nowait("holder")
+        # Plain tasks: the test's task groups keep theirs in cycles of their own.
+        waiting = [asyncio.create_task(wait()) for _ in range(3)]
+        await lib.settle()
+        for task in waiting:
+            task.cancel()
+        await asyncio.gather(*waiting, return_exceptions=True)
+        limiter.release_on_behalf_of("holder")
+
+    gc.collect()
+    gc.disable()
+    try:
+        lib.run(main)
+        assert [task() for task in tasks] == [None, None, None]
+    finally:
+        gc.enable()
+
+
 # -- asyncio: no yield when a token is free ----------------------------------------
 
 

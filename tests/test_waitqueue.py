@@ -170,6 +170,39 @@ def test_a_queue_emptied_by_wake_ups_keeps_no_waiter_passed_over() -> None:
     assert not queue._left
 
 
+def test_a_queue_emptied_by_moving_its_waiters_keeps_no_waiter_passed_over() -> None:
+    # trio's Condition.notify() moves waiters to its lock: the queue kept
+    # one passed over before its task left, with that task and its run.
+    queue, lock_queue = WaiterQueue(), WaiterQueue()
+    waiters = [FakeWaiter(queue) for _ in range(3)]
+    waiters[0].cancel()  # its task has not left yet: passed over below
+    assert queue.move_first(1, lock_queue) == [waiters[1]]
+    queue.note_cancelled(waiters[0])  # recorded, though passed over already
+    assert queue.move_first(1, lock_queue) == [waiters[2]]
+    assert not queue
+    assert not queue._left
+
+
+async def test_a_condition_keeps_no_waiter_that_left_once_none_waits(lib: Lib) -> None:
+    cond = loopsync.Condition()
+
+    async def wait() -> None:
+        async with cond:
+            await cond.wait()
+
+    async with lib.task_group() as group:
+        handles = [await lib.start_queued(group, wait) for _ in range(3)]
+        async with cond:
+            handles[0].cancel()  # cancelled, and passed over before it runs
+            cond.notify(1)
+        await lib.settle()
+        async with cond:
+            cond.notify(1)
+        await lib.settle()
+    assert not cond._waiters
+    assert not cond._waiters._left
+
+
 async def test_waiters_that_left_are_not_kept_once_none_waits(lib: Lib) -> None:
     event = loopsync.Event()
     async with lib.task_group() as group:

@@ -156,6 +156,8 @@ class WaiterQueue(deque[Waiter]):
                 moved.append(waiter)
             else:
                 self._left.discard(waiter)
+        if not self and self._left:
+            self._left.clear()  # see note_cancelled()
         return moved
 
     def wake_all(self, value: Any) -> int:
