@@ -181,9 +181,8 @@ class CapacityLimiter(Primitive):
                 # (asyncio only): give it back, for the next task.
                 self._borrowers.discard(borrower)
                 self._lend_free_tokens()
-            # The default borrower is the task: kept by this frame, which
-            # the exception's traceback keeps, it would outlive its task
-            # until the cycle collector runs.
+            # No reference cycle through the traceback: the default borrower
+            # is the task, which keeps the exception.
             del borrower
             raise
 

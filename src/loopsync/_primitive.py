@@ -143,8 +143,9 @@ class Primitive:
         return backend.create_waiter(loop=loop)
 
     def _check_may_yield(self, backend: Backend) -> None:
-        """Raise RuntimeError if the primitive is bound to a loop that does
-        not run the caller: a yield to *backend* there is a wait elsewhere."""
+        """Raise RuntimeError if the primitive is bound to a loop and its
+        library does not run the caller, which a yield to *backend* would
+        block as a wait would."""
         if self._loop is not None and not backend.is_current():
             raise self._bound_elsewhere()
 
