@@ -144,8 +144,8 @@ class Primitive:
 
     def _check_may_yield(self, backend: Backend) -> None:
         """Raise RuntimeError if the primitive is bound to a loop and its
-        library does not run the caller, which a yield to *backend* would
-        block as a wait would."""
+        library does not run the caller: a yield to *backend* would fail
+        there, as a wait would."""
         if self._loop is not None and not backend.is_current():
             raise self._bound_elsewhere()
 
