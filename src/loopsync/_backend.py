@@ -161,7 +161,8 @@ class Backend(Protocol):
 
     def current_task(self) -> object:
         """Return the running task, hashable and the same object for the
-        task's life: a lock's owner, a limiter's default borrower."""
+        task's life: a lock's owner, a limiter's default borrower.  Raise
+        RuntimeError where the library does not run."""
 
     def exit_watch(self, on_exit: Callable[[Any], None]) -> object:
         """Return a watch that calls ``on_exit(task)`` as a task it watches
