@@ -14,6 +14,7 @@ import gc
 import math
 import pickle
 import weakref
+from dataclasses import FrozenInstanceError
 from typing import Any
 
 import anyio
@@ -156,9 +157,9 @@ async def test_statistics_are_a_read_only_snapshot(lib: Lib) -> None:
     limiter = loopsync.CapacityLimiter(2)
     limiter.acquire_on_behalf_of_nowait("a")
     stats = limiter.statistics()
-    with pytest.raises(AttributeError, match=r"^CapacityLimiterStatistics is read-only$"):
+    with pytest.raises(FrozenInstanceError, match=r"^cannot assign to field 'borrowed_tokens'$"):
         stats.borrowed_tokens = 0  # type: ignore[misc]
-    with pytest.raises(AttributeError, match=r"^CapacityLimiterStatistics is read-only$"):
+    with pytest.raises(FrozenInstanceError, match=r"^cannot assign to field 'borrowers'$"):
         stats.borrowers = []  # type: ignore[misc]
     # The borrowers are a copy: the limiter does not change with them, nor
     # they with the limiter.
@@ -236,6 +237,30 @@ async def test_async_with_binds_none_and_gives_the_token_back_even_on_error(lib:
         async with limiter:
             raise KeyError
     assert limiter.borrowed_tokens == 0
+
+
+class _CountingLimiter(loopsync.CapacityLimiter):
+    """A subclass that counts its acquisitions and releases."""
+
+    acquired = released = 0
+
+    async def acquire(self) -> None:
+        self.acquired += 1
+        await super().acquire()
+
+    def release(self) -> None:
+        self.released += 1
+        super().release()
+
+
+async def test_async_with_runs_a_subclass_s_acquire_and_release(lib: Lib) -> None:
+    # As anyio's limiter (and trio's, through its mixin), whose __aenter__
+    # and __aexit__ call acquire() and release().
+    limiter = _CountingLimiter(1)
+    async with limiter as entered:
+        assert entered is None
+        assert limiter.statistics().borrowers == [current_task(lib)]
+    assert (limiter.acquired, limiter.released, limiter.borrowed_tokens) == (1, 1, 0)
 
 
 async def test_tokens_lent_on_behalf_of_a_borrower_are_given_back_by_any_task(lib: Lib) -> None:

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import functools
+import importlib
 import pickle
+import threading
+import types
 import weakref
 from typing import Any, Literal
 
@@ -22,6 +26,7 @@ import trio.testing
 import loopsync
 from child import python_output
 from libs import Lib
+from loopsync import _exceptions
 
 # -- exceptions native to each library ----------------------------------------
 
@@ -75,6 +80,32 @@ def test_native_exceptions_unpickle_in_a_process_that_never_made_them() -> None:
     )
     output = python_output(code, stdin=data)
     assert output.split() == ["True", "True"]
+
+
+def test_a_native_exception_made_by_two_threads_at_once_is_one_class(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A class made on first use: a thread that makes it while another is
+    # making it must raise the one kept, which pickle finds by its name.
+    monkeypatch.delitem(vars(_exceptions), "TrioWouldBlock", raising=False)
+    made_meanwhile: list[type[BaseException]] = []
+
+    def import_module(name: str) -> Any:
+        if not made_meanwhile:
+            made_meanwhile.append(BaseException)  # the other thread imports as usual
+            other = threading.Thread(
+                target=lambda: made_meanwhile.append(_exceptions.native("TrioWouldBlock"))
+            )
+            other.start()
+            other.join()
+        return importlib.import_module(name)
+
+    monkeypatch.setattr(
+        _exceptions, "importlib", types.SimpleNamespace(import_module=import_module)
+    )
+    made = _exceptions.native("TrioWouldBlock")
+    assert made is made_meanwhile[1] is _exceptions.TrioWouldBlock
+    assert type(pickle.loads(pickle.dumps(made()))) is made
 
 
 def test_without_anyio_asyncio_raises_loopsync_s_own_would_block() -> None:
@@ -223,18 +254,42 @@ def test_statistics_copy_pickle_and_stay_read_only() -> None:
     assert repr(stats) == "SemaphoreStatistics(tasks_waiting=0)"
 
 
+def test_statistics_are_frozen_dataclasses_as_anyio_s() -> None:
+    # anyio's statistics are frozen dataclasses, and type checkers see
+    # loopsync's as such: what the dataclasses module and ``match`` do with
+    # them works.
+    stats = loopsync.Condition().statistics()
+    assert dataclasses.is_dataclass(stats)
+    assert dataclasses.asdict(stats) == {
+        "tasks_waiting": 0,
+        "lock_statistics": {"locked": False, "owner": None, "tasks_waiting": 0},
+    }
+    assert [field.name for field in dataclasses.fields(loopsync.CapacityLimiterStatistics)] == [
+        "borrowed_tokens",  # in trio's order, which positional arguments follow
+        "total_tokens",
+        "borrowers",
+        "tasks_waiting",
+    ]
+    changed = dataclasses.replace(stats.lock_statistics, locked=True)
+    assert changed == loopsync.LockStatistics(locked=True, owner=None, tasks_waiting=0)
+    match stats:
+        case loopsync.ConditionStatistics(0, loopsync.LockStatistics(False, None, 0)):
+            pass
+        case _:
+            pytest.fail(f"{stats!r} did not match its own fields")
+
+
 # -- bad input ------------------------------------------------------------------
 
 
 def test_statistics_take_exactly_their_fields() -> None:
-    message = r"^LockStatistics takes the fields locked, owner, tasks_waiting$"
-    for args, kwargs in (
-        ((True, None), {}),
-        ((True, None, 0, 1), {}),
-        ((True, None), {"waiting": 0}),
-        ((True, None, 0), {"locked": False}),
+    for args, kwargs, message in (
+        ((True, None), {}, "missing 1 required positional argument: 'tasks_waiting'"),
+        ((True, None, 0, 1), {}, "takes 4 positional arguments but 5 were given"),
+        ((True, None, 0), {"waiting": 0}, "got an unexpected keyword argument 'waiting'"),
+        ((True, None, 0), {"locked": False}, "got multiple values for argument 'locked'"),
     ):
-        with pytest.raises(TypeError, match=message):
+        with pytest.raises(TypeError, match=rf"^LockStatistics\.__init__\(\) {message}$"):
             loopsync.LockStatistics(*args, **kwargs)
     assert loopsync.LockStatistics(True, tasks_waiting=0, owner=None).locked
 

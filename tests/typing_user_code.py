@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from typing import Literal
 
 from typing_extensions import assert_type
@@ -51,6 +52,11 @@ async def uses_every_primitive() -> None:
     owner = lock.statistics().owner
     if owner is not None:
         print(owner.name)  # a trio task, which has a name
+    # Frozen dataclasses, as anyio's statistics are.
+    assert_type(dataclasses.replace(lock.statistics(), locked=True), loopsync.LockStatistics)
+    match loopsync.CapacityLimiter(1).statistics():
+        case loopsync.CapacityLimiterStatistics(borrowed, total, borrowers, waiting):
+            assert_type((borrowed, total, borrowers, waiting), tuple[int, float, list[object], int])
 
 
 def refuses_what_fails_at_run_time(lock: loopsync.Lock) -> None:
@@ -60,3 +66,12 @@ def refuses_what_fails_at_run_time(lock: loopsync.Lock) -> None:
     statistics.locked = False  # type: ignore[misc]
     loopsync.LockStatistics(locked=True)  # type: ignore[call-arg]
     assert_type(statistics.tasks_waiting, int)
+    print(statistics.owner.name)  # type: ignore[union-attr]
+    print(loopsync.CapacityLimiter(1).statistics().borrowers[0].name)  # type: ignore[attr-defined]
+
+
+async def refuses_what_a_session_fails_on() -> None:
+    import loopsync.redis
+
+    async with loopsync.redis.Session("redis://127.0.0.1") as session:  # type: ignore[arg-type]
+        assert_type(session, loopsync.redis.Session)

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import math
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _ki
 from ._adapters import current_backend
 from ._backend import Waiter
 from ._ki import ki_protected
-from ._primitive import Primitive, cancel_waiter
-from ._statistics import Borrowers, CapacityLimiterStatistics
+from ._primitive import Primitive, cancel_waiter, enter_through_acquire
 from ._waitqueue import WaiterQueue
+
+if TYPE_CHECKING:
+    from ._statistics import CapacityLimiterStatistics
 
 __all__ = ["CapacityLimiter"]
 
@@ -224,6 +226,8 @@ class CapacityLimiter(Primitive):
 
     def statistics(self) -> CapacityLimiterStatistics:
         """Return a :class:`CapacityLimiterStatistics` snapshot of this limiter."""
+        from ._statistics import Borrowers, CapacityLimiterStatistics
+
         return CapacityLimiterStatistics(
             borrowed_tokens=len(self._borrowers),
             total_tokens=self._total_tokens,
@@ -234,6 +238,16 @@ class CapacityLimiter(Primitive):
     @ki_protected
     async def __aenter__(self) -> None:
         await self.acquire_on_behalf_of(self._current_task())
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # As anyio's (and trio's mixin), ``async with`` calls a subclass's
+        # own acquire(), and release() (as it always does here).
+        if (
+            cls.acquire is not CapacityLimiter.acquire
+            and cls.__aenter__ is CapacityLimiter.__aenter__
+        ):
+            cls.__aenter__ = enter_through_acquire  # type: ignore[method-assign, assignment]
 
     @ki_protected
     async def __aexit__(

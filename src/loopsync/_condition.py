@@ -6,7 +6,7 @@ import math
 import operator
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from . import _ki
 from ._adapters import running_backend
@@ -14,8 +14,10 @@ from ._backend import Backend, Waiter
 from ._ki import ki_protected
 from ._lock import Lock
 from ._primitive import Primitive, cancel_waiter
-from ._statistics import ConditionStatistics
 from ._waitqueue import WaiterQueue
+
+if TYPE_CHECKING:
+    from ._statistics import ConditionStatistics
 
 __all__ = ["Condition"]
 
@@ -274,6 +276,8 @@ class Condition(Primitive):
 
     def statistics(self) -> ConditionStatistics:
         """Return a :class:`ConditionStatistics` snapshot of this condition."""
+        from ._statistics import ConditionStatistics
+
         return ConditionStatistics(
             tasks_waiting=self._waiters.count_waiting(),
             lock_statistics=self._lock.statistics(),

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from . import _ki
 from ._adapters import running_backend
 from ._ki import ki_protected
 from ._primitive import Primitive, cancel_waiter
-from ._statistics import EventStatistics
 from ._waitqueue import WaiterQueue
+
+if TYPE_CHECKING:
+    from ._statistics import EventStatistics
 
 __all__ = ["Event"]
 
@@ -93,6 +95,8 @@ class Event(Primitive):
 
     def statistics(self) -> EventStatistics:
         """Return an :class:`EventStatistics` snapshot of this event."""
+        from ._statistics import EventStatistics
+
         return EventStatistics(tasks_waiting=self._waiters.count_waiting())
 
     def __bool__(self) -> bool:

@@ -50,16 +50,17 @@ _NATIVE = {
 
 def native(name: str) -> type[BaseException]:
     """Return the native subclass called *name*, making it on first use."""
-    cls = globals().get(name)
+    cls: type[BaseException] | None = globals().get(name)
     if cls is None:
         base, libraries = _NATIVE[name]
         natives = tuple(getattr(importlib.import_module(lib), base.__name__) for lib in libraries)
         # A library may have had loopsync's class put in place of its own.
         natives = tuple(cls for cls in natives if not issubclass(base, cls))
         doc = f"loopsync's {base.__name__}, as raised under {' and '.join(libraries)}."
-        cls = globals()[name] = type(
-            name, (base, *natives), {"__module__": __name__, "__doc__": doc}
-        )
+        made = type(name, (base, *natives), {"__module__": __name__, "__doc__": doc})
+        # Threads may make it at once: all raise the one that is kept, which
+        # pickles (pickle finds exactly that class by its name).
+        cls = globals().setdefault(name, made)
     return cls
 
 

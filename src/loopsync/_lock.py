@@ -11,8 +11,10 @@ from ._adapters import running_backend
 from ._backend import Backend, Waiter
 from ._ki import ki_protected
 from ._primitive import Primitive, cancel_waiter, enter_through_acquire, exit_through_release
-from ._statistics import LockStatistics
 from ._waitqueue import WaiterQueue
+
+if TYPE_CHECKING:
+    from ._statistics import LockStatistics
 
 __all__ = ["Lock"]
 
@@ -347,6 +349,8 @@ class Lock(Primitive):
 
     def statistics(self) -> LockStatistics:
         """Return a :class:`LockStatistics` snapshot of this lock."""
+        from ._statistics import LockStatistics
+
         return LockStatistics(
             locked=self._locked, owner=self._owner, tasks_waiting=self._waiters.count_waiting()
         )

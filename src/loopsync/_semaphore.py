@@ -12,8 +12,10 @@ from . import _ki
 from ._backend import Waiter
 from ._ki import ki_protected
 from ._primitive import Primitive, cancel_waiter, enter_through_acquire
-from ._statistics import SemaphoreStatistics
 from ._waitqueue import WaiterQueue
+
+if TYPE_CHECKING:
+    from ._statistics import SemaphoreStatistics
 
 __all__ = ["BoundedSemaphore", "Semaphore"]
 
@@ -311,6 +313,8 @@ class Semaphore(Primitive):
 
     def statistics(self) -> SemaphoreStatistics:
         """Return a :class:`SemaphoreStatistics` snapshot of this semaphore."""
+        from ._statistics import SemaphoreStatistics
+
         return SemaphoreStatistics(tasks_waiting=self._waiters.count_waiting())
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

@@ -11,7 +11,7 @@ import uuid
 import weakref
 from collections.abc import Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, NoReturn, SupportsIndex
+from typing import TYPE_CHECKING, Any, NoReturn, SupportsIndex, cast
 
 import anyio
 import anyio.abc
@@ -24,6 +24,8 @@ if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
 
 if TYPE_CHECKING:
+    import coredis
+
     from ._semaphore import Permit, Semaphore
 
 # How soon a script that failed on a lost connection is tried again.
@@ -69,7 +71,8 @@ class Session:
     :class:`~loopsync.redis.Semaphore` and :class:`~loopsync.redis.Lock` is
     used through a session.
 
-    *client* is an entered :class:`coredis.Redis` client.  A waiting task
+    *client* is an entered :class:`coredis.Redis` (or
+    :class:`coredis.RedisCluster`) client.  A waiting task
     asks the server again every *poll_interval* seconds (or sooner, when a
     lease it waits behind is due to expire), so a lost wake-up costs at most
     that long; a waiting task that stops asking for three intervals is
@@ -89,12 +92,17 @@ class Session:
     __reduce_ex__ = refuse_copy
 
     def __init__(
-        self, client: Any, *, poll_interval: float = 1.0, cleanup_timeout: float = 10.0
+        self,
+        client: coredis.Redis[Any] | coredis.RedisCluster[Any],
+        *,
+        poll_interval: float = 1.0,
+        cleanup_timeout: float = 10.0,
     ) -> None:
         poll_interval = check_seconds("poll_interval", poll_interval)
         cleanup_timeout = check_seconds("cleanup_timeout", cleanup_timeout)
+        # Another client may come as a ScriptClient of its own.
         self._client: ScriptClient = (
-            client if hasattr(client, "run_script") else CoredisClient(client)
+            cast("ScriptClient", client) if hasattr(client, "run_script") else CoredisClient(client)
         )
         self.poll_interval = poll_interval
         self.cleanup_timeout = cleanup_timeout
@@ -148,7 +156,7 @@ class Session:
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> bool | None:
+    ) -> None:
         task_group = self._task_group
         assert task_group is not None
         self._closing = True
@@ -172,7 +180,6 @@ class Session:
             await task_group.__aexit__(None, None, None)
         finally:
             self._task_group = None
-        return None
 
     def _check_entered(self) -> anyio.abc.TaskGroup:
         """Return the session's task group; raise RuntimeError if it is not
