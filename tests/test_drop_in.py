@@ -279,6 +279,16 @@ def test_statistics_are_frozen_dataclasses_as_anyio_s() -> None:
             pytest.fail(f"{stats!r} did not match its own fields")
 
 
+def test_the_statistics_load_when_first_used() -> None:
+    # The dataclasses module would double the time ``import loopsync`` takes.
+    code = (
+        "import sys, loopsync\n"
+        "print('dataclasses' in sys.modules, set(loopsync.__all__) <= set(dir(loopsync)))\n"
+        "print(loopsync.Lock().statistics() == loopsync.LockStatistics(False, None, 0))"
+    )
+    assert python_output(code).split() == ["False", "True", "True"]
+
+
 # -- bad input ------------------------------------------------------------------
 
 

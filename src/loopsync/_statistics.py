@@ -1,4 +1,5 @@
-"""The snapshots that ``statistics()`` methods return."""
+"""The snapshots that ``statistics()`` methods return: frozen dataclasses,
+as anyio's, with trio's fields."""
 
 from __future__ import annotations
 
