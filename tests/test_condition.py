@@ -211,16 +211,29 @@ async def test_a_wait_in_a_cancelled_anyio_scope_takes_a_checkpointing_lock_back
 )
 def test_a_lock_other_than_a_loopsync_lock_is_a_type_error(make_lock: Any) -> None:
     lock = make_lock()
-    with pytest.raises(TypeError, match=r"^Condition's lock must be a loopsync\.Lock, not "):
+    with pytest.raises(TypeError, match=r"^Condition's lock must be a loopsync\.Lock, not \w"):
         loopsync.Condition(lock)
 
 
 def test_a_semaphore_refused_as_lock_is_left_unchanged() -> None:
     sem = loopsync.Semaphore(1)
-    with pytest.raises(TypeError, match=r"must be a loopsync\.Lock, not <loopsync\.Semaphore "):
+    with pytest.raises(TypeError, match=r"must be a loopsync\.Lock, not loopsync\.Semaphore$"):
         loopsync.Condition(sem)  # type: ignore[arg-type]
     assert sem.value == 1
     assert sem.statistics().tasks_waiting == 0
+
+
+class _UnprintableLock:
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+
+def test_a_refused_lock_is_named_by_its_class_not_its_repr() -> None:
+    # A repr may raise, or be megabytes long: the message names the class.
+    with pytest.raises(TypeError, match=r"^Condition's lock must be a loopsync\.Lock, not list$"):
+        loopsync.Condition(list(range(10**6)))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r", not test_condition\._UnprintableLock$"):
+        loopsync.Condition(_UnprintableLock())  # type: ignore[arg-type]
 
 
 async def test_repr_format(lib: Lib) -> None:

@@ -237,7 +237,7 @@ async def test_releasing_a_permit_not_held_raises(lib: Lib, redis_server: RedisS
         foreign = await other.acquire()
         with pytest.raises(RuntimeError, match="is not held"):
             await semaphore.release(foreign)
-        with pytest.raises(TypeError, match=r"^expected a loopsync\.redis\.Permit, not 3$"):
+        with pytest.raises(TypeError, match=r"^expected a loopsync\.redis\.Permit, not int$"):
             await semaphore.release(3)  # type: ignore[arg-type]
         await other.release(foreign)
         assert (await other.statistics()).borrowed == 0
@@ -403,17 +403,19 @@ async def test_leaving_the_session_frees_what_its_tasks_held(
     ("arguments", "error", "message"),
     [
         (("",), ValueError, "^name must not be empty$"),
-        ((b"x",), TypeError, "^name must be a str, not b'x'$"),
+        ((b"x",), TypeError, "^name must be a str, not bytes$"),
         (("x", 0), ValueError, "^value must be at least 1, not 0$"),
         # Two larger values would be one to the server, which counts in doubles.
-        (("x", 2**53 + 1), ValueError, r"^value must be at most 2\*\*53, not 9007199254740993$"),
-        (("x", 1.5), TypeError, "^value must be an int, not 1.5$"),
-        (("x", True), TypeError, "^value must be an int, not True$"),
+        (("x", 2**53 + 1), ValueError, r"^value must be at most 2\*\*53$"),
+        (("x", 1.5), TypeError, "^value must be an int, not float$"),
+        (("x", True), TypeError, "^value must be an int, not bool$"),
         (("x", 1, 0), ValueError, "^lease must be positive and finite, not 0$"),
         (("x", 1, -1.0), ValueError, "^lease must be positive and finite, not -1.0$"),
         (("x", 1, math.inf), ValueError, "^lease must be positive and finite, not inf$"),
-        (("x", 1, "10"), TypeError, "^lease must be a number of seconds, not '10'$"),
-        (("x", 1, 1e16), ValueError, "^lease must be at most 1000000000 seconds, not 1e\\+16$"),
+        (("x", 1, "10"), TypeError, "^lease must be a number of seconds, not str$"),
+        (("x", 1, 1e16), ValueError, "^lease must be at most 1000000000 seconds$"),
+        (("x", 1, 10**400), ValueError, "^lease must be at most 1000000000 seconds$"),
+        (("x", 1, math.nan), ValueError, "^lease must be positive and finite, not nan$"),
     ],
 )
 def test_bad_arguments_raise_clear_errors(
@@ -435,10 +437,20 @@ def test_a_semaphore_s_name_lease_and_value_are_read_only() -> None:
     assert (semaphore.name, semaphore.lease, semaphore.value) == ("x", 5.0, 2)
 
 
+def test_a_session_s_poll_interval_and_cleanup_timeout_are_read_only() -> None:
+    # Set later, they went unchecked, and the time a withdrawn id is
+    # remembered for, computed from them once, no longer matched.
+    session = loopsync.redis.Session(coredis.Redis(), poll_interval=2, cleanup_timeout=5)
+    for attribute in ("poll_interval", "cleanup_timeout"):
+        with pytest.raises(AttributeError):
+            setattr(session, attribute, "x")
+    assert (session.poll_interval, session.cleanup_timeout, session.liveness) == (2.0, 5.0, 6.0)
+
+
 def test_bad_session_arguments_raise_clear_errors() -> None:
-    with pytest.raises(TypeError, match=r"^session must be a loopsync\.redis\.Session, not 1$"):
+    with pytest.raises(TypeError, match=r"^session must be a loopsync\.redis\.Session, not int$"):
         loopsync.redis.Semaphore(1, "x")  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match=r"^on_lease_lost must be callable or None, not 5$"):
+    with pytest.raises(TypeError, match=r"^on_lease_lost must be callable or None, not int$"):
         loopsync.redis.Lock(loopsync.redis.Session(coredis.Redis()), "x", on_lease_lost=5)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"^poll_interval must be positive and finite, not 0$"):
         loopsync.redis.Session(coredis.Redis(), poll_interval=0)

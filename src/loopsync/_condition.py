@@ -69,7 +69,13 @@ class Condition(Primitive):
         if lock is None:
             lock = Lock()
         elif not isinstance(lock, Lock):
-            raise TypeError(f"Condition's lock must be a loopsync.Lock, not {lock!r}")
+            cls = type(lock)  # not its repr, which may be anything
+            name = (
+                cls.__qualname__
+                if cls.__module__ == "builtins"
+                else f"{cls.__module__}.{cls.__qualname__}"
+            )
+            raise TypeError(f"Condition's lock must be a loopsync.Lock, not {name}")
         super().__init__()
         self._lock = lock
         self._waiters = WaiterQueue()

@@ -42,9 +42,8 @@ class CoredisClient:
         if not isinstance(client, (Redis, RedisCluster)):
             # Anything else would fail in the listener, which takes every
             # error for a lost connection and tries again, for good.
-            raise TypeError(
-                f"client must be a coredis.Redis or coredis.RedisCluster, not {client!r}"
-            )
+            name = type(client).__name__
+            raise TypeError(f"client must be a coredis.Redis or coredis.RedisCluster, not {name}")
         self._client = client
         self._no_script = NoScriptError
         self.transient_errors: tuple[type[Exception], ...] = (

@@ -157,20 +157,24 @@ class Semaphore:
         on_lease_lost: Callable[[Permit], object] | None = None,
     ) -> None:
         if not isinstance(session, Session):
-            raise TypeError(f"session must be a loopsync.redis.Session, not {session!r}")
+            raise TypeError(
+                f"session must be a loopsync.redis.Session, not {type(session).__name__}"
+            )
         if not isinstance(name, str):
-            raise TypeError(f"name must be a str, not {name!r}")
+            raise TypeError(f"name must be a str, not {type(name).__name__}")
         if not name:
             raise ValueError("name must not be empty")
         if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"value must be an int, not {value!r}")
+            raise TypeError(f"value must be an int, not {type(value).__name__}")
         if value < 1:
             raise ValueError(f"value must be at least 1, not {value!r}")
         if value > _MAX_VALUE:
             # The scripts count in Lua's doubles: above, two values are one.
-            raise ValueError(f"value must be at most 2**53, not {value!r}")
+            raise ValueError("value must be at most 2**53")
         if on_lease_lost is not None and not callable(on_lease_lost):
-            raise TypeError(f"on_lease_lost must be callable or None, not {on_lease_lost!r}")
+            raise TypeError(
+                f"on_lease_lost must be callable or None, not {type(on_lease_lost).__name__}"
+            )
         self._lease = check_seconds("lease", lease)
         self._name = name
         self._session = session
@@ -340,7 +344,7 @@ class Semaphore:
                 raise self._not_held_error(self._not_held_message("the current task holds none"))
             permit = permits[-1]
         elif not isinstance(permit, Permit):
-            raise TypeError(f"expected a loopsync.redis.Permit, not {permit!r}")
+            raise TypeError(f"expected a loopsync.redis.Permit, not {type(permit).__name__}")
         # By identity: a Permit made by hand with a holder's id is not held.
         holder = next((held_by for held_by, held in self._held.items() if permit in held), None)
         if holder is None:

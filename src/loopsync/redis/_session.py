@@ -43,11 +43,12 @@ def check_seconds(name: str, seconds: object) -> float:
     """Return *seconds* as a float; raise TypeError or ValueError if it is
     not a positive, finite number, at most a billion."""
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
-        raise TypeError(f"{name} must be a number of seconds, not {seconds!r}")
-    if not (seconds > 0 and math.isfinite(seconds)):
+        raise TypeError(f"{name} must be a number of seconds, not {type(seconds).__name__}")
+    # Compared, not converted: an int as large as 10**400 has no float.
+    if not seconds > 0 or seconds == math.inf:  # nan is not > 0
         raise ValueError(f"{name} must be positive and finite, not {seconds!r}")
     if seconds > _MAX_SECONDS:
-        raise ValueError(f"{name} must be at most {_MAX_SECONDS:.0f} seconds, not {seconds!r}")
+        raise ValueError(f"{name} must be at most {_MAX_SECONDS:.0f} seconds")
     return float(seconds)
 
 
@@ -104,8 +105,8 @@ class Session:
         self._client: ScriptClient = (
             cast("ScriptClient", client) if hasattr(client, "run_script") else CoredisClient(client)
         )
-        self.poll_interval = poll_interval
-        self.cleanup_timeout = cleanup_timeout
+        self._poll_interval = poll_interval
+        self._cleanup_timeout = cleanup_timeout
         self.id = ""
         self._count = 0
         self._task_group: anyio.abc.TaskGroup | None = None
@@ -123,6 +124,16 @@ class Session:
         # A withdrawn id is remembered while a late ask of it may arrive, and
         # while its release may still be retried (its first answer kept).
         self._remember_ms = math.ceil((self.liveness + cleanup_timeout) * 1000)
+
+    @property
+    def poll_interval(self) -> float:
+        """Seconds between a waiting task's asks of the server (read-only)."""
+        return self._poll_interval
+
+    @property
+    def cleanup_timeout(self) -> float:
+        """Seconds a release or a withdrawal is retried for (read-only)."""
+        return self._cleanup_timeout
 
     @property
     def liveness(self) -> float:
