@@ -219,6 +219,60 @@ async def test_async_with_a_condition_is_protected_from_keyboard_interrupt(lib: 
     assert not condition.locked()
 
 
+async def test_async_with_a_subclass_s_own_methods_is_protected(lib: Lib) -> None:
+    # ``async with`` runs a subclass's own acquire() and release() (as
+    # asyncio's does) from frames of its own, which ran unprotected: a
+    # KeyboardInterrupt there left the lock held, or the permit taken.
+    seen: list[bool] = []
+
+    def recording(cls: type[Any]) -> Any:
+        class Recording(cls):  # type: ignore[valid-type, misc]
+            async def acquire(self) -> Any:
+                seen.append(trio.lowlevel.currently_ki_protected())
+                return await super().acquire()
+
+            def release(self) -> None:
+                seen.append(trio.lowlevel.currently_ki_protected())
+                super().release()
+
+        return Recording
+
+    for cls, args in (
+        (loopsync.Lock, ()),
+        (loopsync.Semaphore, ()),
+        (loopsync.CapacityLimiter, (1,)),
+    ):
+        primitive = recording(cls)(*args)
+        async with primitive:
+            pass
+        assert not primitive.statistics().tasks_waiting
+    assert seen == [True] * 6
+
+
+@pytest.mark.parametrize(
+    "call", ["limiter.release_on_behalf_of('job')", "limiter.total_tokens = 2"]
+)
+def test_a_limiter_used_before_trio_was_imported_is_protected_under_trio(call: str) -> None:
+    # The limiter lent its token before trio was imported, so no loopsync
+    # call loaded the protecting adapter: these two ran unprotected.
+    code = (
+        "import loopsync\n"
+        "seen = []\n"
+        "class Recording(loopsync.CapacityLimiter):\n"
+        "    def _lend_free_tokens(self):\n"
+        "        seen.append(trio.lowlevel.currently_ki_protected())\n"
+        "        super()._lend_free_tokens()\n"
+        "limiter = Recording(1)\n"
+        "limiter.acquire_on_behalf_of_nowait('job')\n"
+        "import trio\n"
+        "async def main():\n"
+        f"    {call}\n"
+        "    print(seen)\n"
+        "trio.run(main)\n"
+    )
+    assert python_output(code) == "[True]"
+
+
 async def test_bounded_semaphore_at_bound_zero_hands_off_as_trio_does(lib: Lib) -> None:
     # trio hands a waiting task the permit before it looks at the bound.
     for sem in (loopsync.BoundedSemaphore(0), trio.Semaphore(0, max_value=0)):

@@ -95,6 +95,8 @@ class CapacityLimiter(Primitive):
     @total_tokens.setter
     @ki_protected
     def total_tokens(self, value: float) -> None:
+        if _ki.pending and "trio" in _ki.modules:
+            _ki.protect_if_trio_imported()
         self._total_tokens = _check_total_tokens(value)
         self._lend_free_tokens()
 
@@ -202,6 +204,8 @@ class CapacityLimiter(Primitive):
         Raises :exc:`RuntimeError` if *borrower* holds no token of this
         limiter.
         """
+        if _ki.pending and "trio" in _ki.modules:
+            _ki.protect_if_trio_imported()
         if borrower not in self._borrowers:
             raise RuntimeError("this borrower isn't holding any of this CapacityLimiter's tokens")
         self._borrowers.remove(borrower)
