@@ -216,6 +216,11 @@ async def test_async_with_a_condition_is_protected_from_keyboard_interrupt(lib: 
     async with condition:
         pass
     assert seen == [True, True]
+    # The same through the condition's own acquire() and release() (beyond
+    # trio's, whose condition leaves them unprotected).
+    await condition.acquire()
+    condition.release()
+    assert seen == [True] * 4
     assert not condition.locked()
 
 

@@ -96,15 +96,18 @@ class Condition(Primitive):
         """Return True if the condition's lock is held."""
         return self._lock.locked()
 
+    @ki_protected
     async def acquire(self) -> Literal[True]:
         """Acquire the condition's lock (see :meth:`Lock.acquire`)."""
         return await self._lock.acquire()
 
+    @ki_protected
     def acquire_nowait(self) -> None:
         """Acquire the condition's lock without blocking (see
         :meth:`Lock.acquire_nowait`)."""
         self._lock.acquire_nowait()
 
+    @ki_protected
     def release(self) -> None:
         """Release the condition's lock (see :meth:`Lock.release`)."""
         self._lock.release()
