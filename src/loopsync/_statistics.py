@@ -34,6 +34,8 @@ class Borrowers(list[object]):
     give, that also compares equal to a tuple of the same borrowers, as
     anyio's give."""
 
+    __slots__ = ()
+
     def __eq__(self, other: object) -> bool:
         if isinstance(other, tuple):
             return tuple(self) == other
