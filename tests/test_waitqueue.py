@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import gc
 import weakref
 from typing import Any
@@ -214,6 +215,44 @@ async def test_waiters_that_left_are_not_kept_once_none_waits(lib: Lib) -> None:
     assert not event._waiters
     assert not event._waiters._left
     assert event.statistics().tasks_waiting == 0
+
+
+async def test_a_waiter_passed_over_keeps_no_hold_on_its_finished_task(lib: Lib) -> None:
+    # A release passes over a cancelled waiter before its task has run; the
+    # task, leaving, records the waiter until a sweep, with tasks still
+    # queued. That record must not keep the finished task alive, nor what its
+    # context holds (trio's and anyio's semaphores keep nothing).
+    semaphore = loopsync.Semaphore(0)
+    held: contextvars.ContextVar[object] = contextvars.ContextVar("held")
+    payloads: list[weakref.ref[object]] = []
+
+    class Payload:
+        pass
+
+    async def acquire_holding_a_payload() -> None:
+        payload = Payload()
+        payloads.append(weakref.ref(payload))
+        held.set(payload)
+        del payload
+        await semaphore.acquire()
+
+    async def cancel_the_first_as_a_permit_comes(behind: Any) -> str:
+        async with lib.task_group() as group:
+            first = await lib.start_queued(group, acquire_holding_a_payload)
+            for _ in range(2):
+                await lib.start_queued(behind, semaphore.acquire)
+            first.cancel()
+            semaphore.release()
+        return first.outcome
+
+    async with lib.task_group() as behind:
+        assert await cancel_the_first_as_a_permit_comes(behind) == "cancelled"
+        await lib.settle()
+        gc.collect()
+        # Looked at before statistics(), which sweeps.
+        assert [ref() for ref in payloads] == [None]
+        assert semaphore.statistics().tasks_waiting == 1
+        semaphore.release()
 
 
 def test_waking_all_keeps_no_waiter() -> None:

@@ -38,7 +38,7 @@ class _Waiter:
     __slots__ = ("_cancelled", "_done", "_result", "_task")
 
     def __init__(self, *, loop: None = None) -> None:
-        self._task = _current_task()
+        self._task: trio.lowlevel.Task | None = _current_task()
         self._done = False
         self._cancelled = False
         self._result: Any = None
@@ -52,7 +52,10 @@ class _Waiter:
     def set_result(self, value: Any) -> None:
         self._done = True
         self._result = value
-        _reschedule(self._task, _Value(value))
+        _reschedule(self._task, _Value(value))  # type: ignore[arg-type]  # None once done
+        # A queue may record a waiter after its task has left (see
+        # WaiterQueue.note_cancelled()): it must not keep the task's run alive.
+        self._task = None
 
     def result(self) -> Any:
         return self._result
@@ -61,6 +64,7 @@ class _Waiter:
         if self._done:
             return False
         self._done = self._cancelled = True
+        self._task = None  # as in set_result()
         return True
 
     def _abort(self, _raise_cancel: Any) -> trio.lowlevel.Abort:

@@ -87,8 +87,7 @@ class WaiterQueue(deque[Waiter]):
                 self._sweep()
             return
         if not self:
-            # All passed over: nothing kept (a waiter keeps its task alive,
-            # and a trio task its whole run).
+            # All passed over: nothing kept.
             left.clear()
 
     @ki_protected
