@@ -730,13 +730,106 @@ async def test_a_session_exiting_withdraws_its_tasks_still_waiting(
         assert await _is_idle(holder)
 
 
+async def test_a_session_exiting_under_a_task_still_holding_tells_it_its_permit_is_lost(
+    lib: Lib, redis_server: RedisServer
+) -> None:
+    # The exit releases the permit of a task of another task group, which
+    # may go on: it must learn, as when its lease ends, or two would hold.
+    lost: list[loopsync.redis.Permit] = []
+    async with session(redis_server) as other, connect(redis_server) as client:
+        name = unique_name()
+        async with lib.task_group() as group, loopsync.redis.Session(client) as exiting:
+            lock = loopsync.redis.Lock(exiting, name, on_lease_lost=lost.append)
+            holder = group.start(lock.acquire)
+            await finished(holder)
+            permit = holder.result
+            assert not permit.lost
+        assert lost == [permit]
+        assert permit.lost
+        assert "[lost]" in repr(permit)
+        with pytest.raises(loopsync.redis.LeaseLost):
+            permit.check()
+        taken = await loopsync.redis.Lock(other, name).acquire_nowait()
+        assert taken.fencing_token > permit.fencing_token
+        await taken.release()
+
+
+class _HoldingTheFirstReply(_Passing):
+    """A client that holds the reply to its first ask until :attr:`resume`
+    is set, once the server has answered it (:attr:`answered`)."""
+
+    def __init__(self, client: Any) -> None:
+        super().__init__(client)
+        self.answered = anyio.Event()
+        self.resume = anyio.Event()
+
+    async def run_script(self, script: str, keys: Any, args: Any) -> Any:
+        result = await self._client.run_script(script, keys, args)
+        if script is ACQUIRE and not self.answered.is_set():
+            self.answered.set()
+            await self.resume.wait()
+        return result
+
+
+async def test_a_task_whose_ask_is_answered_after_its_session_exited_raises_at_once(
+    lib: Lib, redis_server: RedisServer
+) -> None:
+    # The exit wakes the tasks waiting then; one whose ask was on its way
+    # must not wait for its next ask (an hour here) to find it out.
+    async with session(redis_server) as holding, connect(redis_server) as client:
+        name = unique_name()
+        permit = await loopsync.redis.Lock(holding, name, lease=3600).acquire()
+        holding_reply = _HoldingTheFirstReply(CoredisClient(client))
+        async with lib.task_group() as group:
+            async with loopsync.redis.Session(holding_reply, poll_interval=3600) as exiting:
+                waiter = group.start(loopsync.redis.Lock(exiting, name).acquire)
+                with anyio.fail_after(10):
+                    await holding_reply.answered.wait()  # queued on the server
+            holding_reply.resume.set()
+            await finished(waiter)
+        assert waiter.outcome == "raised"
+        assert "the Session exited while a task waited" in str(waiter.exception)
+        assert (await loopsync.redis.Lock(holding, name).statistics()).tasks_waiting == 0
+        await permit.release()
+
+
+class _CancelledAsAConnectionError(_Passing):
+    """A client whose pub/sub connection is cancelled while it connects, by
+    *scope*, and reports a connection error instead (coredis may, under trio)."""
+
+    def __init__(self, client: Any, scope: anyio.CancelScope) -> None:
+        super().__init__(client)
+        self._scope = scope
+
+    @contextlib.asynccontextmanager
+    async def listen(self, channel: str) -> AsyncIterator[AsyncIterator[str]]:
+        self._scope.cancel()
+        try:
+            await anyio.sleep_forever()
+        except anyio.get_cancelled_exc_class():
+            raise ConnectionError("Unable to establish a connection") from None
+        async with self._client.listen(channel) as messages:  # never reached
+            yield messages
+
+
+async def test_a_session_entry_cancelled_while_it_connects_is_cancelled(
+    lib: Lib, redis_server: RedisServer
+) -> None:
+    async with connect(redis_server) as client:
+        with anyio.CancelScope() as scope:
+            connecting = _CancelledAsAConnectionError(CoredisClient(client), scope)
+            async with loopsync.redis.Session(connecting):
+                pytest.fail("entered")
+        assert scope.cancelled_caught
+
+
 async def test_a_session_entered_again_starts_afresh(lib: Lib, redis_server: RedisServer) -> None:
     async with connect(redis_server) as client:
         entered = loopsync.redis.Session(client)
         lock = loopsync.redis.Lock(entered, unique_name())
         async with entered:
             first = await lock.acquire()
-        assert "[released]" in repr(first)  # released by the exit
+        assert "[lost]" in repr(first)  # released by the exit, under its task
         async with entered:
             assert not await lock.locked()
             second = await lock.acquire()  # not a re-acquisition: the exit released it

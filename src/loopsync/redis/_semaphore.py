@@ -92,7 +92,8 @@ class Permit:
 
     @property
     def lost(self) -> bool:
-        """True once the lease ended before the permit was released."""
+        """True once the lease ended before the permit was released, or its
+        session's exit released it while its task held it."""
         return self._lost or (not self._released and time.monotonic() >= self.deadline)
 
     def check(self) -> None:
@@ -132,8 +133,8 @@ class Semaphore:
     seconds and is renewed while the session runs; a holder that crashes
     loses its permit when the lease ends.  *on_lease_lost*, if given, is
     called with the :class:`Permit` when a lease ends before its release,
-    once, whether a renewal or the release finds it; an exception it raises
-    is logged (logger ``loopsync.redis``).
+    once, whether a renewal, the release or the session's exit finds it; an
+    exception it raises is logged (logger ``loopsync.redis``).
 
     A task cancelled while it waits never keeps a permit or a place in the
     queue.  Unlike :class:`asyncio.Semaphore`, the permits are counted on
@@ -251,6 +252,10 @@ class Semaphore:
                     break  # neither granted nor queued: nothing to clean up
                 announced = session._granted(permit_id)  # during the ask?
                 if announced is None:
+                    if not session._entered_as(entry):
+                        # The session exited during the ask, waking only
+                        # the tasks waiting then.
+                        raise self._exited_error()
                     delay = session.poll_interval
                     if int(detail) >= 0:  # ms until the first lease may expire
                         delay = min(delay, int(detail) / 1000 + 0.001)
@@ -360,7 +365,8 @@ class Semaphore:
         """Count no permit as held any more (the session exits)."""
         for permits in self._held.values():
             for permit in permits:
-                permit._released = True
+                if not permit._lost:
+                    permit._released = True
         self._held.clear()
 
     def _not_held_message(self, detail: str) -> str:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, SupportsIndex, cast
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 import sniffio
 
 from ._client import CoredisClient, ScriptClient
@@ -66,9 +67,10 @@ class Session:
     ``async with Session(client) as session:`` gives the process an identity,
     listens on one pub/sub channel for the wake-ups of its waiting tasks,
     renews the leases of the permits its tasks hold, and on exit releases
-    the permits they still hold and withdraws the tasks still waiting, whose
-    :meth:`~loopsync.redis.Semaphore.acquire` then raises
-    :exc:`RuntimeError`.  Every
+    the permits they still hold, which are then lost to them (see
+    :attr:`Permit.lost <loopsync.redis.Permit.lost>`), and withdraws the tasks
+    still waiting, whose :meth:`~loopsync.redis.Semaphore.acquire` then
+    raises :exc:`RuntimeError`.  Every
     :class:`~loopsync.redis.Semaphore` and :class:`~loopsync.redis.Lock` is
     used through a session.
 
@@ -171,8 +173,11 @@ class Session:
         task_group = self._task_group
         assert task_group is not None
         self._closing = True
-        for permit in self._held.values():
+        for permit in list(self._held.values()):
             self._release_soon(permit.semaphore._keys, permit.semaphore._value, permit.id)
+            # Its task may hold it still (a task of another task group) and
+            # go on: to that task the permit is lost, as when its lease ends.
+            permit._lose()
         self._held.clear()
         # Lost permits too: a task holds none of this entry once it exits.
         for semaphore in self._used:
@@ -239,6 +244,10 @@ class Session:
                                 event.set()
             except Exception as exc:
                 if not listening:
+                    # A cancelled entry is cancelled, although the client may
+                    # have turned the cancellation of its connecting into a
+                    # connection error (coredis does under trio).
+                    await anyio.lowlevel.checkpoint_if_cancelled()
                     # No server to enter the session on (refused, or the
                     # client refused by it): the entry raises why, at once,
                     # out of the client's task groups.
