@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import threading
 import types
 from typing import Any
 
@@ -419,3 +420,29 @@ def test_without_checkpoints_a_lock_is_taken_in_a_cancelled_scope_as_a_semaphore
         lock.release()
 
     trio.run(main)
+
+
+def test_threads_making_the_first_adapter_at_once_share_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Each primitive compares adapters by identity: with one per thread, a
+    # Condition of either thread took its own lock for another library's.
+    monkeypatch.setattr(_adapters, "_backends", {})
+    made_meanwhile: list[object] = []
+    make = AsyncioBackend.__init__
+
+    async def current() -> object:
+        return _adapters.current_backend()
+
+    def make_while_another_thread_does(backend: AsyncioBackend) -> None:
+        if not made_meanwhile:
+            made_meanwhile.append(None)
+            other = threading.Thread(target=lambda: made_meanwhile.append(asyncio.run(current())))
+            other.start()
+            other.join()
+        make(backend)
+
+    monkeypatch.setattr(AsyncioBackend, "__init__", make_while_another_thread_does)
+    made = asyncio.run(current())
+    assert made is made_meanwhile[1]
+    assert isinstance(made, AsyncioBackend)

@@ -42,8 +42,9 @@ def current_backend() -> Backend:
     else:
         found = "no async library" if name is None else repr(name)
         raise RuntimeError(f"loopsync found {found} running; it supports {', '.join(_SUPPORTED)}")
-    _backends[name] = backend
-    return backend
+    # One per library, also when threads make it at once: primitives compare
+    # adapters by identity.
+    return _backends.setdefault(name, backend)
 
 
 def running_backend() -> Backend | None:
