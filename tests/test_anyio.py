@@ -114,3 +114,51 @@ async def test_always_checkpoint_takes_nothing_in_a_cancelled_scope(lib: Lib, ma
                 pytest.fail("the body ran in a cancelled scope")
         assert scope.cancelled_caught
         assert not primitive.locked()
+
+
+@pytest.mark.libs("asyncio", "uvloop", "anyio-asyncio")  # under trio anyio's is trio's checkpoint
+@pytest.mark.parametrize(
+    ("native", "ours", "taken"),
+    [
+        (anyio.Lock, lambda: loopsync.Lock(always_checkpoint=True), lambda lock: lock.locked()),
+        (
+            lambda: anyio.Semaphore(1),
+            lambda: loopsync.Semaphore(1, always_checkpoint=True),
+            lambda semaphore: semaphore.value == 0,
+        ),
+    ],
+    ids=["Lock", "Semaphore"],
+)
+async def test_always_checkpoint_holds_a_scope_s_cancellation_back_as_anyio_s(
+    lib: Lib, native: Any, ours: Any, taken: Any
+) -> None:
+    # A scope cancelled while its task yields in acquire() is held back, and
+    # delivered again once the yield ends, as by anyio's own: the other tasks
+    # see the same schedule (it came one loop iteration early).
+    async def schedule(primitive: Any) -> list[str]:
+        log: list[str] = []
+        scope = anyio.CancelScope()
+
+        async def hold() -> None:
+            with scope:
+                async with primitive:
+                    log.append("taken")
+                    try:
+                        await anyio.Event().wait()  # where the cancellation comes
+                    except anyio.get_cancelled_exc_class():
+                        log.append("cancelled")
+                        raise
+            log.append(f"left the scope, taken: {taken(primitive)}")
+
+        async def cancel_then_step() -> None:
+            scope.cancel()
+            for step in range(3):
+                await anyio.lowlevel.checkpoint()
+                log.append(f"step {step}, taken: {taken(primitive)}")
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(hold)
+            group.start_soon(cancel_then_step)
+        return log
+
+    assert await schedule(ours()) == await schedule(native())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import math
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn, TypeVar
@@ -18,9 +17,6 @@ __all__ = ["AsyncioBackend"]
 # thread's own dict, which costs half the attribute look-up of a
 # threading.local subclass (the class is searched first).
 _sniffio_local = sniffio.thread_local
-# How the message of the CancelledError an anyio cancel scope throws begins,
-# in anyio 4.11 and later, and in the 4.x before.
-_ANYIO_CANCELLATION = ("Cancelled via cancel scope ", "Cancelled by cancel scope ")
 _get_running_loop = asyncio._get_running_loop
 if sys.version_info >= (3, 12):
     _task_of = asyncio.current_task
@@ -30,6 +26,13 @@ else:
     _task_of = asyncio.tasks._current_tasks.get  # type: ignore[attr-defined]
 _modules = sys.modules
 _T = TypeVar("_T")
+
+
+def _anyio_backend() -> Any:
+    """Return anyio's backend for asyncio if anyio has run on asyncio (its
+    scopes may then hold cancellations), else None."""
+    module = _modules.get("anyio._backends._asyncio")
+    return None if module is None else module.backend_class
 
 
 class AsyncioBackend:
@@ -108,27 +111,24 @@ class AsyncioBackend:
 
     async def checkpoint_if_cancelled(self) -> None:
         # asyncio delivers a cancellation only when the task suspends, and
-        # cannot tell one that is pending; anyio tells its scopes', which it
-        # delivers at the next suspension, as its own checkpoint waits for.
-        anyio = _modules.get("anyio")
-        if anyio is not None and "anyio._backends._asyncio" in _modules:  # anyio has run
-            while anyio.current_effective_deadline() == -math.inf:  # noqa: ASYNC110 - no event
-                await asyncio.sleep(0)
+        # cannot tell one that is pending; anyio tells its scopes', and its
+        # own checkpoint waits for one there.
+        anyio_backend = _anyio_backend()
+        if anyio_backend is not None:
+            await anyio_backend.checkpoint_if_cancelled()
 
     async def cancel_shielded_checkpoint(self) -> None:
-        try:
+        anyio_backend = _anyio_backend()
+        if anyio_backend is not None:
+            # anyio's own, whose shield holds its scopes' cancellations back
+            # and, as it ends, has them delivered at the next yield.
+            await anyio_backend.cancel_shielded_checkpoint()
+        else:
+            # asyncio cannot hold a cancellation back (put back, one outlives
+            # a timeout that ends before the task next suspends, before Python
+            # 3.13): it goes on, and the caller gives back what it took, as
+            # anyio's own lock does.
             await asyncio.sleep(0)
-        except asyncio.CancelledError as exc:
-            message = exc.args[0] if exc.args else None
-            if not (isinstance(message, str) and message.startswith(_ANYIO_CANCELLATION)):
-                # asyncio cannot hold a plain cancellation back (put back, one
-                # outlives a timeout that ends before the task next suspends,
-                # before Python 3.13): it goes on, and the caller gives back
-                # what it took, as anyio's own lock does.
-                raise
-            # An anyio cancel scope's: anyio delivers it again at each of the
-            # task's suspensions until the task leaves the scope, and not into
-            # a shielded scope, so it is only dropped here.
 
     async def uncancellable(
         self, async_fn: Callable[[], Awaitable[_T]], *, shield_scopes: bool = False

@@ -208,10 +208,8 @@ class Backend(Protocol):
     async def cancel_shielded_checkpoint(self) -> None:
         """Let other tasks run without checking for cancellation; a library
         that cannot hold a cancellation back (asyncio) raises it, and the
-        caller gives back what it took.  Over asyncio, one from an anyio
-        cancel scope is dropped: anyio delivers it again at the task's next
-        yield, as trio delivers one held back (raised, it would keep a
-        condition's wait() from ever taking its lock back)."""
+        caller gives back what it took.  Over asyncio, anyio's cancel scopes
+        are shielded meanwhile, as anyio's own checkpoint does."""
 
     async def uncancellable(
         self, async_fn: Callable[[], Awaitable[_T]], *, shield_scopes: bool = False
