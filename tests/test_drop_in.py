@@ -8,6 +8,7 @@ found in 0.1 (each test named after what it pins).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import dataclasses
 import functools
@@ -584,6 +585,66 @@ def test_a_host_task_is_refused_a_condition_whose_lock_a_guest_task_holds() -> N
 
     assert _run_with_trio_guest(host, guest) is True
     assert not cond.locked()
+
+
+def test_a_condition_bound_to_a_loop_refuses_a_trio_task_s_wait_as_bound() -> None:
+    # Bound to the loop of its first wait, not its lock: a trio task holding
+    # the lock by trio's rules was told that the lock was in use by another
+    # library, which nothing else used.
+    cond = loopsync.Condition()
+
+    async def bind() -> None:
+        main = asyncio.current_task()
+        assert main is not None
+        asyncio.get_running_loop().call_soon(main.cancel)
+        async with cond:
+            with contextlib.suppress(asyncio.CancelledError):
+                await cond.wait()
+
+    async def refused() -> str:
+        async with cond:
+            with pytest.raises(RuntimeError) as info:
+                await cond.wait()
+            assert cond.locked()
+        return str(info.value)
+
+    asyncio.run(bind())
+    message = trio.run(refused)
+    assert message.startswith("<loopsync.Condition object at ")
+    assert message.endswith(" is bound to a different event loop")
+    assert not cond.locked()
+
+
+def test_a_host_task_is_refused_notify_while_guest_tasks_wait() -> None:
+    # The waiters are trio's, and the lock's holder: a task of asyncio may
+    # not wake them, by the rules of neither library.
+    cond = loopsync.Condition()
+    guest_holds, host_refused = asyncio.Event(), asyncio.Event()
+
+    async def guest() -> int:
+        async def wait() -> None:
+            async with cond:
+                await cond.wait()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(wait)
+            await trio.testing.wait_all_tasks_blocked()
+            async with cond:
+                guest_holds.set()
+                while not host_refused.is_set():
+                    await trio.lowlevel.checkpoint()
+                waiting = cond.statistics().tasks_waiting
+                cond.notify_all()
+        return waiting
+
+    async def host() -> None:
+        await guest_holds.wait()
+        with pytest.raises(RuntimeError, match=r"is in use by tasks of another async library$"):
+            cond.notify()
+        host_refused.set()
+
+    assert _run_with_trio_guest(host, guest) == 1
+    assert cond.statistics().tasks_waiting == 0
 
 
 def test_a_guest_waiter_cancelled_keeps_its_condition_s_lock_from_host_tasks() -> None:

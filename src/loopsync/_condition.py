@@ -161,6 +161,10 @@ class Condition(Primitive):
         elif not (lock.locked() if lock._overridden else lock._locked):
             raise RuntimeError(f"cannot {action} on un-acquired lock")
         if backend is not lock._backend and action == "wait" and lock._backend is not None:
+            if self._loop is not None and not backend.runs_on(self._loop):
+                # The condition's own binding refuses the caller first, as
+                # asyncio's does as it makes its future.
+                raise self._bound_elsewhere()
             # The lock, taken by another library's rules, would be given back
             # and taken again by them: refused before anything changes.
             raise lock._bound_elsewhere() if bound_elsewhere else lock._other_library_uses()
