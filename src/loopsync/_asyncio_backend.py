@@ -133,14 +133,12 @@ class AsyncioBackend:
     async def uncancellable(
         self, async_fn: Callable[[], Awaitable[_T]], *, shield_scopes: bool = False
     ) -> _T:
-        if shield_scopes:
-            anyio = _modules.get("anyio")
-            if anyio is not None and "anyio._backends._asyncio" in _modules:
-                # anyio has run, and its scopes' cancellations, which come
-                # again at every yield until the task leaves the scope, are
-                # held back.
-                with anyio.CancelScope(shield=True):
-                    return await self.uncancellable(async_fn)
+        anyio_backend = _anyio_backend() if shield_scopes else None
+        if anyio_backend is not None:
+            # anyio's scopes' cancellations, which come again at every yield
+            # until the task leaves the scope, are held back.
+            with anyio_backend.create_cancel_scope(shield=True):
+                return await self.uncancellable(async_fn)
         # asyncio cannot shield a task from cancellation: start again (at the
         # end of the lock's queue) after each one, and raise the last once
         # done, as asyncio.Condition.wait() does.
