@@ -25,7 +25,6 @@ html_title = "loopsync"
 
 autodoc_member_order = "bysource"
 autodoc_typehints = "signature"
-autodoc_preserve_defaults = True
 
 # No intersphinx inventories (the build needs no network): names of other
 # projects, and of the standard library's typing helpers, stay plain text.

@@ -15,6 +15,7 @@ names links to ``docs/tests.md``, which shows a test of ``tests/``.
 
 from __future__ import annotations
 
+import inspect
 import re
 from pathlib import Path
 
@@ -244,3 +245,20 @@ def test_every_label_on_the_tests_page_shows_a_test_of_tests() -> None:
         assert entry["function"] == name, entry["label"]
         assert stem in ("", entry["file"].removesuffix(".py")), entry["label"]
         assert name in defined_tests(TESTS / entry["file"]), entry["label"]
+
+
+def test_every_public_attribute_of_a_public_class_has_a_docstring() -> None:
+    # The API reference shows only what has one: an attribute held in a
+    # slot needs its docstring in ``__slots__``.
+    import loopsync
+    import loopsync.redis
+
+    undocumented = [
+        f"{module.__name__}.{name}.{attribute}"
+        for module in (loopsync, loopsync.redis)
+        for name in module.__all__
+        if isinstance(cls := getattr(module, name), type)
+        for attribute in vars(cls)
+        if not attribute.startswith("_") and not inspect.getdoc(getattr(cls, attribute))
+    ]
+    assert undocumented == []

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import math
 from typing import Literal
 
 from typing_extensions import assert_type
@@ -54,6 +55,11 @@ async def uses_every_primitive() -> None:
         print(owner.name)  # a trio task, which has a name
     # Frozen dataclasses, as anyio's statistics are.
     assert_type(dataclasses.replace(lock.statistics(), locked=True), loopsync.LockStatistics)
+    # The counts the docs promise beyond ints: a semaphore without a limit,
+    # and trio's notify of every waiter.
+    assert_type(loopsync.Semaphore(math.inf).value, int)
+    async with condition:
+        condition.notify(math.inf)
     match loopsync.CapacityLimiter(1).statistics():
         case loopsync.CapacityLimiterStatistics(borrowed, total, borrowers, waiting):
             assert_type((borrowed, total, borrowers, waiting), tuple[int, float, list[object], int])

@@ -247,7 +247,7 @@ class Condition(Primitive):
         return result
 
     @ki_protected
-    def notify(self, n: int = 1) -> None:
+    def notify(self, n: float = 1) -> None:
         """Wake up to *n* tasks waiting on this condition (one by default).
 
         Raises :exc:`RuntimeError` if the lock is not held (under trio: by

@@ -6,7 +6,7 @@ import math
 import operator
 from collections.abc import Callable, Coroutine
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 from . import _ki
 from ._backend import Waiter
@@ -167,27 +167,31 @@ class Semaphore(Primitive):
 
     def __init__(
         self,
-        value: int = _DEFAULT_VALUE,
+        value: float = _DEFAULT_VALUE,
         *,
         max_value: int | None = None,
         always_checkpoint: bool = False,
-        initial_value: int = _DEFAULT_VALUE,
+        initial_value: float = _DEFAULT_VALUE,
     ) -> None:
         if initial_value is not _DEFAULT_VALUE:
             if value is not _DEFAULT_VALUE:
                 raise TypeError("Semaphore() takes value or initial_value, not both")
             value = initial_value
-        if not (isinstance(value, float) and value == math.inf):  # asyncio's, without a limit
-            value = _check_count("semaphore value", value)
-        if value < 0:
+        if isinstance(value, float) and value == math.inf:
+            # asyncio's semaphore without a limit: math.inf counts and
+            # compares as an int too large to reach would.
+            count = cast(int, value)
+        else:
+            count = _check_count("semaphore value", value)
+        if count < 0:
             raise _negative_value_error()
         if max_value is not None:
             max_value = _check_count("max_value", max_value)
-            if max_value < value:
+            if max_value < count:
                 # trio's words (asyncio has no max_value).
                 raise ValueError("max_values must be >= initial_value")
         super().__init__()
-        self._value = value
+        self._value = count
         self._max_value = max_value
         self._waiters = WaiterQueue()
         self._handoffs = 0
@@ -203,7 +207,8 @@ class Semaphore(Primitive):
 
     @property
     def value(self) -> int:
-        """The number of permits that can be acquired right now."""
+        """The number of permits that can be acquired right now
+        (:data:`math.inf` for a semaphore without a limit)."""
         return self._value
 
     @property

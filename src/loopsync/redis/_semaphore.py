@@ -64,29 +64,25 @@ class Permit:
     .. versionadded:: 0.2
     """
 
-    __slots__ = (
-        "_lost",
-        "_released",
-        "deadline",
-        "fencing_token",
-        "id",
-        "renew_at",
-        "semaphore",
-    )
+    # A dict, so that the API reference documents the attributes.
+    __slots__ = {
+        "_lost": None,
+        "_released": None,
+        "deadline": "The :func:`time.monotonic` time the lease ends by, unless renewed.",
+        "fencing_token": "An int, strictly increasing per semaphore.",
+        "id": "The permit's id on the server.",
+        "renew_at": "The :func:`time.monotonic` time the session renews the lease.",
+        "semaphore": "The semaphore the permit was taken from.",
+    }
 
     __reduce_ex__ = refuse_copy
 
     def __init__(self, semaphore: Semaphore, permit_id: str, token: int, deadline: float) -> None:
         self.semaphore = semaphore
-        """The semaphore the permit was taken from."""
         self.id = permit_id
-        """The permit's id on the server."""
         self.fencing_token = token
-        """An int, strictly increasing per semaphore."""
         self.deadline = deadline
-        """The :func:`time.monotonic` time the lease ends by, unless renewed."""
         self.renew_at = deadline - semaphore.lease * 2 / 3
-        """The :func:`time.monotonic` time the session renews the lease."""
         self._lost = False
         self._released = False
 
