@@ -138,7 +138,9 @@ async def latencies(server: RedisServer, rounds: int) -> dict[str, float]:
             release = await seconds(functools.partial(semaphore.release, permit))
             permit_id = session._new_permit_id()
             acquire_script = await seconds(script(ACQUIRE, permit_id, 10_000, 3000, 1, "1", 1))
-            release_script = await seconds(script(RELEASE, permit_id, 3000))
+            release_script = await seconds(
+                functools.partial(session._run, RELEASE, semaphore._keys, [1, 3000, permit_id])
+            )
             ratios["acquire"].append(acquire / unit)
             ratios["release"].append(release / unit)
             ratios["acq/script"].append(acquire / acquire_script)

@@ -400,6 +400,55 @@ class _Passing:
         return messages
 
 
+class _CountingReleases(_Passing):
+    """A client that counts the RELEASE scripts it sends, and the most of
+    them in flight at once."""
+
+    def __init__(self, client: Any) -> None:
+        super().__init__(client)
+        self.sent = self.in_flight = self.most_at_once = 0
+
+    async def run_script(self, script: str, keys: Any, args: Any) -> Any:
+        if script is not RELEASE:
+            return await self._client.run_script(script, keys, args)
+        self.sent += 1
+        self.in_flight += 1
+        self.most_at_once = max(self.most_at_once, self.in_flight)
+        try:
+            return await self._client.run_script(script, keys, args)
+        finally:
+            self.in_flight -= 1
+
+
+async def test_tasks_cancelled_at_once_are_withdrawn_by_one_request_at_a_time(
+    lib: Lib, redis_server: RedisServer
+) -> None:
+    # A request per cancelled task, sent at once, kept the session's other
+    # requests (acquires, releases, renewals) waiting behind them, as the
+    # client serves requests in turn: tasks retrying with short deadlines were
+    # cancelled faster than their withdrawals went out, and nothing else did.
+    async with connect(redis_server) as client:
+        counting = _CountingReleases(CoredisClient(client))
+        async with loopsync.redis.Session(counting, poll_interval=3600) as entered:
+            semaphore = loopsync.redis.Semaphore(entered, unique_name(), 1)
+            permit = await semaphore.acquire()
+            async with lib.task_group() as group:
+                for _ in range(50):
+                    group.start(semaphore.acquire)
+                await waiting(semaphore, 50)
+                group.cancel_all()
+            assert all(handle.outcome == "cancelled" for handle in group.handles)
+            await eventually(lambda: _no_waiters(semaphore))
+            assert counting.most_at_once == 1
+            assert counting.sent < 50
+            await semaphore.release(permit)
+            assert await _is_idle(semaphore)
+
+
+async def _no_waiters(semaphore: loopsync.redis.Semaphore) -> bool:
+    return (await semaphore.statistics()).tasks_waiting == 0
+
+
 class _Interrupting(_Passing):
     """A client that cancels the acquiring task at one point: its n-th ask,
     before the ask is sent or after the server ran it (the reply is lost),
@@ -487,8 +536,8 @@ async def test_every_script_run_twice_has_the_effect_of_one(
         assert (await semaphore.statistics()).tasks_waiting == 1
         assert await entered._run(RENEW, keys, [1, 5000, "a:1", "a:9"]) == [1, 0]
         assert await entered._run(RENEW, keys, [1, 5000, "a:1", "a:9"]) == [1, 0]
-        assert await entered._run(RELEASE, keys, [1, "a:1", 5000]) == 1
-        assert await entered._run(RELEASE, keys, [1, "a:1", 5000]) == 1
+        assert await entered._run(RELEASE, keys, [1, 5000, "a:1"]) == [1]
+        assert await entered._run(RELEASE, keys, [1, 5000, "a:1"]) == [1]
         # A late ask of a released id does not take a permit again.
         assert (await entered._run(ACQUIRE, keys, ask("a:1")))[0] == 0
         # The release handed the permit to a:2, once.
@@ -496,15 +545,19 @@ async def test_every_script_run_twice_has_the_effect_of_one(
         assert granted[0] == 1
         assert await entered._run(ACQUIRE, keys, ask("a:2")) == granted
         for _ in range(2):
-            assert await entered._run(RELEASE, keys, [1, "a:2", 5000]) == 1
+            assert await entered._run(RELEASE, keys, [1, 5000, "a:2"]) == [1]
         # Withdrawn from the queue, then withdrawn again: the same answer.
         for _ in range(2):
             assert (await entered._run(ACQUIRE, keys, ask("a:3")))[0] == 1
         assert (await entered._run(ACQUIRE, keys, ask("a:4")))[0] == 0
         for _ in range(2):
-            assert await entered._run(RELEASE, keys, [1, "a:4", 5000]) == 2
-        await entered._run(RELEASE, keys, [1, "a:3", 5000])
-        assert await _is_idle(semaphore)
+            assert await entered._run(RELEASE, keys, [1, 5000, "a:4"]) == [2]
+        # Several ids at once (a repeated one answers as it did): the permit
+        # freed goes to no waiter withdrawn by the same script.
+        assert (await entered._run(ACQUIRE, keys, ask("a:5")))[0] == 0
+        for _ in range(2):
+            assert await entered._run(RELEASE, keys, [1, 5000, "a:3", "a:5", "a:3"]) == [1, 2, 1]
+            assert await _is_idle(semaphore)
 
 
 class _AnnouncingLate(_Passing):

@@ -181,30 +181,36 @@ return result
 """
 )
 
-# ARGV[2]: the permit id; [3]: how long (ms) to remember it as withdrawn.
-# Frees the id's permit, or takes it out of the queue.  Returns 1 if it held
-# a permit, 2 if it was waiting, 0 if it was neither (its lease had ended).
-# Run again while the id is remembered, it gives the first answer, which the
-# tenths of the id's time in *withdrawn* keep.
+# ARGV[2]: how long (ms) to remember a released id; [3...]: permit ids.
+# Frees each id's permit, or takes it out of the queue, then hands the
+# permits freed to the waiters left.  Returns, per id, 1 if it held a permit,
+# 2 if it was waiting, 0 if it was neither (its lease had ended).  Run again
+# while the id is remembered, it gives the first answer, which the tenths of
+# the id's time in *withdrawn* keep.
 RELEASE = (
     _PRELUDE
     + """
-local id, remember_ms = ARGV[2], tonumber(ARGV[3])
-local until_ms = withdrawn_until(id)
-if until_ms then
-    tidy()
-    return math.floor(until_ms % 1 * 10 + 0.5)
-end
-local result = 0
-if redis.call('ZSCORE', holders, id) then
-    forget_holder(id)
-    result = 1
-elseif queued > 0 and redis.call('HEXISTS', waiting, id) == 1 then
-    forget_waiter(id)
-    result = 2
-end
+local remember_ms = tonumber(ARGV[2])
 redis.call('ZREMRANGEBYSCORE', withdrawn, '-inf', now)
-write(remember_ms, 'ZADD', withdrawn, int(now + remember_ms) .. '.' .. result, id)
+local result = {}
+for index = 3, #ARGV do
+    local id = ARGV[index]
+    local until_ms = withdrawn_until(id)
+    local released = 0
+    if until_ms then
+        released = math.floor(until_ms % 1 * 10 + 0.5)
+    else
+        if redis.call('ZSCORE', holders, id) then
+            forget_holder(id)
+            released = 1
+        elseif queued > 0 and redis.call('HEXISTS', waiting, id) == 1 then
+            forget_waiter(id)
+            released = 2
+        end
+        write(remember_ms, 'ZADD', withdrawn, int(now + remember_ms) .. '.' .. released, id)
+    end
+    result[#result + 1] = released
+end
 promote()
 tidy()
 return result

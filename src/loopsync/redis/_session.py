@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 # How soon a script that failed on a lost connection is tried again.
 _RETRY_DELAY = 0.05
 
+# The most ids one background RELEASE frees: a script blocks the server while it runs.
+_RELEASE_BATCH = 256
+
 # The longest duration taken, in seconds: the scripts' times stay exact.
 _MAX_SECONDS = 1e9
 
@@ -126,6 +129,9 @@ class Session:
         # A withdrawn id is remembered while a late ask of it may arrive, and
         # while its release may still be retried (its first answer kept).
         self._remember_ms = math.ceil((self.liveness + cleanup_timeout) * 1000)
+        # The ids to release in the background, per semaphore (keys, value).
+        self._to_release: dict[tuple[tuple[str, ...], int], list[str]] = {}
+        self._releasing = False
 
     @property
     def poll_interval(self) -> float:
@@ -359,9 +365,9 @@ class Session:
     # liveness limits free what they would have.
 
     async def _release(self, keys: Sequence[str], value: int, permit_id: str) -> int:
-        """Release or withdraw *permit_id*; return what RELEASE returns."""
+        """Release or withdraw *permit_id*; return what RELEASE returns for it."""
         try:
-            return await self._release_shielded(keys, value, permit_id)
+            return int((await self._release_shielded(keys, value, [permit_id]))[0])
         except Exception:
             raise  # the server's or the client's, once retried: nothing left to do
         except BaseException:
@@ -376,9 +382,37 @@ class Session:
         session exits, which waits for it."""
         if self._task_group is None:
             raise RuntimeError(_NOT_ENTERED)
-        self._task_group.start_soon(self._release_quietly, keys, value, permit_id)
+        self._to_release.setdefault((tuple(keys), value), []).append(permit_id)
+        if not self._releasing:
+            self._releasing = True
+            self._task_group.start_soon(self._release_pending)
 
-    async def _release_shielded(self, keys: Sequence[str], value: int, permit_id: str) -> int:
+    async def _release_pending(self) -> None:
+        # One task sends them all, one script per semaphore for all its ids:
+        # the client serves requests in turn, and a request per cancelled
+        # task, in a storm of them, kept every other request waiting long
+        # enough to be cancelled in turn, for as long as the storm lasted.
+        try:
+            while self._to_release:
+                semaphore, permit_ids = next(iter(self._to_release.items()))
+                batch = permit_ids[:_RELEASE_BATCH]
+                del permit_ids[:_RELEASE_BATCH]
+                if not permit_ids:
+                    del self._to_release[semaphore]
+                try:
+                    await self._release_shielded(*semaphore, batch)
+                except Exception as exc:
+                    # Refused, the server holds nothing of these ids; else no
+                    # answer within cleanup_timeout, and the leases and the
+                    # liveness limits free what the others hold too.
+                    if isinstance(exc, (TimeoutError, *self._transient_errors)):
+                        self._to_release.clear()
+        finally:
+            self._releasing = False
+
+    async def _release_shielded(
+        self, keys: Sequence[str], value: int, permit_ids: Sequence[str]
+    ) -> list[int]:
         """Run RELEASE, shielded, again after each transient error, for at
         most cleanup_timeout; then raise the last error, or TimeoutError."""
         error: Exception = TimeoutError(
@@ -388,15 +422,10 @@ class Session:
         with anyio.CancelScope(shield=True), anyio.move_on_after(self.cleanup_timeout):
             while True:
                 try:
-                    return int(
-                        await self._run(RELEASE, keys, [value, permit_id, self._remember_ms])
+                    return list(
+                        await self._run(RELEASE, keys, [value, self._remember_ms, *permit_ids])
                     )
                 except self._client.transient_errors as exc:
                     error = exc
                     await anyio.sleep(_RETRY_DELAY)
         raise error
-
-    async def _release_quietly(self, keys: Sequence[str], value: int, permit_id: str) -> None:
-        # Nobody waits for the answer.
-        with contextlib.suppress(Exception):
-            await self._release_shielded(keys, value, permit_id)
