@@ -162,3 +162,133 @@ async def test_always_checkpoint_holds_a_scope_s_cancellation_back_as_anyio_s(
         return log
 
     assert await schedule(ours()) == await schedule(native())
+
+
+async def _semaphore_handing_one_permit_over_frees_another(
+    semaphore: Any, log: list[object]
+) -> None:
+    async def releasing() -> None:
+        await semaphore.acquire()
+        await semaphore.acquire()
+        semaphore.release()  # handed to the waiting task, which has not resumed
+        semaphore.release()  # free
+        try:
+            semaphore.acquire_nowait()
+            log.append(("taken at once", semaphore.value))
+        except anyio.WouldBlock:
+            log.append(("refused", semaphore.value))
+
+    async def waiting() -> None:
+        await anyio.lowlevel.checkpoint()
+        await semaphore.acquire()
+        log.append("handed over")
+        semaphore.release()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(releasing)
+        group.start_soon(waiting)
+
+
+async def _semaphore_acquired_in_a_cancelled_scope_during_a_hand_over(
+    semaphore: Any, log: list[object]
+) -> None:
+    scope = anyio.CancelScope()
+
+    async def releasing() -> None:
+        semaphore.acquire_nowait()
+        await anyio.lowlevel.checkpoint()
+        semaphore.release()  # handed to the waiting task, which has not resumed
+        scope.cancel()  # the cancelled task is in acquire()'s yield
+
+    async def cancelled() -> None:
+        with scope:
+            await semaphore.acquire()
+            semaphore.release()  # free, while the hand-over is pending
+            try:
+                await semaphore.acquire()
+                log.append("taken in a cancelled scope")
+            except anyio.get_cancelled_exc_class():
+                log.append("cancelled")
+                raise
+        log.append(("cancelled caught", scope.cancelled_caught, semaphore.value))
+
+    async def waiting() -> None:
+        await semaphore.acquire()
+        log.append("handed over")
+        semaphore.release()
+
+    async with anyio.create_task_group() as group:
+        for task in (releasing, cancelled, waiting):
+            group.start_soon(task)
+
+
+async def _lock_released_with_a_cancelled_task_first_in_line(lock: Any, log: list[object]) -> None:
+    scopes = [anyio.CancelScope(), anyio.CancelScope()]
+
+    async def holding_then_waiting() -> None:
+        with scopes[0]:
+            async with lock:
+                await anyio.lowlevel.checkpoint()
+            try:
+                async with lock:
+                    log.append("taken again")
+            except anyio.get_cancelled_exc_class():
+                log.append("cancelled waiting again")
+                raise
+
+    async def cancelled_first_in_line() -> None:
+        await anyio.lowlevel.checkpoint()
+        with scopes[1]:
+            await lock.acquire()
+
+    async def releasing() -> None:
+        await lock.acquire()
+        scopes[1].cancel()
+        lock.release()  # past the cancelled task, to the next one at once
+        scopes[0].cancel()
+        try:
+            lock.acquire_nowait()
+            log.append("taken by another at once")
+            lock.release()
+        except anyio.WouldBlock:
+            log.append("refused")
+
+    async with anyio.create_task_group() as group:
+        for task in (holding_then_waiting, releasing, cancelled_first_in_line):
+            group.start_soon(task)
+
+
+@pytest.mark.libs("asyncio", "uvloop", "anyio-asyncio")  # under trio anyio's is trio's checkpoint
+@pytest.mark.parametrize(
+    ("native", "ours", "program"),
+    [
+        (
+            lambda: anyio.Semaphore(2),
+            lambda: loopsync.Semaphore(2, always_checkpoint=True),
+            _semaphore_handing_one_permit_over_frees_another,
+        ),
+        (
+            lambda: anyio.Semaphore(2),
+            lambda: loopsync.Semaphore(2, always_checkpoint=True),
+            _semaphore_acquired_in_a_cancelled_scope_during_a_hand_over,
+        ),
+        (
+            anyio.Lock,
+            lambda: loopsync.Lock(always_checkpoint=True),
+            _lock_released_with_a_cancelled_task_first_in_line,
+        ),
+    ],
+    ids=["free permit during a hand-over", "cancelled scope during a hand-over", "cancelled head"],
+)
+async def test_always_checkpoint_hands_over_as_anyio_s(
+    lib: Lib, native: Any, ours: Any, program: Any
+) -> None:
+    # anyio hands a permit or the lock over for good, past the waiters
+    # already cancelled: a free permit is free, and a lock released goes to
+    # the next live waiter at once, where asyncio's wait for the woken or
+    # cancelled task to run.
+    native_log: list[object] = []
+    our_log: list[object] = []
+    await program(native(), native_log)
+    await program(ours(), our_log)
+    assert our_log == native_log

@@ -302,7 +302,13 @@ class Lock(Primitive):
         # Counted first: waking a task of a closed loop raises once its
         # waiter is done, and the task, destroyed later, uncounts it.
         self._handoffs += 1
-        if self._waiters.wake_first_in_place(True) is None:
+        # anyio's lock (always_checkpoint) passes over the cancelled waiters
+        # at once, where asyncio's waits for the first one's task to leave.
+        if self._always_checkpoint:
+            woken = self._waiters.wake_first(True)
+        else:
+            woken = self._waiters.wake_first_in_place(True)
+        if woken is None:
             self._handoffs -= 1
 
     def _pass_on(self, backend: Backend) -> None:

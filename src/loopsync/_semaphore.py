@@ -80,7 +80,7 @@ def _acquire_returning(result: _T) -> Callable[[Semaphore], Coroutine[Any, Any, 
             await self._backend.checkpoint_if_cancelled()  # type: ignore[union-attr]
         if (
             self._value
-            and not self._handoffs
+            and (not self._handoffs or self._always_checkpoint)  # see locked()
             and not (self._waiters and self._waiters.has_waiting())
         ):
             if self._always_checkpoint and not self._backend.always_checkpoints:  # type: ignore[union-attr]
@@ -223,11 +223,13 @@ class Semaphore(Primitive):
         calling this method, so a subclass that overrides it changes what it
         reports, not what they do.
         """
-        # A free permit is not taken past tasks that wait, or that were handed
-        # one and have not resumed yet: arrivals queue behind them (FIFO).
+        # A free permit is not taken past tasks that wait, or, as in asyncio,
+        # that were handed one and have not resumed yet: arrivals queue behind
+        # them (FIFO).  anyio's semaphore (always_checkpoint) lends it: the
+        # permits handed over are not counted in self._value.
         return (
             not self._value
-            or self._handoffs > 0
+            or (self._handoffs > 0 and not self._always_checkpoint)
             or (bool(self._waiters) and self._waiters.has_waiting())
         )
 
