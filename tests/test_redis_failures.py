@@ -807,6 +807,41 @@ async def test_a_session_exiting_under_a_task_still_holding_tells_it_its_permit_
         await taken.release()
 
 
+@pytest.mark.parametrize("kind", ["Semaphore", "BoundedSemaphore", "Lock"])
+async def test_a_task_releasing_what_its_session_s_exit_took_gets_lease_lost(
+    lib: Lib, redis_server: RedisServer, kind: str
+) -> None:
+    # Its ``async with`` ends after the session was entered again: it said
+    # the task held nothing ("released too many times" for a
+    # BoundedSemaphore), as if the task had released twice.
+    async with connect(redis_server) as client:
+        entered = loopsync.redis.Session(client)
+        semaphore = getattr(loopsync.redis, kind)(entered, unique_name(), *([2] * (kind != "Lock")))
+        holding, go_on = anyio.Event(), anyio.Event()
+        outcomes: list[object] = []
+
+        async def hold() -> None:
+            try:
+                async with semaphore as permit:
+                    holding.set()
+                    await go_on.wait()
+            except loopsync.redis.LeaseLost:
+                outcomes.append(permit)
+            with pytest.raises(RuntimeError if kind != "BoundedSemaphore" else ValueError):
+                await permit.release()  # once only
+
+        async with lib.task_group() as group:
+            async with entered:
+                group.start(hold)
+                await holding.wait()
+            async with entered:
+                go_on.set()
+                await finished(group.handles[0])
+                assert group.handles[0].outcome == "returned"
+                assert (await semaphore.statistics()).borrowed == 0
+        assert [permit.lost for permit in outcomes] == [True]
+
+
 class _HoldingTheFirstReply(_Passing):
     """A client that holds the reply to its first ask until :attr:`resume`
     is set, once the server has answered it (:attr:`answered`)."""
@@ -886,6 +921,8 @@ async def test_a_session_entered_again_starts_afresh(lib: Lib, redis_server: Red
         async with entered:
             assert not await lock.locked()
             second = await lock.acquire()  # not a re-acquisition: the exit released it
+            with pytest.raises(loopsync.redis.LeaseLost):
+                await lock.release(first)
             with pytest.raises(RuntimeError, match="can't release a Lock you don't own"):
                 await lock.release(first)
             await lock.release(second)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
@@ -182,6 +183,11 @@ class Semaphore:
         # keeps a semaphore in one slot.
         self._keys = [f"loopsync:{{sem:{name}}}:{suffix}" for suffix in KEY_SUFFIXES]
         self._held: dict[Any, list[Permit]] = {}  # task -> its permits, in order
+        # The permits a session's exit took from tasks still holding them,
+        # until each task releases them (LeaseLost) or ends.
+        self._lost_at_exit: weakref.WeakKeyDictionary[Any, list[Permit]] = (
+            weakref.WeakKeyDictionary()
+        )
 
     @property
     def name(self) -> str:
@@ -340,7 +346,7 @@ class Semaphore:
         self._session._check_entered()
         task = current_backend().current_task()
         if permit is None:
-            permits = self._held.get(task)
+            permits = self._held.get(task) or self._lost_at_exit.get(task)
             if not permits:
                 raise self._not_held_error(self._not_held_message("the current task holds none"))
             permit = permits[-1]
@@ -349,6 +355,7 @@ class Semaphore:
         # By identity: a Permit made by hand with a holder's id is not held.
         holder = next((held_by for held_by, held in self._held.items() if permit in held), None)
         if holder is None:
+            self._raise_if_lost_at_exit(permit, task)
             raise self._not_held_error(self._not_held_message(f"{permit!r} is not held"))
         self._check_releaser(holder, task)
         permits = self._held[holder]
@@ -357,11 +364,23 @@ class Semaphore:
             del self._held[holder]
         return permit
 
+    def _raise_if_lost_at_exit(self, permit: Permit, task: Any) -> None:
+        """Raise LeaseLost if a session's exit took *permit* from a task
+        still holding it, forgetting it; as any holder, only the task that
+        took a Lock's may release it."""
+        for holder, permits in self._lost_at_exit.items():
+            if permit in permits:
+                self._check_releaser(holder, task)
+                permits.remove(permit)
+                raise LeaseLost(f"the lease of {permit!r} ended before its release")
+
     def _forget_all(self) -> None:
         """Count no permit as held any more (the session exits)."""
-        for permits in self._held.values():
+        for task, permits in self._held.items():
             for permit in permits:
-                if not permit._lost:
+                if permit._lost:
+                    self._lost_at_exit.setdefault(task, []).append(permit)
+                else:
                     permit._released = True
         self._held.clear()
 
