@@ -388,19 +388,19 @@ class Session:
             self._task_group.start_soon(self._release_pending)
 
     async def _release_pending(self) -> None:
-        # One task sends them all, one script per semaphore for all its ids:
-        # the client serves requests in turn, and a request per cancelled
-        # task, in a storm of them, kept every other request waiting long
-        # enough to be cancelled in turn, for as long as the storm lasted.
+        # One task sends them all, one script for a semaphore's ids at a
+        # time: the client serves requests in turn, and a request per
+        # cancelled task, in a storm of them, kept every other request waiting
+        # long enough to be cancelled in turn, for as long as the storm lasted.
         try:
             while self._to_release:
-                semaphore, permit_ids = next(iter(self._to_release.items()))
+                keys_and_value, permit_ids = next(iter(self._to_release.items()))
                 batch = permit_ids[:_RELEASE_BATCH]
                 del permit_ids[:_RELEASE_BATCH]
                 if not permit_ids:
-                    del self._to_release[semaphore]
+                    del self._to_release[keys_and_value]
                 try:
-                    await self._release_shielded(*semaphore, batch)
+                    await self._release_shielded(*keys_and_value, batch)
                 except Exception as exc:
                     # Refused, the server holds nothing of these ids; else no
                     # answer within cleanup_timeout, and the leases and the
