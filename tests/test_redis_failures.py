@@ -445,6 +445,53 @@ async def test_tasks_cancelled_at_once_are_withdrawn_by_one_request_at_a_time(
             assert await _is_idle(semaphore)
 
 
+class _HoldingReleasesOf(_Passing):
+    """A client that holds the RELEASE scripts of the semaphore with keys
+    :attr:`keys` (:attr:`holding` set) until :attr:`resume` is set."""
+
+    def __init__(self, client: Any) -> None:
+        super().__init__(client)
+        self.keys: list[str] = []
+        self.holding = anyio.Event()
+        self.resume = anyio.Event()
+
+    async def run_script(self, script: str, keys: Any, args: Any) -> Any:
+        if script is RELEASE and list(keys) == self.keys:
+            self.holding.set()
+            await self.resume.wait()
+        return await self._client.run_script(script, keys, args)
+
+
+async def test_a_semaphore_s_withdrawals_do_not_wait_for_another_s(
+    lib: Lib, redis_server: RedisServer
+) -> None:
+    # As when one's server is slow to answer (a node of a cluster): the
+    # other's waiting tasks must not stay queued behind it.
+    async with connect(redis_server) as client:
+        holding = _HoldingReleasesOf(CoredisClient(client))
+        entered = loopsync.redis.Session(holding, poll_interval=3600)
+        stalled = loopsync.redis.Semaphore(entered, unique_name(), 1)
+        other = loopsync.redis.Semaphore(entered, unique_name(), 1)
+        holding.keys = stalled._keys
+        async with entered:
+            permits = [await stalled.acquire(), await other.acquire()]
+            async with lib.task_group() as group:
+                group.start(stalled.acquire)
+                group.start(other.acquire)
+                await waiting(stalled, 1)
+                await waiting(other, 1)
+                group.cancel(0)
+                with anyio.fail_after(10):
+                    await holding.holding.wait()  # its withdrawal is on its way
+                group.cancel(1)
+            await eventually(lambda: _no_waiters(other))
+            assert (await stalled.statistics()).tasks_waiting == 1
+            holding.resume.set()
+            await eventually(lambda: _no_waiters(stalled))
+            for permit in permits:
+                await permit.release()
+
+
 async def _no_waiters(semaphore: loopsync.redis.Semaphore) -> bool:
     return (await semaphore.statistics()).tasks_waiting == 0
 

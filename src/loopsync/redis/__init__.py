@@ -41,7 +41,7 @@ Why the failure cases hold:
 - a crashed waiter: it stops asking, and its liveness lapses;
 - a cancelled task: its session releases or withdraws its id in a task of
   its own (so the cancellation cannot interrupt it), whatever the server did
-  with it, one script at a time, each for every id of one semaphore
+  with it, one script at a time per semaphore, each for every id of it
   cancelled meanwhile (so that a storm of cancellations cannot crowd out
   the other requests); a late ask of a withdrawn id is refused;
 - a server restart: the renewal finds the permit gone (LeaseLost), and the

@@ -129,9 +129,9 @@ class Session:
         # A withdrawn id is remembered while a late ask of it may arrive, and
         # while its release may still be retried (its first answer kept).
         self._remember_ms = math.ceil((self.liveness + cleanup_timeout) * 1000)
-        # The ids to release in the background, per semaphore (keys, value).
+        # The ids to release in the background, per semaphore (keys, value),
+        # each list sent by a task of its own.
         self._to_release: dict[tuple[tuple[str, ...], int], list[str]] = {}
-        self._releasing = False
 
     @property
     def poll_interval(self) -> float:
@@ -153,6 +153,7 @@ class Session:
             raise RuntimeError("this Session is already entered")
         self.id = uuid.uuid4().hex
         self._closing = False
+        self._to_release.clear()  # sent, or given up on, as the last entry exited
         # Its task group serves the tasks of one library in one thread.
         self._thread = threading.get_ident()
         self._library = sniffio.current_async_library()
@@ -382,33 +383,38 @@ class Session:
         session exits, which waits for it."""
         if self._task_group is None:
             raise RuntimeError(_NOT_ENTERED)
-        self._to_release.setdefault((tuple(keys), value), []).append(permit_id)
-        if not self._releasing:
-            self._releasing = True
-            self._task_group.start_soon(self._release_pending)
-
-    async def _release_pending(self) -> None:
-        # One task sends them all, one script for a semaphore's ids at a
-        # time: the client serves requests in turn, and a request per
-        # cancelled task, in a storm of them, kept every other request waiting
-        # long enough to be cancelled in turn, for as long as the storm lasted.
+        semaphore = (tuple(keys), value)
+        pending = self._to_release.get(semaphore)
+        if pending is not None:
+            pending.append(permit_id)  # its task sends it next
+            return
+        self._to_release[semaphore] = [permit_id]
         try:
-            while self._to_release:
-                keys_and_value, permit_ids = next(iter(self._to_release.items()))
-                batch = permit_ids[:_RELEASE_BATCH]
-                del permit_ids[:_RELEASE_BATCH]
-                if not permit_ids:
-                    del self._to_release[keys_and_value]
+            self._task_group.start_soon(self._release_pending, semaphore)
+        except BaseException:
+            self._to_release.pop(semaphore, None)
+            raise
+
+    async def _release_pending(self, semaphore: tuple[tuple[str, ...], int]) -> None:
+        # One task per semaphore sends its ids, one script at a time: the
+        # client serves requests in turn, and a request per cancelled task,
+        # in a storm of them, kept every other request waiting long enough
+        # to be cancelled in turn, for as long as the storm lasted.
+        pending = self._to_release[semaphore]
+        try:
+            while pending:
+                batch = pending[:_RELEASE_BATCH]
+                del pending[:_RELEASE_BATCH]
                 try:
-                    await self._release_shielded(*keys_and_value, batch)
+                    await self._release_shielded(*semaphore, batch)
                 except Exception as exc:
                     # Refused, the server holds nothing of these ids; else no
                     # answer within cleanup_timeout, and the leases and the
                     # liveness limits free what the others hold too.
                     if isinstance(exc, (TimeoutError, *self._transient_errors)):
-                        self._to_release.clear()
+                        pending.clear()
         finally:
-            self._releasing = False
+            del self._to_release[semaphore]
 
     async def _release_shielded(
         self, keys: Sequence[str], value: int, permit_ids: Sequence[str]
