@@ -438,7 +438,7 @@ async def test_tasks_cancelled_at_once_are_withdrawn_by_one_request_at_a_time(
                 await waiting(semaphore, 50)
                 group.cancel_all()
             assert all(handle.outcome == "cancelled" for handle in group.handles)
-            await eventually(lambda: _no_waiters(semaphore))
+            await waiting(semaphore, 0)
             assert counting.most_at_once == 1
             assert counting.sent < 50
             await semaphore.release(permit)
@@ -484,16 +484,12 @@ async def test_a_semaphore_s_withdrawals_do_not_wait_for_another_s(
                 with anyio.fail_after(10):
                     await holding.holding.wait()  # its withdrawal is on its way
                 group.cancel(1)
-            await eventually(lambda: _no_waiters(other))
+            await waiting(other, 0)
             assert (await stalled.statistics()).tasks_waiting == 1
             holding.resume.set()
-            await eventually(lambda: _no_waiters(stalled))
+            await waiting(stalled, 0)
             for permit in permits:
                 await permit.release()
-
-
-async def _no_waiters(semaphore: loopsync.redis.Semaphore) -> bool:
-    return (await semaphore.statistics()).tasks_waiting == 0
 
 
 class _Interrupting(_Passing):
@@ -711,6 +707,48 @@ async def test_a_release_the_server_does_not_answer_gives_up_after_cleanup_timeo
             private_redis_server.resume()
         # Released on neither side: the lease will free it on the server.
         assert (await semaphore.statistics()).borrowed == 1
+
+
+class _UnansweredReleases(_Passing):
+    """A client whose RELEASE scripts fail as unanswered while :attr:`failing`."""
+
+    def __init__(self, client: Any) -> None:
+        super().__init__(client)
+        self.failing = True
+
+    async def run_script(self, script: str, keys: Any, args: Any) -> Any:
+        if script is RELEASE and self.failing:
+            await anyio.lowlevel.checkpoint()
+            raise coredis.exceptions.ConnectionError("no answer")
+        return await self._client.run_script(script, keys, args)
+
+
+async def test_withdrawals_go_out_again_after_one_was_given_up(
+    lib: Lib, redis_server: RedisServer
+) -> None:
+    async with connect(redis_server) as client:
+        unanswered = _UnansweredReleases(CoredisClient(client))
+        async with loopsync.redis.Session(
+            unanswered, poll_interval=3600, cleanup_timeout=0.2
+        ) as entered:
+            semaphore = loopsync.redis.Semaphore(entered, unique_name(), 1)
+            permit = await semaphore.acquire()
+            for waiters in (1, 2):
+                async with lib.task_group() as group:
+                    group.start(semaphore.acquire)
+                    await waiting(semaphore, waiters)
+                    group.cancel(0)
+                if waiters == 1:
+                    # Given up after cleanup_timeout: the task's place stays
+                    # on the server until its liveness lapses.
+                    await eventually(lambda: _none_pending(entered))
+                    unanswered.failing = False
+            await waiting(semaphore, 1)
+            await permit.release()
+
+
+async def _none_pending(session: loopsync.redis.Session) -> bool:
+    return not session._to_release
 
 
 async def test_a_release_reports_a_permit_the_server_lost_before_the_session_noticed(
