@@ -414,6 +414,8 @@ class Session:
                     if isinstance(exc, (TimeoutError, *self._transient_errors)):
                         pending.clear()
         finally:
+            # No await since *pending* was last found empty: an id appended
+            # meanwhile went out, and the next one starts a task of its own.
             del self._to_release[semaphore]
 
     async def _release_shielded(
