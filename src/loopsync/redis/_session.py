@@ -153,7 +153,6 @@ class Session:
             raise RuntimeError("this Session is already entered")
         self.id = uuid.uuid4().hex
         self._closing = False
-        self._to_release.clear()  # sent, or given up on, as the last entry exited
         # Its task group serves the tasks of one library in one thread.
         self._thread = threading.get_ident()
         self._library = sniffio.current_async_library()
