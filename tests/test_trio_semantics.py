@@ -304,6 +304,24 @@ async def test_async_with_is_protected_from_keyboard_interrupt(lib: Lib) -> None
     assert seen == [True]
 
 
+async def test_a_barrier_s_action_is_open_to_keyboard_interrupt(lib: Lib) -> None:
+    # The action is the user's code, and may run for long (a blocking call):
+    # run protected, as the trip around it is, it could not be stopped by
+    # Ctrl-C until it returned.
+    seen: dict[str, set[bool]] = {}
+    phase = ["init"]
+
+    def action() -> None:
+        seen["action"] = {trio.lowlevel.currently_ki_protected()}
+        phase[0] = "trip"
+
+    barrier = _recording(loopsync.Barrier, "_state", seen, phase)(1, action)
+    phase[0] = "wait"
+    assert await barrier.wait() == 0
+    assert seen["action"] == {False}
+    assert seen["wait"] == seen["trip"] == {True}
+
+
 async def test_barrier_never_drains_under_trio(lib: Lib) -> None:
     # A woken trio task cannot be cancelled, so the tasks a trip releases are
     # gone at once: the next cycle fills right away, and a reset() just after

@@ -215,7 +215,7 @@ class Barrier(Primitive):
             # the trip leaves what they did alone.
             self._state = _State.TRIPPING
             try:
-                self._action()
+                _ki.call_unprotected(self._action)
             except BaseException:
                 self._break()
                 raise

@@ -15,9 +15,17 @@ import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-__all__ = ["ki_protected", "marked", "modules", "pending", "protect_if_trio_imported"]
+__all__ = [
+    "call_unprotected",
+    "ki_protected",
+    "marked",
+    "modules",
+    "pending",
+    "protect_if_trio_imported",
+]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+_T = TypeVar("_T")
 
 marked: list[Callable[..., Any]] = []
 """The functions to protect, which the trio adapter protects as it loads."""
@@ -34,6 +42,12 @@ def ki_protected(func: _F) -> _F:
 
         protect(func)
     return func
+
+
+def call_unprotected(func: Callable[[], _T]) -> _T:
+    """Call *func*, the user's code, open to KeyboardInterrupt under trio even
+    from a protected function (the trio adapter unprotects this one)."""
+    return func()
 
 
 def protect_if_trio_imported() -> None:

@@ -29,6 +29,10 @@ def protect(func: Callable[..., Any]) -> None:
 
 for _func in _ki.marked:
     protect(_func)
+# Protection passes to what a protected function calls: a user's code it
+# calls (a barrier's action, which may run for long) goes through this one,
+# so that Ctrl-C stops it as it would stop the same code called by the task.
+trio.lowlevel.disable_ki_protection(_ki.call_unprotected)
 _ki.pending = False
 
 
