@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import sys
 
+import pytest
+import trio
+
 from contexts import CONTEXTS, Handle, TaskGroup
 from contexts import AnyioContext as AnyioLib
 from contexts import AsyncioContext as AsyncioLib
@@ -28,8 +31,18 @@ __all__ = [
     "TaskGroup",
     "TrioLib",
     "UvloopLib",
+    "trio_rule_from",
 ]
 
 # uvloop does not run on Windows.  Elsewhere the test extras install it, so a
 # missing uvloop fails its tests instead of skipping them.
 LIBS: list[Lib] = [lib for lib in CONTEXTS if lib.name != "uvloop" or sys.platform != "win32"]
+
+
+def trio_rule_from(version: tuple[int, int], rule: str) -> pytest.MarkDecorator:
+    """Skip a test that compares loopsync with a rule trio has had only since
+    *version*: loopsync keeps the newest trio's rules, also on an older trio."""
+    running = tuple(int(part) for part in trio.__version__.split(".")[:2])
+    return pytest.mark.skipif(
+        running < version, reason=f"trio's rule from {version[0]}.{version[1]}: {rule}"
+    )

@@ -24,7 +24,7 @@ import trio
 import trio.testing
 
 import loopsync
-from libs import LIBS, Lib
+from libs import LIBS, Lib, trio_rule_from
 
 ALREADY_HOLDING = r"^this borrower is already holding one of this CapacityLimiter's tokens$"
 NOT_HOLDING = r"^this borrower isn't holding any of this CapacityLimiter's tokens$"
@@ -669,6 +669,7 @@ async def test_the_default_borrower_is_the_trio_task(lib: Lib) -> None:
 
 
 @pytest.mark.family("trio")
+@trio_rule_from((0, 32), "total_tokens may be 0")
 async def test_agrees_with_trio_s_capacity_limiter(lib: Lib) -> None:
     async def scenario(limiter: Any) -> list[object]:
         seen: list[object] = []

@@ -18,7 +18,7 @@ import trio
 import trio.testing
 
 import loopsync
-from libs import LIBS, Lib
+from libs import LIBS, Lib, trio_rule_from
 
 # -- construction, repr, statistics ---------------------------------------------
 
@@ -361,6 +361,7 @@ async def test_wait_is_always_a_checkpoint(lib: Lib) -> None:
 
 
 @pytest.mark.family("trio")
+@trio_rule_from((0, 34), "an event is not a truth value")
 async def test_an_event_refuses_to_be_a_truth_value_as_trio_s_does(lib: Lib) -> None:
     with pytest.raises(NotImplementedError) as theirs:
         bool(trio.Event())

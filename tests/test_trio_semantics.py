@@ -376,6 +376,36 @@ def test_protected_before_anything_awaited_under_trio(calls: str) -> None:
     assert output == "[True, True]"
 
 
+def test_a_trio_that_cannot_protect_loopsync_is_refused_under_trio_only() -> None:
+    # Before 0.28, trio's enable_ki_protection() returned a protected copy and
+    # left the function itself unprotected: loopsync ran without protection.
+    code = (
+        "import asyncio, functools, trio, trio.lowlevel\n"
+        "def protected_copy(func):\n"
+        "    @functools.wraps(func)\n"
+        "    def copy(*args, **kwargs):\n"
+        "        return func(*args, **kwargs)\n"
+        "    return copy\n"
+        "trio.lowlevel.enable_ki_protection = protected_copy\n"
+        "trio.__version__ = '0.27.0'\n"
+        "import loopsync\n"
+        "lock = loopsync.Lock()\n"
+        "async def use():\n"
+        "    async with lock:\n"
+        "        pass\n"
+        "asyncio.run(use())\n"
+        "print('asyncio: used')\n"
+        "try:\n"
+        "    trio.run(use)\n"
+        "except RuntimeError as exc:\n"
+        "    print(f'trio: {exc}')\n"
+    )
+    assert python_output(code).splitlines() == [
+        "asyncio: used",
+        "trio: loopsync needs trio 0.28 or newer, not trio 0.27.0",
+    ]
+
+
 def test_protected_under_trio_after_use_under_asyncio() -> None:
     # A semaphore bound to an asyncio loop, then called under trio before any
     # loopsync call loaded the trio adapter: 0.1 ran these calls unprotected.

@@ -27,6 +27,17 @@ def protect(func: Callable[..., Any]) -> None:
     trio.lowlevel.enable_ki_protection(func)
 
 
+def _protects_in_place() -> bool:
+    """Return True if trio marks a function itself protected (from 0.28 on);
+    before, it returned a protected copy, leaving the function unprotected."""
+
+    def probe() -> None:
+        """Nothing: only marked."""
+
+    return trio.lowlevel.enable_ki_protection(probe) is probe
+
+
+_supported = _protects_in_place()
 for _func in _ki.marked:
     protect(_func)
 # Protection passes to what a protected function calls: a user's code it
@@ -102,6 +113,10 @@ class TrioBackend:
     create_waiter = _Waiter
 
     def __init__(self) -> None:
+        if not _supported:
+            # Refused only here, as a trio task uses a primitive: loading this
+            # module (trio imported under asyncio) must not fail.
+            raise RuntimeError(f"loopsync needs trio 0.28 or newer, not trio {trio.__version__}")
         # The flags as instance attributes only: Python reads them faster
         # than class attributes, and 3.12+ slower when a class one shadows.
         self.always_checkpoints = True
