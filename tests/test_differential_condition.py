@@ -28,12 +28,10 @@ The two traces must be equal.
   notified and before it resumes (gh-112202: the notification must pass to
   another waiter).
 
-  The lock's intended difference (see ``test_differential_lock``: a release
-  that finds the first task queued for the lock cancelled but not run yet
-  wakes the next one at once, where asyncio waits for the cancelled task to
-  run) cannot show here: only tasks release the lock, and the controller
-  runs after the cancelled task has, so it finds the next one woken either
-  way.
+  A release that finds the first task queued for the lock cancelled but not
+  run yet wakes nobody, as asyncio's, and the cancelled task wakes the next
+  one when it runs (``test_differential_lock`` compares it); here only tasks
+  release the lock, so that order is compared only as it follows from theirs.
 
 - trio and anyio on trio: the oracle is :class:`trio.Condition`, compared on
   ``locked()`` and ``statistics()``, the lock's owner told by the task's
