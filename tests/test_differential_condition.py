@@ -31,7 +31,7 @@ The two traces must be equal.
   A release that finds the first task queued for the lock cancelled but not
   run yet wakes nobody, as asyncio's, and the cancelled task wakes the next
   one when it runs (``test_differential_lock`` compares it); here only tasks
-  release the lock, so that order is compared only as it follows from theirs.
+  release the lock, so the traces show that rule only through their releases.
 
 - trio and anyio on trio: the oracle is :class:`trio.Condition`, compared on
   ``locked()`` and ``statistics()``, the lock's owner told by the task's
