@@ -427,6 +427,26 @@ async def test_action_runs_once_per_trip_before_release(lib: Lib) -> None:
     assert calls == [2, 2]
 
 
+async def test_an_action_returning_something_to_await_breaks_the_barrier(lib: Lib) -> None:
+    # Awaited by nobody, its work never ran: a barrier that tripped as if it
+    # had, with only a "never awaited" warning from the garbage collector.
+    done: list[str] = []
+
+    async def announce() -> None:
+        done.append("announced")
+
+    barrier = loopsync.Barrier(2, action=lambda: announce())
+    async with lib.task_group() as group:
+        other = await lib.start_queued(group, barrier.wait)
+        with pytest.raises(
+            TypeError, match=r"^action returned a coroutine, which a barrier cannot await$"
+        ):
+            await barrier.wait()
+    assert isinstance(other.exception, loopsync.BrokenBarrierError)
+    assert barrier.broken
+    assert done == []
+
+
 async def test_an_action_that_cancels_a_waiting_party_leaves_the_barrier_usable(lib: Lib) -> None:
     # The trip counted the parties leaving before the action ran: one it
     # cancelled never left by the trip, and the barrier drained for good.

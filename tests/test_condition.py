@@ -798,6 +798,40 @@ async def test_a_notified_waiter_cancelled_in_the_lock_queue_keeps_its_notificat
     assert results[0] == results[1] == ("cancelled", [], 2)
 
 
+async def test_a_wait_whose_lock_refuses_to_be_released_keeps_nothing(lib: Lib) -> None:
+    class RefusingLock(loopsync.Lock):
+        refuse = True
+
+        def release(self) -> None:
+            if self.refuse:
+                raise OSError("refused")
+            super().release()
+
+    lock = RefusingLock()
+    cond = loopsync.Condition(lock)
+    async with lib.task_group() as group:
+        await cond.acquire()
+        for _ in range(3):
+            with pytest.raises(OSError, match=r"^refused$"):
+                await cond.wait()
+        # Under trio the task was recorded as waiting before the release: 0.2
+        # kept one record (and the task) per refused wait, for good.
+        assert cond._waiting_tasks == {}
+        assert cond.statistics().tasks_waiting == 0
+        lock.refuse = False
+        cond.release()
+
+        async def wait() -> bool:
+            async with cond:
+                return await cond.wait()
+
+        waiter = await lib.start_queued(group, wait)
+        async with cond:
+            cond.notify()
+    assert waiter.result is True
+    assert not cond.locked()
+
+
 @pytest.mark.family("trio")
 async def test_wait_raises_broken_resource_error_when_the_lock_s_owner_exits(lib: Lib) -> None:
     async def scenario(cond: Any) -> tuple[str, type[BaseException] | None, bool]:

@@ -324,6 +324,20 @@ def test_a_barrier_refuses_a_coroutine_function_as_action(action: Any) -> None:
         loopsync.Barrier(2, action)
 
 
+async def test_a_barrier_takes_a_class_whose_instances_are_awaitable_calls(lib: Lib) -> None:
+    # Calling the class makes an instance, at once: only an instance's own
+    # __call__ makes it a coroutine function.
+    made: list[_AsyncCallable] = []
+
+    class Handler(_AsyncCallable):
+        def __init__(self) -> None:
+            made.append(self)
+
+    barrier = loopsync.Barrier(1, Handler)
+    assert await barrier.wait() == 0
+    assert len(made) == 1
+
+
 # -- subclasses ---------------------------------------------------------------
 
 

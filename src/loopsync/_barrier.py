@@ -32,9 +32,23 @@ _RETRY = object()
 def _is_coroutine_function(func: object) -> bool:
     import inspect  # only for a barrier with an action
 
-    return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(
-        getattr(func, "__call__", None)  # noqa: B004 - an instance's __call__
-    )
+    if inspect.iscoroutinefunction(func):
+        return True
+    # An instance's __call__ runs when it is called; a class's does not.
+    call = None if isinstance(func, type) else getattr(func, "__call__", None)  # noqa: B004
+    return inspect.iscoroutinefunction(call)
+
+
+def _refuse_awaitable(result: object) -> None:
+    """Raise TypeError if an action returned something to await, which
+    would never run (a coroutine is closed first)."""
+    import inspect
+
+    if inspect.isawaitable(result):
+        if inspect.iscoroutine(result):
+            result.close()
+        name = type(result).__name__
+        raise TypeError(f"action returned a {name}, which a barrier cannot await")
 
 
 class Barrier(Primitive):
@@ -49,7 +63,8 @@ class Barrier(Primitive):
     when the barrier trips, before any task is released.  If it raises, the
     barrier is broken: that task gets the exception, the others
     :exc:`~loopsync.BrokenBarrierError`.  It must be a plain function: a
-    coroutine function raises :exc:`TypeError`.
+    coroutine function raises :exc:`TypeError`, and so does an action that
+    returns an awaitable, as it raises.
 
     Under asyncio it behaves as :class:`asyncio.Barrier` of Python 3.13 and
     its errors are also :exc:`asyncio.BrokenBarrierError`; trio has no barrier
@@ -215,7 +230,9 @@ class Barrier(Primitive):
             # the trip leaves what they did alone.
             self._state = _State.TRIPPING
             try:
-                _ki.call_unprotected(self._action)
+                result = _ki.call_unprotected(self._action)
+                if result is not None:
+                    _refuse_awaitable(result)
             except BaseException:
                 self._break()
                 raise

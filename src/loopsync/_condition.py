@@ -191,7 +191,12 @@ class Condition(Primitive):
         if backend.tracks_owners:
             # notify() moves the waiter to the lock, which hands it over.
             self._waiting_tasks[waiter] = self._lock._owner
-        self._lock.release()
+        try:
+            self._lock.release()
+        except BaseException:
+            # A subclass's release() refused: the task never waited here.
+            self._waiting_tasks.pop(waiter, None)
+            raise
         self._lock._retaking += 1
         self._waiters.park(waiter)
         try:
