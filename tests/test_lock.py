@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import gc
 import pickle
 import sys
 import weakref
@@ -817,6 +818,27 @@ async def test_acquire_is_a_checkpoint_even_when_the_lock_is_free(lib: Lib) -> N
         await lock.acquire()
     assert scope.cancelled_caught
     assert not lock.locked()  # a cancelled acquire() takes nothing
+
+
+@pytest.mark.family("trio")
+async def test_a_lock_goes_with_its_last_reference_under_trio(lib: Lib) -> None:
+    # The watch on its owner's exit, which the lock keeps, held the lock: a
+    # lock once taken, and a broken one with its dead owner, stayed until a
+    # garbage collection.
+    held_and_released = loopsync.Lock()
+    async with held_and_released:
+        pass
+    broken = loopsync.Lock()
+    async with lib.task_group() as group:
+        group.start(broken.acquire)  # and exits holding it
+    assert broken.locked()
+    refs = [weakref.ref(held_and_released), weakref.ref(broken)]
+    gc.disable()
+    try:
+        del held_and_released, broken
+        assert [ref() for ref in refs] == [None, None]
+    finally:
+        gc.enable()
 
 
 @pytest.mark.family("trio")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Coroutine
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -102,6 +103,20 @@ def _acquire_returning(result: _T) -> Callable[[Lock], Coroutine[Any, Any, _T]]:
     # As documented: what the type checkers see (the class's TYPE_CHECKING branch).
     acquire.__annotations__["return"] = "Literal[True]" if result is True else "None"
     return acquire
+
+
+def _owner_exited_weakly(lock: Lock) -> Callable[[Any], None]:
+    """Return ``lock._owner_exited``, holding the lock weakly: the lock keeps
+    its exit watch, which would otherwise keep the lock (and, once broken,
+    its dead owner) alive until a garbage collection."""
+    lock_ref = weakref.ref(lock)
+
+    def owner_exited(task: Any) -> None:
+        lock = lock_ref()
+        if lock is not None:
+            lock._owner_exited(task)
+
+    return owner_exited
 
 
 class Lock(Primitive):
@@ -261,7 +276,7 @@ class Lock(Primitive):
     def _watch_owner(self, backend: Backend) -> None:
         """Break the lock if its owner exits holding it (trio only)."""
         if self._exit_watch is None:
-            self._exit_watch = backend.exit_watch(self._owner_exited)
+            self._exit_watch = backend.exit_watch(_owner_exited_weakly(self))
         backend.watch_exit(self._owner, self._exit_watch)
 
     def _broken_error(self, backend: Backend) -> Exception:
