@@ -814,8 +814,8 @@ async def test_a_wait_whose_lock_refuses_to_be_released_keeps_nothing(lib: Lib) 
         for _ in range(3):
             with pytest.raises(OSError, match=r"^refused$"):
                 await cond.wait()
-        # Under trio the task was recorded as waiting before the release: 0.2
-        # kept one record (and the task) per refused wait, for good.
+        # Under trio the task was recorded as waiting before the release, and
+        # one record (and the task) was kept per refused wait, for good.
         assert cond._waiting_tasks == {}
         assert cond.statistics().tasks_waiting == 0
         lock.refuse = False

@@ -63,8 +63,8 @@ class Barrier(Primitive):
     when the barrier trips, before any task is released.  If it raises, the
     barrier is broken: that task gets the exception, the others
     :exc:`~loopsync.BrokenBarrierError`.  It must be a plain function: a
-    coroutine function raises :exc:`TypeError`, and so does an action that
-    returns an awaitable, as it raises.
+    coroutine function raises :exc:`TypeError`, and an action that returns
+    something to await raises it as the barrier trips, breaking it.
 
     Under asyncio it behaves as :class:`asyncio.Barrier` of Python 3.13 and
     its errors are also :exc:`asyncio.BrokenBarrierError`; trio has no barrier
