@@ -416,6 +416,10 @@ async def test_leaving_the_session_frees_what_its_tasks_held(
         (("x", 1, 1e16), ValueError, "^lease must be at most 1000000000 seconds$"),
         (("x", 1, 10**400), ValueError, "^lease must be at most 1000000000 seconds$"),
         (("x", 1, math.nan), ValueError, "^lease must be positive and finite, not nan$"),
+        # Under a millisecond, the server's unit, a permit is lost as it is granted.
+        (("x", 1, 5e-324), ValueError, "^lease must be at least 0.001 seconds, not 5e-324$"),
+        # A lone surrogate, which no key on the server can have.
+        (("\ud800",), ValueError, r"^name must be encodable in UTF-8, not '\\ud800'$"),
     ],
 )
 def test_bad_arguments_raise_clear_errors(
@@ -426,6 +430,32 @@ def test_bad_arguments_raise_clear_errors(
     options = {"lease": rest[1]} if len(rest) > 1 else {}
     with pytest.raises(error, match=message):
         loopsync.redis.Semaphore(session, name, *rest[:1], **options)
+
+
+def test_a_lease_lost_callback_to_await_is_refused() -> None:
+    # Its work would never run: loopsync.redis calls it, and cannot await it.
+    session = loopsync.redis.Session(coredis.Redis())
+
+    async def on_lease_lost(permit: loopsync.redis.Permit) -> None: ...
+
+    class Awaited:
+        async def __call__(self, permit: loopsync.redis.Permit) -> None: ...
+
+    for callback in (on_lease_lost, Awaited()):
+        with pytest.raises(TypeError, match=r"^on_lease_lost must be a plain function"):
+            loopsync.redis.Semaphore(session, "x", on_lease_lost=callback)
+
+
+def test_a_permit_made_of_bad_arguments_is_refused() -> None:
+    semaphore = loopsync.redis.Semaphore(loopsync.redis.Session(coredis.Redis()), "x")
+    for arguments, message in (
+        ((1, "id", 1, 0.0), r"^semaphore must be a loopsync\.redis\.Semaphore, not int$"),
+        ((semaphore, 1, 1, 0.0), "^permit_id must be a str, not int$"),
+        ((semaphore, "id", "1", 0.0), "^token must be an int, not str$"),
+        ((semaphore, "id", 1, None), "^deadline must be a number, not NoneType$"),
+    ):
+        with pytest.raises(TypeError, match=message):
+            loopsync.redis.Permit(*arguments)
 
 
 def test_a_semaphore_s_name_lease_and_value_are_read_only() -> None:
@@ -458,6 +488,9 @@ def test_bad_session_arguments_raise_clear_errors() -> None:
         loopsync.redis.Session(coredis.Redis(), cleanup_timeout=2e9)
     with pytest.raises(TypeError, match=r"^cleanup_timeout must be a number of seconds"):
         loopsync.redis.Session(coredis.Redis(), cleanup_timeout=None)  # type: ignore[arg-type]
+    # Shorter, every release gave up before the server could answer.
+    with pytest.raises(ValueError, match=r"^cleanup_timeout must be at least 0.001 seconds"):
+        loopsync.redis.Session(coredis.Redis(), cleanup_timeout=0.0005)
     # Taken for a coredis client, anything else made entering wait for good.
     for client in (None, "redis://127.0.0.1:6379", object()):
         with pytest.raises(TypeError, match=r"^client must be a coredis\.Redis or"):

@@ -386,7 +386,7 @@ class _Passing:
 
     def __init__(self, client: Any) -> None:
         self._client = client
-        self.transient_errors = client.transient_errors
+        self.is_transient = client.is_transient
 
     async def run_script(self, script: str, keys: Any, args: Any) -> Any:
         return await self._client.run_script(script, keys, args)
@@ -707,6 +707,101 @@ async def test_a_release_the_server_does_not_answer_gives_up_after_cleanup_timeo
             private_redis_server.resume()
         # Released on neither side: the lease will free it on the server.
         assert (await semaphore.statistics()).borrowed == 1
+
+
+# A script of another client's that keeps the server busy for ARGV[1] µs.
+_SPIN = """
+local start = redis.call('TIME')
+local stop = start[1] * 1000000 + start[2] + tonumber(ARGV[1])
+repeat
+    local now = redis.call('TIME')
+until now[1] * 1000000 + now[2] >= stop
+return 1
+"""
+
+
+@contextlib.asynccontextmanager
+async def _busy(lib: Lib, server: RedisServer) -> AsyncIterator[None]:
+    """Keep *server* running another client's script for half a second,
+    past busy-reply-threshold (10 ms): meanwhile it answers BUSY to every
+    other request."""
+    async with connect(server) as admin, connect(server) as other:
+        await admin.config_set({"busy-reply-threshold": "10"})
+
+        async def spin() -> None:
+            await other.eval(_SPIN, [], [500_000])
+
+        async def refusing() -> bool:
+            try:
+                await admin.ping()
+            except coredis.exceptions.ResponseError as exc:
+                return str(exc).startswith("BUSY ")
+            return False
+
+        async with lib.task_group() as group:
+            spinning = group.start(spin)
+            await eventually(refusing)
+            yield
+            await finished(spinning)
+            assert spinning.outcome == "returned"
+
+
+async def test_a_release_refused_by_a_busy_server_is_tried_again(
+    lib: Lib, private_redis_server: RedisServer
+) -> None:
+    lost: list[loopsync.redis.Permit] = []
+    async with session(private_redis_server) as entered:
+        semaphore = loopsync.redis.Semaphore(
+            entered, unique_name(), 1, lease=60, on_lease_lost=lost.append
+        )
+        permit = await semaphore.acquire()
+        async with _busy(lib, private_redis_server):
+            await permit.release()  # once the busy script has ended: no LeaseLost
+        assert not permit.lost
+        assert lost == []
+        assert (await semaphore.statistics()).borrowed == 0
+
+
+async def test_a_withdrawal_refused_by_a_busy_server_is_tried_again(
+    lib: Lib, private_redis_server: RedisServer
+) -> None:
+    # The waiter's place would stay for three poll intervals (a minute) if
+    # its withdrawal were given up.
+    async with session(private_redis_server, poll_interval=20) as entered:
+        semaphore = loopsync.redis.Semaphore(entered, unique_name(), 1, lease=60)
+        permit = await semaphore.acquire()
+        async with lib.task_group() as group:
+            waiter = group.start(semaphore.acquire)
+            await waiting(semaphore, 1)
+            async with _busy(lib, private_redis_server):
+                waiter.cancel()
+                await finished(waiter)
+            await eventually(lambda: _none_pending(entered))
+        assert (await semaphore.statistics()).tasks_waiting == 0
+        await permit.release()
+
+
+async def test_a_release_the_server_refuses_for_good_raises_its_error_and_loses_nothing(
+    lib: Lib, private_redis_server: RedisServer
+) -> None:
+    # A read-only server (a replica, after a failover) refuses the release;
+    # whether the new primary holds the permit is unknown, and its lease
+    # will free it: the error, not a lost lease, is what the holder hears.
+    lost: list[loopsync.redis.Permit] = []
+    async with session(private_redis_server) as entered, connect(private_redis_server) as admin:
+        semaphore = loopsync.redis.Semaphore(
+            entered, unique_name(), 1, lease=60, on_lease_lost=lost.append
+        )
+        permit = await semaphore.acquire()
+        await admin.replicaof("127.0.0.1", free_port())
+        try:
+            with pytest.raises(coredis.exceptions.ReadOnlyError):
+                await permit.release()
+        finally:
+            await admin.replicaof()  # NO ONE: a primary again
+        assert not permit.lost
+        assert lost == []
+        assert (await semaphore.statistics()).borrowed == 1  # until the lease ends
 
 
 class _UnansweredReleases(_Passing):
@@ -1074,6 +1169,30 @@ async def test_a_release_the_server_refuses_reports_the_permit_lost(
         await remade.release()
 
 
+async def test_a_lease_lost_callback_returning_something_to_await_is_logged_as_an_error(
+    lib: Lib, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # As a lambda calling an async function: its work never runs, so the
+    # coroutine is closed (no "never awaited" warning) and the error logged.
+    made: list[Any] = []
+
+    async def announce(permit: loopsync.redis.Permit) -> None: ...
+
+    def on_lease_lost(permit: loopsync.redis.Permit) -> Any:
+        made.append(announce(permit))
+        return made[-1]
+
+    async with session(redis_server) as entered, connect(redis_server) as admin:
+        semaphore = loopsync.redis.Semaphore(entered, unique_name(), 1, on_lease_lost=on_lease_lost)
+        permit = await semaphore.acquire()
+        await admin.delete(semaphore._keys)  # the server lost the permit
+        with pytest.raises(loopsync.redis.LeaseLost):
+            await permit.release()
+    assert len(made) == 1
+    assert made[0].cr_frame is None  # closed
+    assert "on_lease_lost returned a coroutine, which loopsync.redis cannot await" in caplog.text
+
+
 @pytest.mark.libs("asyncio", "uvloop")
 async def test_a_release_cancelled_after_its_session_exited_stays_cancelled(
     lib: Lib, redis_server: RedisServer
@@ -1137,6 +1256,51 @@ async def test_a_waiter_whose_entry_was_evicted_still_acquires(
         assert waiter.outcome == "returned"
         await semaphore.release(waiter.result)
         assert await _is_idle(semaphore)
+
+
+class _Unannounced(_Passing):
+    """A client that hears no announcement of a grant, so that its waiting
+    tasks find their grants by asking again; it sends no more than two asks
+    until :attr:`ask_again` is set."""
+
+    def __init__(self, client: Any) -> None:
+        super().__init__(client)
+        self.asks = 0
+        self.ask_again = anyio.Event()
+
+    async def run_script(self, script: str, keys: Any, args: Any) -> Any:
+        if script is ACQUIRE:
+            self.asks += 1
+            if self.asks > 2:
+                await self.ask_again.wait()
+        return await self._client.run_script(script, keys, args)
+
+    def _messages(self, messages: AsyncIterator[str]) -> AsyncIterator[str]:
+        return (message async for message in messages if False)
+
+
+async def test_a_waiter_granted_a_permit_whose_token_was_evicted_still_acquires(
+    lib: Lib, redis_server: RedisServer
+) -> None:
+    # The server grants the permit to the waiter, then loses the key that
+    # keeps the tokens (evicted, or deleted by an operator) before the
+    # waiter, not told, asks again: it is granted anew, with a new token.
+    async with connect(redis_server) as client, connect(redis_server) as admin:
+        unannounced = _Unannounced(CoredisClient(client))
+        async with loopsync.redis.Session(unannounced, poll_interval=0.2) as entered:
+            semaphore = loopsync.redis.Semaphore(entered, unique_name(), 1)
+            permit = await semaphore.acquire()
+            async with lib.task_group() as group:
+                waiter = group.start(semaphore.acquire)
+                await waiting(semaphore, 1)
+                await permit.release()  # the holder's ask was the first, the waiter's the second
+                await admin.delete([key for key in semaphore._keys if key.endswith(":meta")])
+                unannounced.ask_again.set()
+                await finished(waiter)
+            assert waiter.outcome == "returned"
+            assert waiter.result.fencing_token > permit.fencing_token
+            await semaphore.release(waiter.result)
+            assert await _is_idle(semaphore)
 
 
 @pytest.mark.parametrize("name", ["}", "}x", "a}b", "{x}", "x"])

@@ -278,6 +278,24 @@ def test_a_limiter_used_before_trio_was_imported_is_protected_under_trio(call: s
     assert python_output(code) == "[True]"
 
 
+async def test_a_limiter_checks_its_new_total_open_to_keyboard_interrupt_as_trio_s(
+    lib: Lib,
+) -> None:
+    # The comparisons of an int subclass are the user's code, which trio's
+    # setter runs unprotected: a Ctrl-C there changes nothing.
+    seen: list[bool] = []
+
+    class Total(int):
+        def __lt__(self, other: object) -> bool:
+            seen.append(trio.lowlevel.currently_ki_protected())
+            return int(self) < other  # type: ignore[operator]
+
+    for limiter in (trio.CapacityLimiter(1), loopsync.CapacityLimiter(1)):
+        limiter.total_tokens = Total(2)
+        assert limiter.total_tokens == 2
+    assert seen == [False, False]
+
+
 async def test_bounded_semaphore_at_bound_zero_hands_off_as_trio_does(lib: Lib) -> None:
     # trio hands a waiting task the permit before it looks at the bound.
     for sem in (loopsync.BoundedSemaphore(0), trio.Semaphore(0, max_value=0)):

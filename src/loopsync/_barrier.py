@@ -10,6 +10,7 @@ from typing import Any
 
 from . import _ki
 from ._backend import Backend
+from ._callbacks import is_coroutine_function, refuse_awaitable
 from ._ki import ki_protected
 from ._primitive import Primitive, cancel_waiter
 from ._waitqueue import WaiterQueue
@@ -27,28 +28,6 @@ class _State(enum.Enum):
 
 # What a task held back by a drain is woken with: look at the state again.
 _RETRY = object()
-
-
-def _is_coroutine_function(func: object) -> bool:
-    import inspect  # only for a barrier with an action
-
-    if inspect.iscoroutinefunction(func):
-        return True
-    # An instance's __call__ runs when it is called; a class's does not.
-    call = None if isinstance(func, type) else getattr(func, "__call__", None)  # noqa: B004
-    return inspect.iscoroutinefunction(call)
-
-
-def _refuse_awaitable(result: object) -> None:
-    """Raise TypeError if an action returned something to await, which
-    would never run (a coroutine is closed first)."""
-    import inspect
-
-    if inspect.isawaitable(result):
-        if inspect.iscoroutine(result):
-            result.close()
-        name = type(result).__name__
-        raise TypeError(f"action returned a {name}, which a barrier cannot await")
 
 
 class Barrier(Primitive):
@@ -100,7 +79,7 @@ class Barrier(Primitive):
         if action is not None:
             if not callable(action):
                 raise TypeError(f"action must be callable or None, not {type(action).__name__}")
-            if _is_coroutine_function(action):
+            if is_coroutine_function(action):
                 raise TypeError("action must be a plain function: a barrier cannot await it")
         super().__init__()
         self._parties = parties
@@ -232,7 +211,7 @@ class Barrier(Primitive):
             try:
                 result = _ki.call_unprotected(self._action)
                 if result is not None:
-                    _refuse_awaitable(result)
+                    refuse_awaitable(result, "action", "a barrier")
             except BaseException:
                 self._break()
                 raise

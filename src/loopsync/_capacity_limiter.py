@@ -93,11 +93,16 @@ class CapacityLimiter(Primitive):
         return self._total_tokens
 
     @total_tokens.setter
-    @ki_protected
     def total_tokens(self, value: float) -> None:
+        # Checked unprotected, as trio's setter checks it: the comparisons
+        # of an int subclass are the user's code, and change nothing here.
+        self._set_total_tokens(_check_total_tokens(value))
+
+    @ki_protected
+    def _set_total_tokens(self, value: float) -> None:
         if _ki.pending and "trio" in _ki.modules:
             _ki.protect_if_trio_imported()
-        self._total_tokens = _check_total_tokens(value)
+        self._total_tokens = value
         self._lend_free_tokens()
 
     @property

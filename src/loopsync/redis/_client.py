@@ -21,8 +21,10 @@ __all__ = ["CoredisClient", "ScriptClient"]
 class ScriptClient(Protocol):
     """What loopsync.redis needs of a client."""
 
-    transient_errors: tuple[type[Exception], ...]
-    """The exceptions after which running a script again may succeed."""
+    def is_transient(self, exc: Exception) -> bool:
+        """Return True if running a script again after *exc* may succeed: no
+        answer, or a refusal that passes (a server busy with another
+        client's script, a cluster slot on the move)."""
 
     async def run_script(self, script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """Run *script* (by its digest when the server has it), return its reply."""
@@ -37,7 +39,14 @@ class CoredisClient:
 
     def __init__(self, client: Any) -> None:
         from coredis import Redis, RedisCluster
-        from coredis.exceptions import ConnectionError, NoScriptError
+        from coredis.exceptions import (
+            ClusterDownError,
+            ClusterError,
+            ConnectionError,
+            NoScriptError,
+            ResponseError,
+            TryAgainError,
+        )
 
         if not isinstance(client, (Redis, RedisCluster)):
             # Anything else would fail in the listener, which takes every
@@ -46,12 +55,25 @@ class CoredisClient:
             raise TypeError(f"client must be a coredis.Redis or coredis.RedisCluster, not {name}")
         self._client = client
         self._no_script = NoScriptError
-        self.transient_errors: tuple[type[Exception], ...] = (
+        self._response_error = ResponseError
+        # ConnectionError includes a server loading its data (LOADING);
+        # ClusterError is what coredis raises once its own retries of
+        # TRYAGAIN (a slot being migrated) are spent.
+        self._transient_errors = (
             ConnectionError,
             TimeoutError,
             OSError,
+            TryAgainError,
+            ClusterDownError,
+            ClusterError,
         )
         self._digests: dict[str, str] = {}
+
+    def is_transient(self, exc: Exception) -> bool:
+        return isinstance(exc, self._transient_errors) or (
+            # A script of another client ran past busy-reply-threshold.
+            isinstance(exc, self._response_error) and str(exc).startswith("BUSY ")
+        )
 
     async def run_script(self, script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         digest = self._digests.get(script)

@@ -157,8 +157,14 @@ local id, lease_ms, alive_ms = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local floor, queue_up, ask = tonumber(ARGV[5]), ARGV[6] == '1', ARGV[7]
 local result
 if redis.call('ZSCORE', holders, id) then
-    write(lease_ms, 'ZADD', holders, int(now + lease_ms), id)
-    result = {1, redis.call('HGET', meta, 'token:' .. id)}
+    local token = redis.call('HGET', meta, 'token:' .. id)
+    if token then
+        write(lease_ms, 'ZADD', holders, int(now + lease_ms), id)
+    else
+        -- Its token went with *meta* (evicted, or deleted): granted anew.
+        token = int(grant(id, lease_ms, floor))
+    end
+    result = {1, token}
 elseif queued > 0 and redis.call('HEXISTS', waiting, id) == 1 then
     write(alive_ms, 'HSET', waiting, id, ARGV[3] .. ':' .. ask .. ':' .. ARGV[5])
     write(alive_ms, 'ZADD', alive, int(now + alive_ms), id)

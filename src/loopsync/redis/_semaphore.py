@@ -14,6 +14,7 @@ from typing import Any
 import anyio
 
 from .._adapters import current_backend
+from .._callbacks import is_coroutine_function, refuse_awaitable
 from .._exceptions import WouldBlock
 from ._scripts import ACQUIRE, KEY_SUFFIXES, STATISTICS
 from ._session import Session, check_seconds, refuse_copy
@@ -24,6 +25,12 @@ _logger = logging.getLogger("loopsync.redis")
 
 # The largest value the scripts count exactly.
 _MAX_VALUE = 2**53
+
+
+def _refuses_value(exc: Exception) -> bool:
+    """Return True if *exc* is a script's refusal of a semaphore in use with
+    another value."""
+    return str(exc).startswith("LOOPSYNC_VALUE ")
 
 
 class LeaseLost(Exception):
@@ -79,6 +86,16 @@ class Permit:
     __reduce_ex__ = refuse_copy
 
     def __init__(self, semaphore: Semaphore, permit_id: str, token: int, deadline: float) -> None:
+        if not isinstance(semaphore, Semaphore):
+            raise TypeError(
+                f"semaphore must be a loopsync.redis.Semaphore, not {type(semaphore).__name__}"
+            )
+        if not isinstance(permit_id, str):
+            raise TypeError(f"permit_id must be a str, not {type(permit_id).__name__}")
+        if isinstance(token, bool) or not isinstance(token, int):
+            raise TypeError(f"token must be an int, not {type(token).__name__}")
+        if isinstance(deadline, bool) or not isinstance(deadline, (int, float)):
+            raise TypeError(f"deadline must be a number, not {type(deadline).__name__}")
         self.semaphore = semaphore
         self.id = permit_id
         self.fencing_token = token
@@ -105,7 +122,9 @@ class Permit:
             # Called by the session's renewals, which must go on for the
             # other permits: an exception has nowhere else to go.
             try:
-                callback(self)
+                result = callback(self)
+                if result is not None:
+                    refuse_awaitable(result, "on_lease_lost", "loopsync.redis")
             except Exception:
                 _logger.exception("on_lease_lost raised, called with %r", self)
 
@@ -162,6 +181,11 @@ class Semaphore:
             raise TypeError(f"name must be a str, not {type(name).__name__}")
         if not name:
             raise ValueError("name must not be empty")
+        try:
+            name.encode()
+        except UnicodeEncodeError:
+            # A lone surrogate: no key on the server can have it.
+            raise ValueError(f"name must be encodable in UTF-8, not {name!r}") from None
         if isinstance(value, bool) or not isinstance(value, int):
             raise TypeError(f"value must be an int, not {type(value).__name__}")
         if value < 1:
@@ -169,10 +193,15 @@ class Semaphore:
         if value > _MAX_VALUE:
             # The scripts count in Lua's doubles: above, two values are one.
             raise ValueError("value must be at most 2**53")
-        if on_lease_lost is not None and not callable(on_lease_lost):
-            raise TypeError(
-                f"on_lease_lost must be callable or None, not {type(on_lease_lost).__name__}"
-            )
+        if on_lease_lost is not None:
+            if not callable(on_lease_lost):
+                raise TypeError(
+                    f"on_lease_lost must be callable or None, not {type(on_lease_lost).__name__}"
+                )
+            if is_coroutine_function(on_lease_lost):
+                raise TypeError(
+                    "on_lease_lost must be a plain function: loopsync.redis cannot await it"
+                )
         self._lease = check_seconds("lease", lease)
         self._name = name
         self._session = session
@@ -303,7 +332,7 @@ class Semaphore:
         try:
             return await self._session._run(script, self._keys, [self._value, *args])
         except Exception as exc:
-            if str(exc).startswith("LOOPSYNC_VALUE "):
+            if _refuses_value(exc):
                 raise ValueError(
                     f"{self.name!r} is in use with value {str(exc).split()[1]}, not {self._value}"
                 ) from None
@@ -318,9 +347,12 @@ class Semaphore:
         Raises :exc:`LeaseLost` if the permit's lease had ended before the
         release; it is released all the same.  The release completes even if
         the task is cancelled while it waits for the server, which it waits
-        for at most the session's *cleanup_timeout*: then it raises
-        :exc:`TimeoutError` (or the client's last connection error), and the
-        permit's lease frees it on the server.
+        for at most the session's *cleanup_timeout*, trying again after each
+        error that may pass (a lost connection, a server busy with another
+        client's script): then it raises :exc:`TimeoutError` (or the last
+        such error), and the permit's lease frees it on the server.  Any
+        other error the server answers with is raised at once, and the lease
+        frees the permit too.
         """
         permit = self._take_back(permit)
         session = self._session
@@ -331,10 +363,13 @@ class Semaphore:
         try:
             held = await session._release(self._keys, self._value, permit.id)
         except Exception as exc:
-            if isinstance(exc, session._transient_errors):
-                raise  # no answer: the lease frees it
-            # Refused (a replica after a failover, the semaphore recreated
-            # with another value): the server holds no permit of this id.
+            # Whether the server still holds the permit is unknown (no answer,
+            # a read-only replica after a failover), and the lease frees it;
+            # unless the semaphore was made again with another value, which
+            # holds no permit of this id.  A lease known to have ended is
+            # what the holder must hear of first.
+            if not (locally_lost or permit._lost or _refuses_value(exc)):
+                raise
             refused, held = exc, 0
         if locally_lost or permit._lost or held != 1:
             if not permit._lost:

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     from ._semaphore import Permit, Semaphore
 
-# How soon a script that failed on a lost connection is tried again.
+# How soon a script that failed on a transient error is tried again.
 _RETRY_DELAY = 0.05
 
 # The most ids one background RELEASE frees: a script blocks the server while it runs.
@@ -37,6 +37,8 @@ _RELEASE_BATCH = 256
 
 # The longest duration taken, in seconds: the scripts' times stay exact.
 _MAX_SECONDS = 1e9
+# The shortest: the server counts milliseconds.
+_MIN_SECONDS = 0.001
 
 _NOT_ENTERED = "the Session is not entered: use 'async with Session(client)'"
 
@@ -45,12 +47,14 @@ __all__ = ["Session", "check_seconds", "refuse_copy"]
 
 def check_seconds(name: str, seconds: object) -> float:
     """Return *seconds* as a float; raise TypeError or ValueError if it is
-    not a positive, finite number, at most a billion."""
+    not a finite number from a millisecond (the server's unit) to a billion."""
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
         raise TypeError(f"{name} must be a number of seconds, not {type(seconds).__name__}")
     # Compared, not converted: an int as large as 10**400 has no float.
     if not seconds > 0 or seconds == math.inf:  # nan is not > 0
         raise ValueError(f"{name} must be positive and finite, not {seconds!r}")
+    if seconds < _MIN_SECONDS:
+        raise ValueError(f"{name} must be at least {_MIN_SECONDS} seconds, not {seconds!r}")
     if seconds > _MAX_SECONDS:
         raise ValueError(f"{name} must be at most {_MAX_SECONDS:.0f} seconds")
     return float(seconds)
@@ -289,11 +293,6 @@ class Session:
     # Leases: one task renews every held permit a third of the way through
     # its lease, and declares it lost when its local deadline passes first.
 
-    @property
-    def _transient_errors(self) -> tuple[type[Exception], ...]:
-        """The client's exceptions after which a request may succeed if sent again."""
-        return self._client.transient_errors
-
     def _keep(self, permit: Permit) -> None:
         """Renew *permit*'s lease until :meth:`_drop` is called for it."""
         self._held[permit.id] = permit
@@ -407,10 +406,11 @@ class Session:
                 try:
                     await self._release_shielded(*semaphore, batch)
                 except Exception as exc:
-                    # Refused, the server holds nothing of these ids; else no
-                    # answer within cleanup_timeout, and the leases and the
-                    # liveness limits free what the others hold too.
-                    if isinstance(exc, (TimeoutError, *self._transient_errors)):
+                    # No answer within cleanup_timeout: the leases and the
+                    # liveness limits free what the others hold too.  Else
+                    # refused (a semaphore made again with another value):
+                    # the next batch may fare otherwise.
+                    if isinstance(exc, TimeoutError) or self._client.is_transient(exc):
                         pending.clear()
         finally:
             # No await since *pending* was last found empty: an id appended
@@ -420,8 +420,9 @@ class Session:
     async def _release_shielded(
         self, keys: Sequence[str], value: int, permit_ids: Sequence[str]
     ) -> list[int]:
-        """Run RELEASE, shielded, again after each transient error, for at
-        most cleanup_timeout; then raise the last error, or TimeoutError."""
+        """Run RELEASE, shielded, again after each transient error (see
+        ScriptClient.is_transient()), for at most cleanup_timeout; then raise
+        the last error, or TimeoutError."""
         error: Exception = TimeoutError(
             f"the server did not answer within cleanup_timeout ({self.cleanup_timeout} s);"
             " the lease frees what it held"
@@ -432,7 +433,9 @@ class Session:
                     return list(
                         await self._run(RELEASE, keys, [value, self._remember_ms, *permit_ids])
                     )
-                except self._client.transient_errors as exc:
+                except Exception as exc:
+                    if not self._client.is_transient(exc):
+                        raise
                     error = exc
                     await anyio.sleep(_RETRY_DELAY)
         raise error
