@@ -1279,6 +1279,29 @@ class _Unannounced(_Passing):
         return (message async for message in messages if False)
 
 
+async def test_a_waiter_that_next_asks_after_a_restart_queues_again_and_acquires(
+    lib: Lib, private_redis_server: RedisServer
+) -> None:
+    # The restart lost the queue, and the holder's permit: the waiter's next
+    # ask, the first the new server sees of it, queues it again.
+    async with connect(private_redis_server) as client:
+        unannounced = _Unannounced(CoredisClient(client))
+        async with loopsync.redis.Session(unannounced, poll_interval=0.2) as entered:
+            semaphore = loopsync.redis.Semaphore(entered, unique_name(), 1)
+            permit = await semaphore.acquire()
+            async with lib.task_group() as group:
+                waiter = group.start(semaphore.acquire)  # the second ask
+                await waiting(semaphore, 1)
+                await anyio.to_thread.run_sync(private_redis_server.restart)
+                unannounced.ask_again.set()
+                await finished(waiter)
+            assert waiter.outcome == "returned"
+            assert waiter.result.fencing_token > permit.fencing_token
+            await semaphore.release(waiter.result)
+            with pytest.raises(loopsync.redis.LeaseLost):
+                await permit.release()
+
+
 async def test_a_waiter_granted_a_permit_whose_token_was_evicted_still_acquires(
     lib: Lib, redis_server: RedisServer
 ) -> None:
