@@ -804,6 +804,24 @@ async def test_a_release_the_server_refuses_for_good_raises_its_error_and_loses_
         assert (await semaphore.statistics()).borrowed == 1  # until the lease ends
 
 
+async def test_a_release_of_a_lost_permit_the_server_does_not_answer_raises_lease_lost(
+    lib: Lib, private_redis_server: RedisServer
+) -> None:
+    # Both hold: the lease ended, and the release went unanswered.  That the
+    # holder's work may have overlapped another's is what it must hear of.
+    async with session(private_redis_server, cleanup_timeout=0.2) as entered:
+        semaphore = loopsync.redis.Semaphore(entered, unique_name(), 1, lease=60)
+        permit = await semaphore.acquire()
+        permit.deadline = time.monotonic()  # as when its renewals went unanswered
+        private_redis_server.pause()
+        try:
+            with pytest.raises(loopsync.redis.LeaseLost) as raised:
+                await permit.release()
+            assert isinstance(raised.value.__cause__, TimeoutError)
+        finally:
+            private_redis_server.resume()
+
+
 class _UnansweredReleases(_Passing):
     """A client whose RELEASE scripts fail as unanswered while :attr:`failing`."""
 

@@ -345,7 +345,8 @@ class Semaphore:
         """Release *permit*, or else the last permit the current task took.
 
         Raises :exc:`LeaseLost` if the permit's lease had ended before the
-        release; it is released all the same.  The release completes even if
+        release, whatever the server answers; the release is made all the
+        same.  The release completes even if
         the task is cancelled while it waits for the server, which it waits
         for at most the session's *cleanup_timeout*, trying again after each
         error that may pass (a lost connection, a server busy with another
