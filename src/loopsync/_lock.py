@@ -218,7 +218,8 @@ class Lock(Primitive):
         """Acquire the lock without blocking.
 
         Raises :exc:`~loopsync.WouldBlock` if the lock is held, or if tasks
-        are waiting for it.
+        are waiting for it (under asyncio, also if it was just handed to a
+        task that has not resumed yet).
         """
         try:
             backend = self._library()
