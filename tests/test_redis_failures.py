@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -722,28 +722,33 @@ return 1
 
 @contextlib.asynccontextmanager
 async def _busy(lib: Lib, server: RedisServer) -> AsyncIterator[None]:
-    """Keep *server* running another client's script for half a second,
-    past busy-reply-threshold (10 ms): meanwhile it answers BUSY to every
-    other request."""
-    async with connect(server) as admin, connect(server) as other:
-        await admin.config_set({"busy-reply-threshold": "10"})
+    """Keep *server* busy (see :func:`_start_busy`) for the body."""
+    async with connect(server) as admin, connect(server) as other, lib.task_group() as group:
+        spinning = await _start_busy(group, admin, other)
+        yield
+        await finished(spinning)
+        assert spinning.outcome == "returned"
 
-        async def spin() -> None:
-            await other.eval(_SPIN, [], [500_000])
 
-        async def refusing() -> bool:
-            try:
-                await admin.ping()
-            except coredis.exceptions.ResponseError as exc:
-                return str(exc).startswith("BUSY ")
-            return False
+async def _start_busy(group: Any, admin: Any, other: Any) -> Handle:
+    """Start a script of *other*'s that keeps the server running it for half
+    a second, past busy-reply-threshold (10 ms): meanwhile it answers BUSY to
+    every other request.  Return once it does, with the script's task."""
+    await admin.config_set({"busy-reply-threshold": "10"})
 
-        async with lib.task_group() as group:
-            spinning = group.start(spin)
-            await eventually(refusing)
-            yield
-            await finished(spinning)
-            assert spinning.outcome == "returned"
+    async def spin() -> None:
+        await other.eval(_SPIN, [], [500_000])
+
+    async def refusing() -> bool:
+        try:
+            await admin.ping()
+        except coredis.exceptions.ResponseError as exc:
+            return str(exc).startswith("BUSY ")
+        return False
+
+    spinning: Handle = group.start(spin)
+    await eventually(refusing)
+    return spinning
 
 
 async def test_a_release_refused_by_a_busy_server_is_tried_again(
@@ -858,6 +863,53 @@ async def test_withdrawals_go_out_again_after_one_was_given_up(
                     unanswered.failing = False
             await waiting(semaphore, 1)
             await permit.release()
+
+
+class _UnansweredReleasesSeen(_UnansweredReleases):
+    """The same, recording the ids each RELEASE it sends is for."""
+
+    def __init__(self, client: Any) -> None:
+        super().__init__(client)
+        self.sent: list[str] = []
+
+    async def run_script(self, script: str, keys: Any, args: Any) -> Any:
+        if script is RELEASE:
+            self.sent.extend(args[2:])
+        return await super().run_script(script, keys, args)
+
+
+async def test_a_withdrawal_asked_for_while_another_is_retried_gets_its_own_time(
+    lib: Lib, redis_server: RedisServer
+) -> None:
+    # The second is asked for once the first has been tried ten times (half
+    # a second at least, of its two): when the first is given up, the second
+    # is sent, and tried until two seconds from when it was asked for.
+    async with connect(redis_server) as client:
+        unanswered = _UnansweredReleasesSeen(CoredisClient(client))
+        async with loopsync.redis.Session(
+            unanswered, poll_interval=3600, cleanup_timeout=2
+        ) as entered:
+            semaphore = loopsync.redis.Semaphore(entered, unique_name(), 1)
+            permit = await semaphore.acquire()
+            async with lib.task_group() as group:
+                first = group.start(semaphore.acquire)
+                await waiting(semaphore, 1)
+                second = group.start(semaphore.acquire)
+                await waiting(semaphore, 2)
+                first.cancel()
+                await eventually(lambda: _sent(unanswered, lambda sent: len(sent) >= 10))
+                second.cancel()
+                await eventually(lambda: _sent(unanswered, lambda sent: len(set(sent)) == 2))
+                unanswered.failing = False
+            await eventually(lambda: _none_pending(entered))
+            # The first was given up: its place stays until its liveness lapses.
+            assert (await semaphore.statistics()).tasks_waiting == 1
+            await permit.release()
+
+
+async def _sent(client: _UnansweredReleasesSeen, condition: Callable[[list[str]], bool]) -> bool:
+    await anyio.lowlevel.checkpoint()
+    return condition(client.sent)
 
 
 async def _none_pending(session: loopsync.redis.Session) -> bool:
@@ -1212,26 +1264,80 @@ async def test_a_lease_lost_callback_returning_something_to_await_is_logged_as_a
 
 
 @pytest.mark.libs("asyncio", "uvloop")
-async def test_a_release_cancelled_after_its_session_exited_stays_cancelled(
-    lib: Lib, redis_server: RedisServer
+async def test_a_release_of_a_lost_permit_cancelled_midway_still_tells_of_the_loss(
+    lib: Lib, private_redis_server: RedisServer
 ) -> None:
-    # asyncio's cancellation passes anyio's shield: the release would go on
-    # in a task of the session, which has exited, so it just ends.
-    async with connect(redis_server) as client, connect(redis_server) as admin:
-        entered = loopsync.redis.Session(client)
-        await entered.__aenter__()
-        permit = await loopsync.redis.Semaphore(entered, unique_name(), 1).acquire()
-        await admin.client_pause(2000, coredis.PureToken.WRITE)  # the release waits
+    # asyncio's cancellation passes the release's shield (as a timeout around
+    # `async with sem:` does); the loss, known before, is told all the same.
+    lost: list[loopsync.redis.Permit] = []
+    async with session(private_redis_server, cleanup_timeout=0.2) as entered:
+        semaphore = loopsync.redis.Semaphore(
+            entered, unique_name(), 1, lease=60, on_lease_lost=lost.append
+        )
+        permit = await semaphore.acquire()
+        permit.deadline = time.monotonic()  # as when its renewals went unanswered
+        private_redis_server.pause()  # the release waits
         try:
             release = asyncio.ensure_future(permit.release())
             for _ in range(5):
                 await asyncio.sleep(0)  # sent
-            await entered.__aexit__(None, None, None)
             release.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await release
+            assert permit.lost
+            assert lost == [permit]
+        finally:
+            private_redis_server.resume()
+
+
+async def test_a_session_s_exit_waits_for_a_release_under_way(
+    lib: Lib, private_redis_server: RedisServer
+) -> None:
+    # A task of another task group releases while the session exits: the
+    # exit waits for it, so that the client, closed next, still serves it.
+    server = private_redis_server
+    async with connect(server) as admin, connect(server) as other, lib.task_group() as group:
+        async with connect(server) as client:
+            async with loopsync.redis.Session(client, poll_interval=0.2) as entered:
+                semaphore = loopsync.redis.Semaphore(entered, unique_name(), 1, lease=60)
+                permit = await semaphore.acquire()
+                await _start_busy(group, admin, other)
+                releasing = group.start(permit.release)
+
+                async def under_way() -> bool:
+                    await anyio.lowlevel.checkpoint()
+                    return bool(entered._releasing)
+
+                await eventually(under_way)
+            assert releasing.done  # once the server answered again
+        assert releasing.outcome == "returned"
+    async with session(server) as fresh:
+        assert await _is_idle(loopsync.redis.Semaphore(fresh, semaphore.name, 1))
+
+
+@pytest.mark.libs("asyncio", "uvloop")
+async def test_a_release_cancelled_while_its_session_exits_is_finished_by_the_exit(
+    lib: Lib, redis_server: RedisServer
+) -> None:
+    # asyncio's cancellation passes anyio's shield: the session finishes the
+    # release in a task of its own, which its exit, waiting, then waits for.
+    name = unique_name()
+    async with connect(redis_server) as client, connect(redis_server) as admin:
+        entered = loopsync.redis.Session(client)
+        await entered.__aenter__()
+        permit = await loopsync.redis.Semaphore(entered, name, 1).acquire()
+        await admin.client_pause(500, coredis.PureToken.WRITE)  # the release waits
+        try:
+            release = asyncio.ensure_future(permit.release())
+            for _ in range(5):
+                await asyncio.sleep(0)  # sent
+            asyncio.get_running_loop().call_soon(release.cancel)  # as the exit waits
+            await entered.__aexit__(None, None, None)
+            assert release.cancelled()
         finally:
             await admin.client_unpause()
+    async with session(redis_server) as fresh:
+        assert await _is_idle(loopsync.redis.Semaphore(fresh, name, 1))
 
 
 async def test_every_key_of_a_semaphore_ends_at_one_time(

@@ -358,7 +358,10 @@ class Semaphore:
         permit = self._take_back(permit)
         session = self._session
         session._drop(permit)
-        locally_lost = permit.lost
+        if permit.lost and not permit._lost:
+            # Its deadline passed unrenewed: lost, and told so before the
+            # release, which a cancellation (asyncio's passes the shield) may end.
+            permit._lose()
         permit._released = True
         refused = None
         try:
@@ -369,10 +372,10 @@ class Semaphore:
             # unless the semaphore was made again with another value, which
             # holds no permit of this id.  A lease known to have ended is
             # what the holder must hear of first.
-            if not (locally_lost or permit._lost or _refuses_value(exc)):
+            if not (permit._lost or _refuses_value(exc)):
                 raise
             refused, held = exc, 0
-        if locally_lost or permit._lost or held != 1:
+        if permit._lost or held != 1:
             if not permit._lost:
                 permit._lose()
             raise LeaseLost(f"the lease of {permit!r} ended before its release") from refused

@@ -86,9 +86,10 @@ class Session:
     asks the server again every *poll_interval* seconds (or sooner, when a
     lease it waits behind is due to expire), so a lost wake-up costs at most
     that long; a waiting task that stops asking for three intervals is
-    dropped from the queue.  *cleanup_timeout* bounds how long a release or
-    a withdrawal is retried in the background when the server does not
-    answer; the leases and liveness limits then free what it held.
+    dropped from the queue.  *cleanup_timeout* bounds how long, from when it
+    is asked for, a release or a withdrawal is tried again when the server
+    does not answer; the leases and liveness limits then free what it held.
+    The exit waits for the releases under way, in any task.
 
     A session serves the tasks of the thread and the library that entered
     it; any other task gets :exc:`RuntimeError`.  Entering it raises the
@@ -134,8 +135,11 @@ class Session:
         # while its release may still be retried (its first answer kept).
         self._remember_ms = math.ceil((self.liveness + cleanup_timeout) * 1000)
         # The ids to release in the background, per semaphore (keys, value),
-        # each list sent by a task of its own.
-        self._to_release: dict[tuple[tuple[str, ...], int], list[str]] = {}
+        # each list sent by a task of its own, with the time to give each up.
+        self._to_release: dict[tuple[tuple[str, ...], int], list[tuple[str, float]]] = {}
+        # The releases under way in tasks, which the exit waits for.
+        self._releasing = 0
+        self._releases_done: anyio.Event | None = None
 
     @property
     def poll_interval(self) -> float:
@@ -200,6 +204,14 @@ class Session:
         for event in self._wakeups.values():
             if event is not None:
                 event.set()
+        # Releases under way in tasks of other task groups use the client,
+        # which the caller may close once this returns.  Each gives up by
+        # cleanup_timeout.
+        with anyio.CancelScope(shield=True):
+            while self._releasing:
+                self._releases_done = anyio.Event()
+                await self._releases_done.wait()
+            self._releases_done = None
         task_group.cancel_scope.cancel()  # the releases just started are shielded
         try:
             # The body's own exception propagates as it is, not in a group.
@@ -365,6 +377,7 @@ class Session:
 
     async def _release(self, keys: Sequence[str], value: int, permit_id: str) -> int:
         """Release or withdraw *permit_id*; return what RELEASE returns for it."""
+        self._releasing += 1
         try:
             return int((await self._release_shielded(keys, value, [permit_id]))[0])
         except Exception:
@@ -375,6 +388,10 @@ class Session:
             if self._task_group is not None:
                 self._release_soon(keys, value, permit_id)
             raise
+        finally:
+            self._releasing -= 1
+            if not self._releasing and self._releases_done is not None:
+                self._releases_done.set()
 
     def _release_soon(self, keys: Sequence[str], value: int, permit_id: str) -> None:
         """Release or withdraw *permit_id* in the background, also while the
@@ -382,11 +399,12 @@ class Session:
         if self._task_group is None:
             raise RuntimeError(_NOT_ENTERED)
         semaphore = (tuple(keys), value)
+        entry = (permit_id, anyio.current_time() + self.cleanup_timeout)
         pending = self._to_release.get(semaphore)
         if pending is not None:
-            pending.append(permit_id)  # its task sends it next
+            pending.append(entry)  # its task sends it next
             return
-        self._to_release[semaphore] = [permit_id]
+        self._to_release[semaphore] = [entry]
         try:
             self._task_group.start_soon(self._release_pending, semaphore)
         except BaseException:
@@ -403,31 +421,40 @@ class Session:
             while pending:
                 batch = pending[:_RELEASE_BATCH]
                 del pending[:_RELEASE_BATCH]
-                try:
-                    await self._release_shielded(*semaphore, batch)
-                except Exception as exc:
-                    # No answer within cleanup_timeout: the leases and the
-                    # liveness limits free what the others hold too.  Else
-                    # refused (a semaphore made again with another value):
-                    # the next batch may fare otherwise.
-                    if isinstance(exc, TimeoutError) or self._client.is_transient(exc):
-                        pending.clear()
+                # Given up (each id is tried for cleanup_timeout from when it
+                # was asked for: the ids queued while a batch was retried get
+                # their time, and those past it none), the leases and the
+                # liveness limits free what the batch held.  Refused (a
+                # semaphore made again with another value), nothing is held.
+                with contextlib.suppress(Exception):
+                    await self._release_shielded(
+                        *semaphore,
+                        [permit_id for permit_id, _ in batch],
+                        give_up_at=max(give_up_at for _, give_up_at in batch),
+                    )
         finally:
             # No await since *pending* was last found empty: an id appended
             # meanwhile went out, and the next one starts a task of its own.
             del self._to_release[semaphore]
 
     async def _release_shielded(
-        self, keys: Sequence[str], value: int, permit_ids: Sequence[str]
+        self,
+        keys: Sequence[str],
+        value: int,
+        permit_ids: Sequence[str],
+        give_up_at: float | None = None,
     ) -> list[int]:
         """Run RELEASE, shielded, again after each transient error (see
-        ScriptClient.is_transient()), for at most cleanup_timeout; then raise
-        the last error, or TimeoutError."""
+        ScriptClient.is_transient()), until *give_up_at* (anyio's clock; by
+        default cleanup_timeout from now); then raise the last error, or
+        TimeoutError."""
         error: Exception = TimeoutError(
             f"the server did not answer within cleanup_timeout ({self.cleanup_timeout} s);"
             " the lease frees what it held"
         )
-        with anyio.CancelScope(shield=True), anyio.move_on_after(self.cleanup_timeout):
+        if give_up_at is None:
+            give_up_at = anyio.current_time() + self.cleanup_timeout
+        with anyio.CancelScope(shield=True), anyio.CancelScope(deadline=give_up_at):
             while True:
                 try:
                     return list(
