@@ -828,13 +828,17 @@ async def test_a_release_of_a_lost_permit_the_server_does_not_answer_raises_leas
 
 
 class _UnansweredReleases(_Passing):
-    """A client whose RELEASE scripts fail as unanswered while :attr:`failing`."""
+    """A client whose RELEASE scripts fail as unanswered while :attr:`failing`;
+    :attr:`sent` lists the ids they were for."""
 
     def __init__(self, client: Any) -> None:
         super().__init__(client)
         self.failing = True
+        self.sent: list[str] = []
 
     async def run_script(self, script: str, keys: Any, args: Any) -> Any:
+        if script is RELEASE:
+            self.sent.extend(args[2:])
         if script is RELEASE and self.failing:
             await anyio.lowlevel.checkpoint()
             raise coredis.exceptions.ConnectionError("no answer")
@@ -865,19 +869,6 @@ async def test_withdrawals_go_out_again_after_one_was_given_up(
             await permit.release()
 
 
-class _UnansweredReleasesSeen(_UnansweredReleases):
-    """The same, recording the ids each RELEASE it sends is for."""
-
-    def __init__(self, client: Any) -> None:
-        super().__init__(client)
-        self.sent: list[str] = []
-
-    async def run_script(self, script: str, keys: Any, args: Any) -> Any:
-        if script is RELEASE:
-            self.sent.extend(args[2:])
-        return await super().run_script(script, keys, args)
-
-
 async def test_a_withdrawal_asked_for_while_another_is_retried_gets_its_own_time(
     lib: Lib, redis_server: RedisServer
 ) -> None:
@@ -885,7 +876,7 @@ async def test_a_withdrawal_asked_for_while_another_is_retried_gets_its_own_time
     # a second at least, of its two): when the first is given up, the second
     # is sent, and tried until two seconds from when it was asked for.
     async with connect(redis_server) as client:
-        unanswered = _UnansweredReleasesSeen(CoredisClient(client))
+        unanswered = _UnansweredReleases(CoredisClient(client))
         async with loopsync.redis.Session(
             unanswered, poll_interval=3600, cleanup_timeout=2
         ) as entered:
@@ -907,7 +898,7 @@ async def test_a_withdrawal_asked_for_while_another_is_retried_gets_its_own_time
             await permit.release()
 
 
-async def _sent(client: _UnansweredReleasesSeen, condition: Callable[[list[str]], bool]) -> bool:
+async def _sent(client: _UnansweredReleases, condition: Callable[[list[str]], bool]) -> bool:
     await anyio.lowlevel.checkpoint()
     return condition(client.sent)
 
