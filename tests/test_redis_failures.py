@@ -304,8 +304,9 @@ async def test_a_lease_whose_local_deadline_passed_unrenewed_is_lost_at_once(
         permit = await semaphore.acquire()
         permit.deadline = time.monotonic()
         assert permit.lost
-        # A permit whose renewal falls due first wakes the renewal task.
-        soon = await loopsync.redis.Semaphore(entered, unique_name(), 1, lease=0.3).acquire()
+        # A permit whose renewal falls due first wakes the renewal task (its
+        # lease of 3 s outlasts the event loop's pauses).
+        soon = await loopsync.redis.Semaphore(entered, unique_name(), 1, lease=3).acquire()
 
         async def reported() -> bool:
             await anyio.lowlevel.checkpoint()
