@@ -846,28 +846,39 @@ class _UnansweredReleases(_Passing):
         return await self._client.run_script(script, keys, args)
 
 
+@contextlib.asynccontextmanager
+async def _held_with_unanswered_releases(
+    server: RedisServer, cleanup_timeout: float
+) -> AsyncIterator[tuple[_UnansweredReleases, loopsync.redis.Session, loopsync.redis.Permit]]:
+    """A permit of a semaphore of one, held through a session whose client
+    leaves RELEASE unanswered (see :class:`_UnansweredReleases`) and whose
+    waiting tasks stay in the queue for hours once they stop asking."""
+    async with connect(server) as client:
+        unanswered = _UnansweredReleases(CoredisClient(client))
+        async with loopsync.redis.Session(
+            unanswered, poll_interval=3600, cleanup_timeout=cleanup_timeout
+        ) as entered:
+            permit = await loopsync.redis.Semaphore(entered, unique_name(), 1).acquire()
+            yield unanswered, entered, permit
+            await permit.release()
+
+
 async def test_withdrawals_go_out_again_after_one_was_given_up(
     lib: Lib, redis_server: RedisServer
 ) -> None:
-    async with connect(redis_server) as client:
-        unanswered = _UnansweredReleases(CoredisClient(client))
-        async with loopsync.redis.Session(
-            unanswered, poll_interval=3600, cleanup_timeout=0.2
-        ) as entered:
-            semaphore = loopsync.redis.Semaphore(entered, unique_name(), 1)
-            permit = await semaphore.acquire()
-            for waiters in (1, 2):
-                async with lib.task_group() as group:
-                    group.start(semaphore.acquire)
-                    await waiting(semaphore, waiters)
-                    group.cancel(0)
-                if waiters == 1:
-                    # Given up after cleanup_timeout: the task's place stays
-                    # on the server until its liveness lapses.
-                    await eventually(lambda: _none_pending(entered))
-                    unanswered.failing = False
-            await waiting(semaphore, 1)
-            await permit.release()
+    async with _held_with_unanswered_releases(redis_server, 0.2) as (unanswered, entered, permit):
+        semaphore = permit.semaphore
+        for waiters in (1, 2):
+            async with lib.task_group() as group:
+                group.start(semaphore.acquire)
+                await waiting(semaphore, waiters)
+                group.cancel(0)
+            if waiters == 1:
+                # Given up after cleanup_timeout: the task's place stays
+                # on the server until its liveness lapses.
+                await eventually(lambda: _none_pending(entered))
+                unanswered.failing = False
+        await waiting(semaphore, 1)
 
 
 async def test_a_withdrawal_asked_for_while_another_is_retried_gets_its_own_time(
@@ -876,27 +887,21 @@ async def test_a_withdrawal_asked_for_while_another_is_retried_gets_its_own_time
     # The second is asked for once the first has been tried ten times (half
     # a second at least, of its two): when the first is given up, the second
     # is sent, and tried until two seconds from when it was asked for.
-    async with connect(redis_server) as client:
-        unanswered = _UnansweredReleases(CoredisClient(client))
-        async with loopsync.redis.Session(
-            unanswered, poll_interval=3600, cleanup_timeout=2
-        ) as entered:
-            semaphore = loopsync.redis.Semaphore(entered, unique_name(), 1)
-            permit = await semaphore.acquire()
-            async with lib.task_group() as group:
-                first = group.start(semaphore.acquire)
-                await waiting(semaphore, 1)
-                second = group.start(semaphore.acquire)
-                await waiting(semaphore, 2)
-                first.cancel()
-                await eventually(lambda: _sent(unanswered, lambda sent: len(sent) >= 10))
-                second.cancel()
-                await eventually(lambda: _sent(unanswered, lambda sent: len(set(sent)) == 2))
-                unanswered.failing = False
-            await eventually(lambda: _none_pending(entered))
-            # The first was given up: its place stays until its liveness lapses.
-            assert (await semaphore.statistics()).tasks_waiting == 1
-            await permit.release()
+    async with _held_with_unanswered_releases(redis_server, 2) as (unanswered, entered, permit):
+        semaphore = permit.semaphore
+        async with lib.task_group() as group:
+            first = group.start(semaphore.acquire)
+            await waiting(semaphore, 1)
+            second = group.start(semaphore.acquire)
+            await waiting(semaphore, 2)
+            first.cancel()
+            await eventually(lambda: _sent(unanswered, lambda sent: len(sent) >= 10))
+            second.cancel()
+            await eventually(lambda: _sent(unanswered, lambda sent: len(set(sent)) == 2))
+            unanswered.failing = False
+        await eventually(lambda: _none_pending(entered))
+        # The first was given up: its place stays until its liveness lapses.
+        assert (await semaphore.statistics()).tasks_waiting == 1
 
 
 async def _sent(client: _UnansweredReleases, condition: Callable[[list[str]], bool]) -> bool:

@@ -346,9 +346,9 @@ class Semaphore:
 
         Raises :exc:`LeaseLost` if the permit's lease had ended before the
         release, whatever the server answers; the release is made all the
-        same.  The release completes even if
-        the task is cancelled while it waits for the server, which it waits
-        for at most the session's *cleanup_timeout*, trying again after each
+        same.  The release completes even if the task is cancelled while it
+        waits for the server, which it waits for at most the session's
+        *cleanup_timeout*, trying again after each
         error that may pass (a lost connection, a server busy with another
         client's script): then it raises :exc:`TimeoutError` (or the last
         such error), and the permit's lease frees it on the server.  Any
