@@ -8,16 +8,34 @@ minute, whatever primitives run.  A test that fails so (or whose clean-up
 then fails) runs once more, with another port, through the flaky plugin that
 the project's own tests use; every other failure stands.  Each test run
 again is listed in ``$LOOPSYNC_RERUN_LOG``.
+
+Before it runs again, the threads its failed attempt started are given time
+to end: such a test's helper thread waits for the application to start, and
+fails when it never does, which pytest would blame on a later test.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import threading
+import time
 from types import TracebackType
 from typing import Any
 
 import pytest
+
+# The helper threads of python-telegram-bot's tests give up after 5 s.
+LEFTOVER_THREADS_TIMEOUT = 10.0
+
+_threads_before = pytest.StashKey[set[threading.Thread]]()
+
+
+def _log(line: str) -> None:
+    log = os.environ.get("LOOPSYNC_RERUN_LOG")
+    if log:
+        with open(log, "a", encoding="utf-8") as file:
+            file.write(f"{line}\n")
 
 
 def _port_in_use(
@@ -34,11 +52,31 @@ def _port_in_use(
         if exc is None:
             return False
         exc = exc.__cause__ or exc.__context__
-    log = os.environ.get("LOOPSYNC_RERUN_LOG")
-    if log:
-        with open(log, "a", encoding="utf-8") as file:
-            file.write(f"{test.nodeid}\n")
+    _log(test.nodeid)
+    _outlive_leftover_threads(test)
     return True
+
+
+def _outlive_leftover_threads(test: pytest.Item) -> None:
+    """Wait for the threads the failed attempt started, and log what they raise."""
+    before = test.stash.get(_threads_before, set())
+    leftovers = [thread for thread in threading.enumerate() if thread not in before]
+    previous_hook = threading.excepthook
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if args.thread in leftovers:
+            name = "?" if args.thread is None else args.thread.name
+            _log(f"{test.nodeid} (then its thread {name} raised {args.exc_type.__name__})")
+        else:
+            previous_hook(args)
+
+    threading.excepthook = hook
+    try:
+        deadline = time.monotonic() + LEFTOVER_THREADS_TIMEOUT
+        for thread in leftovers:
+            thread.join(max(0.0, deadline - time.monotonic()))
+    finally:
+        threading.excepthook = previous_hook
 
 
 def pytest_collection_modifyitems(items: list[Any]) -> None:
@@ -46,3 +84,9 @@ def pytest_collection_modifyitems(items: list[Any]) -> None:
     for item in items:
         if item.get_closest_marker("flaky") is None:
             item.add_marker(pytest.mark.flaky(max_runs=2, rerun_filter=_port_in_use))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Note the threads running before the test starts its own."""
+    item.stash[_threads_before] = set(threading.enumerate())
