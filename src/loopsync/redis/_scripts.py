@@ -52,8 +52,12 @@ local known, fence, expires = unpack(redis.call('HMGET', meta, 'value', 'fence',
 local function tidy()
     local needed = now + longest + 2000
     if expires and tonumber(expires) >= needed then
+        -- A key written may be new, without an expiry; not *meta*, whose
+        -- *expires* was read: its expiry has been that since it was made.
         for key in pairs(written) do
-            redis.call('PEXPIREAT', key, expires)
+            if key ~= meta then
+                redis.call('PEXPIREAT', key, expires)
+            end
         end
     elseif next(written) then
         expires = int(needed + 2000)
@@ -91,9 +95,13 @@ local function forget_waiter(id)
     redis.call('HDEL', waiting, id)
 end
 
+-- Returns true if *id* held a permit.
 local function forget_holder(id)
-    redis.call('ZREM', holders, id)
-    redis.call('HDEL', meta, 'token:' .. id)
+    if redis.call('ZREM', holders, id) == 1 then
+        redis.call('HDEL', meta, 'token:' .. id)
+        return true
+    end
+    return false
 end
 
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', holders, '-inf', now)) do
@@ -206,8 +214,7 @@ for index = 3, #ARGV do
     if until_ms then
         released = math.floor(until_ms % 1 * 10 + 0.5)
     else
-        if redis.call('ZSCORE', holders, id) then
-            forget_holder(id)
+        if forget_holder(id) then
             released = 1
         elseif queued > 0 and redis.call('HEXISTS', waiting, id) == 1 then
             forget_waiter(id)

@@ -454,7 +454,8 @@ class Session:
         )
         if give_up_at is None:
             give_up_at = anyio.current_time() + self.cleanup_timeout
-        with anyio.CancelScope(shield=True), anyio.CancelScope(deadline=give_up_at):
+        # Shielded from the caller's cancellation; its own deadline still ends it.
+        with anyio.CancelScope(shield=True, deadline=give_up_at):
             while True:
                 try:
                     return list(
