@@ -26,6 +26,10 @@ wheel) and measures, per context:
 - ``storm``: 300 tasks with deadlines from 0 to 200 ms queueing behind 3
   permits taken in turns by 6 others; then the permits not free (lost).
 
+Below the table, the commands the server runs inside each script (by its
+``INFO commandstats``), for an uncontended acquire and its release and for
+the floor's two scripts: a count that no other load on the machine moves.
+
 redis-py's asyncio ``Lock`` runs the last three too, under asyncio (it has
 no trio support): its hand-off waits for its polling (every 0.1 s), and its
 fairness and storm rows show what a lock without a queue does.  Results are
@@ -41,8 +45,9 @@ import itertools
 import statistics
 import sys
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import coredis
@@ -177,6 +182,55 @@ async def latencies(server: RedisServer, rounds: int) -> dict[str, float]:
         return {"round trip": statistics.median(round_trips), **medians}
 
 
+async def server_commands(server: RedisServer, rounds: int) -> dict[str, float]:
+    """The median number of commands the server runs inside the script of
+    an uncontended acquire, of its release, and of the two floor scripts."""
+    async with (
+        coredis.Redis(host=server.host, port=server.port) as client,
+        loopsync.redis.Session(client) as session,
+    ):
+        semaphore = loopsync.redis.Semaphore(session, "bench-commands", 1)
+        floor_keys = [
+            key.replace("bench-commands", "bench-commands-floor") for key in semaphore._keys
+        ]
+        # Once, first: a semaphore in use has its keys, which this makes.
+        await semaphore.release(await semaphore.acquire())
+
+        async def calls() -> Counter[str]:
+            """How many times the server ran each command but the scripts and INFO."""
+            info = cast(dict[str, dict[str, Any]], await client.info("commandstats"))
+            return Counter(
+                {
+                    name: stats["calls"]
+                    for name, stats in info.items()
+                    if name not in ("cmdstat_evalsha", "cmdstat_eval", "cmdstat_info")
+                }
+            )
+
+        async def commands(action: Callable[[], Awaitable[Any]]) -> tuple[int, Any]:
+            """Run *action*; return the commands the server ran for it, and its result."""
+            before = await calls()
+            result = await action()
+            return (await calls() - before).total(), result
+
+        counts: dict[str, list[int]] = {key: [] for key in ("acquire", "release", "floors")}
+        for _ in range(rounds):
+            count, permit = await commands(semaphore.acquire)
+            counts["acquire"].append(count)
+            count, _ = await commands(functools.partial(semaphore.release, permit))
+            counts["release"].append(count)
+            floor_id = session._new_permit_id()
+            floor_args = [1, floor_id, 10_000, 3000, 1, "1", 1]
+            acquire_count, _ = await commands(
+                functools.partial(session._run, ACQUIRE_FLOOR, floor_keys, floor_args)
+            )
+            release_count, _ = await commands(
+                functools.partial(session._run, RELEASE_FLOOR, floor_keys, [1, floor_id, 3000])
+            )
+            counts["floors"].append(acquire_count + release_count)
+        return {key: statistics.median(values) for key, values in counts.items()}
+
+
 async def loopsync_fairness(server: RedisServer, turns: int) -> int:
     async with (
         coredis.Redis(host=server.host, port=server.port) as first_client,
@@ -282,6 +336,7 @@ def main(argv: list[str]) -> int:
             if row["storm"] != "0":
                 failures.append(f"{context.name}: {row['storm']} permits lost in the storm")
         asyncio_context = next(context for context in CONTEXTS if context.name == "asyncio")
+        commands = asyncio_context.run(server_commands, server, rounds)
         rows["redis-py Lock (asyncio)"] = {
             "fairness": str(asyncio_context.run(redis_py_fairness, server, turns)),
             "storm": str(asyncio_context.run(redis_py_storm, server, waiters)),
@@ -297,6 +352,11 @@ def main(argv: list[str]) -> int:
     for name, row in rows.items():
         print(f"{name:<26}" + "".join(f"{row.get(column, '—'):>12}" for column in columns))
     print("targets: acquire and release <= 1.2, hand-off <= 2.5, fairness 1, storm 0")
+    print(
+        f"commands the server runs per uncontended acquire: {commands['acquire']:g},"
+        f" per release: {commands['release']:g}; per floor acquire and release together:"
+        f" {commands['floors']:g}"
+    )
     for failure in failures:
         print(f"FAILED: {failure}")
     return 1 if failures else 0
