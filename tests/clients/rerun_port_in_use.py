@@ -64,9 +64,9 @@ def _outlive_leftover_threads(test: pytest.Item) -> None:
     previous_hook = threading.excepthook
 
     def hook(args: threading.ExceptHookArgs) -> None:
-        if args.thread in leftovers:
-            name = "?" if args.thread is None else args.thread.name
-            _log(f"{test.nodeid} (then its thread {name} raised {args.exc_type.__name__})")
+        if args.thread is not None and args.thread in leftovers:
+            raised = args.exc_type.__name__
+            _log(f"{test.nodeid} (then its thread {args.thread.name} raised {raised})")
         else:
             previous_hook(args)
 
