@@ -152,6 +152,36 @@ async def test_a_condition_calls_its_lock_s_own_methods_as_asyncio_s_does(lib: L
 
 
 @pytest.mark.family("asyncio")
+async def test_notify_all_calls_a_subclass_s_own_notify_as_asyncio_s_does(lib: Lib) -> None:
+    async def run(condition_class: type[Any]) -> tuple[list[float], int]:
+        class Counting(condition_class):  # type: ignore[misc, valid-type]
+            def notify(self, n: float = 1) -> None:
+                calls.append(n)
+                super().notify(n)
+
+        calls: list[float] = []
+        cond = Counting()
+        woken = 0
+
+        async def waiter() -> None:
+            nonlocal woken
+            async with cond:
+                await cond.wait()
+                woken += 1
+
+        async with lib.task_group() as group:
+            for _ in range(2):
+                await lib.start_queued(group, waiter)
+            async with cond:
+                cond.notify_all()
+        return calls, woken
+
+    expected = await run(asyncio.Condition)
+    assert expected == ([2], 2)
+    assert await run(loopsync.Condition) == expected
+
+
+@pytest.mark.family("asyncio")
 async def test_wait_takes_an_always_checkpoint_lock_back_as_its_acquire_does(lib: Lib) -> None:
     # wait() takes the lock back as the lock's acquire() would: one made with
     # always_checkpoint=True yields once even when it is free, so a task

@@ -34,6 +34,13 @@ def _trio_count(n: float, waiting: int) -> int:
     return operator.index(min(n, waiting))
 
 
+@ki_protected
+def _notify_all_through_notify(condition: Condition) -> None:
+    """``notify_all()`` of a subclass whose notify() differs: as asyncio's
+    does, it calls that notify() with the number of waiters queued."""
+    condition.notify(len(condition._waiters))
+
+
 class Condition(Primitive):
     """A condition variable that works under asyncio, uvloop, trio and anyio.
 
@@ -300,6 +307,11 @@ class Condition(Primitive):
             tasks_waiting=self._waiters.count_waiting(),
             lock_statistics=self._lock.statistics(),
         )
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.notify is not Condition.notify and cls.notify_all is Condition.notify_all:
+            cls.notify_all = _notify_all_through_notify  # type: ignore[method-assign, assignment]
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         Condition.__init__(self, state.pop("_lock"))
