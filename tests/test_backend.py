@@ -275,6 +275,43 @@ def test_trio_run_by_an_asyncio_task_gets_trio_s_rules() -> None:
     assert asyncio.run(main())
 
 
+def test_asyncio_run_by_a_trio_task_gets_asyncio_s_rules() -> None:
+    # asyncio.run() called by a trio task (synchronous code that runs a loop
+    # of its own) runs while trio's flag in sniffio's thread-local still says
+    # trio: primitives that trio's rules served follow asyncio there, as
+    # asyncio's own work there, and trio again after.
+    lock, event, sem = loopsync.Lock(), loopsync.Event(), loopsync.Semaphore(1)
+
+    async def under_nested_asyncio() -> list[object]:
+        seen: list[object] = [type(_adapters.current_backend())]
+        coro = lock.acquire()
+        with pytest.raises(StopIteration):  # no yield under asyncio
+            coro.send(None)
+        seen.append(lock.statistics().owner)  # no owner under asyncio
+        lock.release()
+        waiter = asyncio.ensure_future(event.wait())
+        await asyncio.sleep(0)
+        event.set()
+        seen.append(await waiter)
+        async with sem:
+            seen.append(sem.locked())
+        with pytest.raises(ValueError, match=r"^Semaphore initial value must be >= 0$"):
+            loopsync.Semaphore(-1)  # in asyncio's words
+        return seen
+
+    async def under_trio() -> list[object]:
+        async with lock, sem:
+            assert lock.statistics().owner is trio.lowlevel.current_task()
+        seen = asyncio.run(under_nested_asyncio())
+        async with lock:
+            assert lock.statistics().owner is trio.lowlevel.current_task()
+        return seen
+
+    assert trio.run(under_trio) == [AsyncioBackend, None, True, True]
+    assert not lock.locked()
+    assert sem.value == 1
+
+
 def test_a_runtime_error_from_trio_s_checkpoint_under_trio_propagates(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from ._backend import Backend
+from ._thread_library import asyncio_runs_on_top_of_trio
 
 __all__ = ["current_backend", "running_backend"]
 
@@ -28,6 +29,8 @@ def current_backend() -> Backend:
         # work there all the same.
         asyncio = sys.modules.get("asyncio")
         name = "asyncio" if asyncio and asyncio._get_running_loop() else None
+    if name == "trio" and asyncio_runs_on_top_of_trio():
+        name = "asyncio"  # asyncio.run() called by a trio task: sniffio says trio
     backend = _backends.get(name)
     if backend is not None:
         return backend

@@ -10,6 +10,7 @@ from typing import Any, NoReturn, TypeVar
 import sniffio
 
 from ._exceptions import BrokenBarrierError, WouldBlock, native, would_block_error
+from ._thread_library import asyncio_runs_on_top_of_trio
 
 __all__ = ["AsyncioBackend"]
 
@@ -79,18 +80,23 @@ class AsyncioBackend:
         # trio may run on top of a running asyncio loop (as its guest, or
         # called by a task), and says so in sniffio's thread-local, a costly
         # read: spared until trio is imported.  (Other libraries that set it,
-        # loopsync does not support.)
+        # loopsync does not support.)  An asyncio loop may in turn run on top
+        # of trio (asyncio.run() called by a trio task), which sniffio misses.
         return (
-            "trio" not in _modules or _sniffio_local.__dict__.get("name") is None
+            "trio" not in _modules
+            or _sniffio_local.__dict__.get("name") is None
+            or asyncio_runs_on_top_of_trio()
         ) and _get_running_loop() is not None
 
     def is_current_awaited(self) -> bool:
         # No look-up of the running loop (a system call before Python 3.12),
         # but with curio imported: the one library that sniffio finds neither
         # by its thread-local nor by a running loop.
-        return ("trio" not in _modules or _sniffio_local.__dict__.get("name") is None) and (
-            "curio" not in _modules or _get_running_loop() is not None
-        )
+        return (
+            "trio" not in _modules
+            or _sniffio_local.__dict__.get("name") is None
+            or asyncio_runs_on_top_of_trio()
+        ) and ("curio" not in _modules or _get_running_loop() is not None)
 
     def runs_on(self, loop: Any) -> bool:
         # Not if another loop runs in this thread, or trio runs on top of
@@ -100,7 +106,11 @@ class AsyncioBackend:
         return (
             _get_running_loop() is loop
             and _task_of(loop) is not None
-            and ("trio" not in _modules or _sniffio_local.__dict__.get("name") is None)
+            and (
+                "trio" not in _modules
+                or _sniffio_local.__dict__.get("name") is None
+                or asyncio_runs_on_top_of_trio()
+            )
         )
 
     def current_loop(self) -> asyncio.AbstractEventLoop:

@@ -68,7 +68,9 @@ None), so a primitive is never bound to a trio run.
 The tasks waiting on a primitive are all of one library, so that every
 wake-up follows the rules of the library of the task it wakes: a task of
 another library that must wait meanwhile gets a RuntimeError.  This only
-matters where two libraries share a thread (trio as a guest of asyncio).
+matters where two libraries share a thread: trio as a guest of asyncio, or
+one library's run called by a task of the other (``_thread_library`` tells
+which runs on top, for the adapters' ``is_current()``).
 
 Writing an adapter
 ------------------

@@ -12,6 +12,7 @@ from . import _ki
 from ._backend import Waiter
 from ._ki import ki_protected
 from ._primitive import Primitive, cancel_waiter, enter_through_acquire
+from ._thread_library import asyncio_runs_on_top_of_trio
 from ._waitqueue import WaiterQueue
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ def _negative_value_error() -> ValueError:
     import sniffio  # only on this path: import loopsync stays light
 
     try:
-        trio = sniffio.current_async_library() == "trio"
+        trio = sniffio.current_async_library() == "trio" and not asyncio_runs_on_top_of_trio()
     except sniffio.AsyncLibraryNotFoundError:
         trio = False
     return ValueError(

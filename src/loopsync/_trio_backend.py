@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Awaitable, Callable, Generator
 from typing import Any, TypeVar
 
@@ -11,10 +12,12 @@ import trio
 
 from . import _ki
 from ._exceptions import BrokenBarrierError, WouldBlock, would_block_error
+from ._thread_library import asyncio_runs_on_top_of_trio
 
 __all__ = ["TrioBackend", "protect"]
 
 _sniffio_local = sniffio.thread_local  # read as in _asyncio_backend
+_modules = sys.modules
 _current_task = trio.lowlevel.current_task
 _reschedule = trio.lowlevel.reschedule
 _Value = outcome.Value
@@ -138,7 +141,13 @@ class TrioBackend:
     unwatch_exit = staticmethod(trio.lowlevel.remove_parking_lot_breaker)
 
     def is_current(self) -> bool:
-        return _sniffio_local.__dict__.get("name") == "trio"
+        # asyncio may run on top of trio, if a loop runs (asked inline: this
+        # is on every call that looks the library up under trio).
+        return _sniffio_local.__dict__.get("name") == "trio" and (
+            "asyncio" not in _modules
+            or _modules["asyncio"]._get_running_loop() is None
+            or not asyncio_runs_on_top_of_trio()
+        )
 
     is_current_awaited = is_current  # trio's own primitives need trio
 
