@@ -275,11 +275,18 @@ def test_trio_run_by_an_asyncio_task_gets_trio_s_rules() -> None:
     assert asyncio.run(main())
 
 
-def test_asyncio_run_by_a_trio_task_gets_asyncio_s_rules() -> None:
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_asyncio_run_by_a_trio_task_gets_asyncio_s_rules(loop: str) -> None:
     # asyncio.run() called by a trio task (synchronous code that runs a loop
     # of its own) runs while trio's flag in sniffio's thread-local still says
     # trio: primitives that trio's rules served follow asyncio there, as
-    # asyncio's own work there, and trio again after.
+    # asyncio's own work there, and trio again after.  (anyio refuses to run
+    # there.)
+    run: Any = asyncio.run
+    if loop == "uvloop":
+        import uvloop
+
+        run = uvloop.run
     lock, event, sem = loopsync.Lock(), loopsync.Event(), loopsync.Semaphore(1)
 
     async def under_nested_asyncio() -> list[object]:
@@ -302,7 +309,7 @@ def test_asyncio_run_by_a_trio_task_gets_asyncio_s_rules() -> None:
     async def under_trio() -> list[object]:
         async with lock, sem:
             assert lock.statistics().owner is trio.lowlevel.current_task()
-        seen = asyncio.run(under_nested_asyncio())
+        seen = run(under_nested_asyncio())
         async with lock:
             assert lock.statistics().owner is trio.lowlevel.current_task()
         return seen
