@@ -168,6 +168,24 @@ def test_bounded_semaphore_keeps_asyncio_s_signature() -> None:
 # -- weak references, attributes, copies and pickles --------------------------
 
 
+def test_acquire_and_aenter_are_named_as_asyncio_s_methods() -> None:
+    # In a wrong call's message, as asyncio's, and in a blocked task's repr.
+    for native, ours in (
+        (asyncio.Lock(), loopsync.Lock()),
+        (asyncio.Semaphore(), loopsync.Semaphore()),
+    ):
+        with pytest.raises(TypeError) as native_error:
+            native.acquire(1)  # type: ignore[call-arg]
+        with pytest.raises(TypeError) as our_error:
+            ours.acquire(1)  # type: ignore[call-arg]
+        assert str(our_error.value) == str(native_error.value)
+        name = type(ours).__name__
+        assert (type(ours).acquire.__qualname__, type(ours).__aenter__.__qualname__) == (
+            f"{name}.acquire",
+            f"{name}.__aenter__",
+        )
+
+
 def test_primitives_take_weak_references_and_new_attributes() -> None:
     hosts: weakref.WeakValueDictionary[str, loopsync.Semaphore] = weakref.WeakValueDictionary()
     sem = hosts["example.org"] = loopsync.Semaphore(2)

@@ -102,6 +102,9 @@ def _acquire_returning(result: _T) -> Callable[[Lock], Coroutine[Any, Any, _T]]:
 
     # As documented: what the type checkers see (the class's TYPE_CHECKING branch).
     acquire.__annotations__["return"] = "Literal[True]" if result is True else "None"
+    # Named as the method it is, in error messages and a blocked task's repr.
+    acquire.__name__ = "acquire" if result is True else "__aenter__"
+    acquire.__qualname__ = f"Lock.{acquire.__name__}"
     return acquire
 
 
