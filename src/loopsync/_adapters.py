@@ -7,20 +7,17 @@ import sys
 from ._backend import Backend
 from ._thread_library import asyncio_runs_on_top_of_trio
 
-__all__ = ["current_backend", "running_backend"]
+__all__ = ["current_backend", "current_library", "running_backend"]
 
 _SUPPORTED = ("asyncio", "trio")
 _backends: dict[str | None, Backend] = {}
 
 
-def current_backend() -> Backend:
-    """Return the adapter for the async library running the current task.
-
-    Raises RuntimeError if that library is not supported or none is running.
-    """
+def current_library() -> str | None:
+    """Return the sniffio name of the async library running the caller, or
+    None if none runs it."""
     import sniffio
 
-    name: str | None
     try:
         name = sniffio.current_async_library()
     except sniffio.AsyncLibraryNotFoundError:
@@ -28,9 +25,18 @@ def current_backend() -> Backend:
         # loop (call_soon(), a protocol's) has none, and asyncio's primitives
         # work there all the same.
         asyncio = sys.modules.get("asyncio")
-        name = "asyncio" if asyncio and asyncio._get_running_loop() else None
+        return "asyncio" if asyncio and asyncio._get_running_loop() else None
     if name == "trio" and asyncio_runs_on_top_of_trio():
-        name = "asyncio"  # asyncio.run() called by a trio task: sniffio says trio
+        return "asyncio"  # asyncio.run() called by a trio task: sniffio says trio
+    return name
+
+
+def current_backend() -> Backend:
+    """Return the adapter for the async library running the current task.
+
+    Raises RuntimeError if that library is not supported or none is running.
+    """
+    name = current_library()
     backend = _backends.get(name)
     if backend is not None:
         return backend

@@ -9,10 +9,10 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 from . import _ki
+from ._adapters import current_library
 from ._backend import Waiter
 from ._ki import ki_protected
 from ._primitive import Primitive, cancel_waiter, enter_through_acquire
-from ._thread_library import asyncio_runs_on_top_of_trio
 from ._waitqueue import WaiterQueue
 
 if TYPE_CHECKING:
@@ -31,14 +31,10 @@ def _check_count(name: str, value: object) -> int:
 def _negative_value_error() -> ValueError:
     """asyncio's ValueError for a negative value, in trio's words when trio
     runs the caller."""
-    import sniffio  # only on this path: import loopsync stays light
-
-    try:
-        trio = sniffio.current_async_library() == "trio" and not asyncio_runs_on_top_of_trio()
-    except sniffio.AsyncLibraryNotFoundError:
-        trio = False
     return ValueError(
-        "initial value must be >= 0" if trio else "Semaphore initial value must be >= 0"
+        "initial value must be >= 0"
+        if current_library() == "trio"
+        else "Semaphore initial value must be >= 0"
     )
 
 
