@@ -168,7 +168,7 @@ def test_bounded_semaphore_keeps_asyncio_s_signature() -> None:
 # -- weak references, attributes, copies and pickles --------------------------
 
 
-def test_acquire_and_aenter_are_named_as_asyncio_s_methods() -> None:
+def test_methods_are_named_as_asyncio_s_in_wrong_calls() -> None:
     # In a wrong call's message, as asyncio's, and in a blocked task's repr.
     for native, ours in (
         (asyncio.Lock(), loopsync.Lock()),
@@ -184,6 +184,12 @@ def test_acquire_and_aenter_are_named_as_asyncio_s_methods() -> None:
             f"{name}.acquire",
             f"{name}.__aenter__",
         )
+    # asyncio's BoundedSemaphore has a release() of its own.
+    with pytest.raises(TypeError) as native_error:
+        asyncio.BoundedSemaphore().release(1)  # type: ignore[call-arg]
+    with pytest.raises(TypeError) as our_error:
+        loopsync.BoundedSemaphore().release(1)  # type: ignore[call-arg]
+    assert str(our_error.value) == str(native_error.value)
 
 
 def test_primitives_take_weak_references_and_new_attributes() -> None:
