@@ -1337,6 +1337,42 @@ async def test_a_release_cancelled_while_its_session_exits_is_finished_by_the_ex
         assert await _is_idle(loopsync.redis.Semaphore(fresh, name, 1))
 
 
+@pytest.mark.libs("asyncio", "uvloop")
+async def test_a_session_s_exit_cancelled_as_it_waits_for_a_release_still_closes_it(
+    lib: Lib, redis_server: RedisServer
+) -> None:
+    # asyncio's cancellation passes anyio's shield: the exit, cancelled as it
+    # waits for another task's release, closes the session all the same.
+    name = unique_name()
+    async with connect(redis_server) as client, connect(redis_server) as admin:
+        entered = loopsync.redis.Session(client)
+        await entered.__aenter__()
+        permit = await loopsync.redis.Semaphore(entered, name, 1).acquire()
+        await admin.client_pause(500, coredis.PureToken.WRITE)  # the release waits
+        try:
+            release = asyncio.ensure_future(permit.release())
+            for _ in range(5):
+                await asyncio.sleep(0)  # sent
+            task = asyncio.current_task()
+            assert task is not None
+            asyncio.get_running_loop().call_soon(task.cancel)  # as the exit waits
+            with pytest.raises(asyncio.CancelledError):
+                await entered.__aexit__(None, None, None)
+            if sys.version_info >= (3, 11):
+                task.uncancel()
+        finally:
+            await admin.client_unpause()
+        await release
+        # Closed: its listener's connection with it, and it may be entered again.
+        await eventually(lambda: _no_subscribers(admin))
+        async with entered:
+            assert await _is_idle(loopsync.redis.Semaphore(entered, name, 1))
+
+
+async def _no_subscribers(admin: coredis.Redis[Any]) -> bool:
+    return not await admin.client_list(type_=coredis.PureToken.PUBSUB)
+
+
 async def test_every_key_of_a_semaphore_ends_at_one_time(
     lib: Lib, redis_server: RedisServer
 ) -> None:

@@ -207,17 +207,21 @@ class Session:
         # Releases under way in tasks of other task groups use the client,
         # which the caller may close once this returns.  Each gives up by
         # cleanup_timeout.
-        with anyio.CancelScope(shield=True):
-            while self._releasing:
-                self._releases_done = anyio.Event()
-                await self._releases_done.wait()
-            self._releases_done = None
-        task_group.cancel_scope.cancel()  # the releases just started are shielded
         try:
-            # The body's own exception propagates as it is, not in a group.
-            await task_group.__aexit__(None, None, None)
+            with anyio.CancelScope(shield=True):
+                while self._releasing:
+                    self._releases_done = anyio.Event()
+                    await self._releases_done.wait()
         finally:
-            self._task_group = None
+            # asyncio's own cancellation passes the shield: the session is
+            # closed all the same, and the cancellation propagates after.
+            self._releases_done = None
+            task_group.cancel_scope.cancel()  # the releases just started are shielded
+            try:
+                # The body's own exception propagates as it is, not in a group.
+                await task_group.__aexit__(None, None, None)
+            finally:
+                self._task_group = None
 
     def _check_entered(self) -> anyio.abc.TaskGroup:
         """Return the session's task group; raise RuntimeError if it is not
