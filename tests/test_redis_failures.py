@@ -446,6 +446,58 @@ async def test_tasks_cancelled_at_once_are_withdrawn_by_one_request_at_a_time(
             assert await _is_idle(semaphore)
 
 
+class _ReadingRenewalsLate(_Passing):
+    """A client that hands a RENEW script's reply over only once
+    :attr:`resume` is set (:attr:`holding` set meanwhile): as a loop too busy
+    to read it until the lease's local deadline passed."""
+
+    def __init__(self, client: Any) -> None:
+        super().__init__(client)
+        self.holding = anyio.Event()
+        self.resume = anyio.Event()
+
+    async def run_script(self, script: str, keys: Any, args: Any) -> Any:
+        reply = await self._client.run_script(script, keys, args)
+        if script is RENEW:
+            with anyio.CancelScope(shield=True):
+                self.holding.set()
+                await self.resume.wait()
+        return reply
+
+
+async def test_a_permit_lost_stays_lost_when_a_renewal_s_reply_is_read_after_its_deadline(
+    lib: Lib, redis_server: RedisServer
+) -> None:
+    # The server renewed the lease, but the deadline passed before the reply
+    # was read: the holder may have stopped, told that the permit is lost.
+    async with connect(redis_server) as client:
+        late = _ReadingRenewalsLate(CoredisClient(client))
+        async with loopsync.redis.Session(late) as entered:
+            lost: list[loopsync.redis.Permit] = []
+            semaphore = loopsync.redis.Semaphore(
+                entered, unique_name(), 1, lease=0.3, on_lease_lost=lost.append
+            )
+            permit = await semaphore.acquire()
+            await late.holding.wait()
+
+            async def reported_lost() -> bool:
+                await anyio.lowlevel.checkpoint()
+                return permit.lost
+
+            await eventually(reported_lost)
+            late.resume.set()
+
+            async def told() -> bool:
+                await anyio.lowlevel.checkpoint()
+                return bool(lost)
+
+            await eventually(told)
+            assert lost == [permit]
+            assert permit.lost
+            with pytest.raises(loopsync.redis.LeaseLost):
+                await permit.release()
+
+
 class _HoldingReleasesOf(_Passing):
     """A client that holds the RELEASE scripts of the semaphore with keys
     :attr:`keys` (:attr:`holding` set) until :attr:`resume` is set."""

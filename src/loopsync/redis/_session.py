@@ -363,13 +363,15 @@ class Session:
         for index, permit in enumerate(permits):
             if permit.id not in self._held:
                 continue  # released meanwhile
-            if renewed is not None and renewed[index]:
-                permit.deadline = sent + semaphore.lease
-                permit.renew_at = sent + semaphore.lease / 3
-            elif renewed is not None or now >= permit.deadline:
-                # Gone from the server, or the deadline passed unanswered.
+            if now >= permit.deadline or (renewed is not None and not renewed[index]):
+                # The deadline passed before an answer was read (the permit
+                # may have been reported lost already, so it stays lost), or
+                # it is gone from the server.
                 del self._held[permit.id]
                 permit._lose()
+            elif renewed is not None:
+                permit.deadline = sent + semaphore.lease
+                permit.renew_at = sent + semaphore.lease / 3
             else:
                 permit.renew_at = now + _RETRY_DELAY
 
