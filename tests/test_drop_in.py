@@ -365,13 +365,6 @@ async def test_a_barrier_takes_a_class_whose_instances_are_awaitable_calls(lib: 
 # -- subclasses ---------------------------------------------------------------
 
 
-class _Closed(loopsync.Semaphore):
-    """A subclass that only reports itself locked."""
-
-    def locked(self) -> bool:
-        return True
-
-
 class _Counting(loopsync.Semaphore):
     """A subclass that counts its acquisitions."""
 
@@ -380,17 +373,6 @@ class _Counting(loopsync.Semaphore):
     async def acquire(self) -> Literal[True]:
         self.acquired += 1
         return await super().acquire()
-
-
-async def test_overriding_locked_changes_what_it_reports_not_what_acquire_does(lib: Lib) -> None:
-    sem = _Closed(1)
-    assert sem.locked()
-    sem.acquire_nowait()
-    async with lib.task_group() as group:
-        waiter = await lib.start_queued(group, sem.acquire)
-        assert not waiter.done
-        sem.release()
-    assert waiter.outcome == "returned"
 
 
 async def test_async_with_runs_a_subclass_s_acquire(lib: Lib) -> None:

@@ -1364,14 +1364,14 @@ async def test_a_session_s_exit_waits_for_a_release_under_way(
         assert await _is_idle(loopsync.redis.Semaphore(fresh, semaphore.name, 1))
 
 
-@pytest.mark.libs("asyncio", "uvloop")
-async def test_a_release_cancelled_while_its_session_exits_is_finished_by_the_exit(
-    lib: Lib, redis_server: RedisServer
-) -> None:
-    # asyncio's cancellation passes anyio's shield: the session finishes the
-    # release in a task of its own, which its exit, waiting, then waits for.
-    name = unique_name()
-    async with connect(redis_server) as client, connect(redis_server) as admin:
+@contextlib.asynccontextmanager
+async def _releasing_while_a_session_exits(
+    server: RedisServer, name: str
+) -> AsyncIterator[tuple[loopsync.redis.Session, asyncio.Future[None], coredis.Redis[Any]]]:
+    """Enter a session by hand, and start the release of a permit of *name*,
+    which the server holds back; yield the session, the release's task and
+    an admin client, for the caller to exit the session meanwhile."""
+    async with connect(server) as client, connect(server) as admin:
         entered = loopsync.redis.Session(client)
         await entered.__aenter__()
         permit = await loopsync.redis.Semaphore(entered, name, 1).acquire()
@@ -1380,11 +1380,22 @@ async def test_a_release_cancelled_while_its_session_exits_is_finished_by_the_ex
             release = asyncio.ensure_future(permit.release())
             for _ in range(5):
                 await asyncio.sleep(0)  # sent
-            asyncio.get_running_loop().call_soon(release.cancel)  # as the exit waits
-            await entered.__aexit__(None, None, None)
-            assert release.cancelled()
+            yield entered, release, admin
         finally:
             await admin.client_unpause()
+
+
+@pytest.mark.libs("asyncio", "uvloop")
+async def test_a_release_cancelled_while_its_session_exits_is_finished_by_the_exit(
+    lib: Lib, redis_server: RedisServer
+) -> None:
+    # asyncio's cancellation passes anyio's shield: the session finishes the
+    # release in a task of its own, which its exit, waiting, then waits for.
+    name = unique_name()
+    async with _releasing_while_a_session_exits(redis_server, name) as (entered, release, _):
+        asyncio.get_running_loop().call_soon(release.cancel)  # as the exit waits
+        await entered.__aexit__(None, None, None)
+        assert release.cancelled()
     async with session(redis_server) as fresh:
         assert await _is_idle(loopsync.redis.Semaphore(fresh, name, 1))
 
@@ -1396,24 +1407,15 @@ async def test_a_session_s_exit_cancelled_as_it_waits_for_a_release_still_closes
     # asyncio's cancellation passes anyio's shield: the exit, cancelled as it
     # waits for another task's release, closes the session all the same.
     name = unique_name()
-    async with connect(redis_server) as client, connect(redis_server) as admin:
-        entered = loopsync.redis.Session(client)
-        await entered.__aenter__()
-        permit = await loopsync.redis.Semaphore(entered, name, 1).acquire()
-        await admin.client_pause(500, coredis.PureToken.WRITE)  # the release waits
-        try:
-            release = asyncio.ensure_future(permit.release())
-            for _ in range(5):
-                await asyncio.sleep(0)  # sent
-            task = asyncio.current_task()
-            assert task is not None
-            asyncio.get_running_loop().call_soon(task.cancel)  # as the exit waits
-            with pytest.raises(asyncio.CancelledError):
-                await entered.__aexit__(None, None, None)
-            if sys.version_info >= (3, 11):
-                task.uncancel()
-        finally:
-            await admin.client_unpause()
+    async with _releasing_while_a_session_exits(redis_server, name) as (entered, release, admin):
+        task = asyncio.current_task()
+        assert task is not None
+        asyncio.get_running_loop().call_soon(task.cancel)  # as the exit waits
+        with pytest.raises(asyncio.CancelledError):
+            await entered.__aexit__(None, None, None)
+        if sys.version_info >= (3, 11):
+            task.uncancel()
+        await admin.client_unpause()
         await release
         # Closed: its listener's connection with it, and it may be entered again.
         await eventually(lambda: _no_subscribers(admin))

@@ -10,7 +10,7 @@ from . import _ki
 from ._adapters import current_backend
 from ._backend import Waiter
 from ._ki import ki_protected
-from ._primitive import Primitive, cancel_waiter, enter_through_acquire
+from ._primitive import Primitive, cancel_waiter
 from ._waitqueue import WaiterQueue
 
 if TYPE_CHECKING:
@@ -244,19 +244,11 @@ class CapacityLimiter(Primitive):
             tasks_waiting=self._waiters.count_waiting(),
         )
 
+    # As trio's and anyio's: a subclass's acquire(), or one patched on the
+    # class or the limiter, is what runs.
     @ki_protected
     async def __aenter__(self) -> None:
-        await self.acquire_on_behalf_of(self._current_task())
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        # As anyio's (and trio's mixin), ``async with`` calls a subclass's
-        # own acquire(), and release() (as it always does here).
-        if (
-            cls.acquire is not CapacityLimiter.acquire
-            and cls.__aenter__ is CapacityLimiter.__aenter__
-        ):
-            cls.__aenter__ = enter_through_acquire  # type: ignore[method-assign, assignment]
+        await self.acquire()
 
     @ki_protected
     async def __aexit__(

@@ -34,13 +34,6 @@ def _trio_count(n: float, waiting: int) -> int:
     return operator.index(min(n, waiting))
 
 
-@ki_protected
-def _notify_all_through_notify(condition: Condition) -> None:
-    """``notify_all()`` of a subclass whose notify() differs: as asyncio's
-    does, it calls that notify() with the number of waiters queued."""
-    condition.notify(len(condition._waiters))
-
-
 class Condition(Primitive):
     """A condition variable that works under asyncio, uvloop, trio and anyio.
 
@@ -273,9 +266,16 @@ class Condition(Primitive):
 
     @ki_protected
     def notify_all(self) -> None:
-        """Wake every task waiting on this condition (see :meth:`notify`)."""
-        self._holder_library("notify")
-        self._notify(len(self._waiters))
+        """Wake every task waiting on this condition (see :meth:`notify`).
+
+        Under asyncio, as in :class:`asyncio.Condition`, it calls
+        :meth:`notify` (a subclass's own, or one patched on the class or the
+        condition) with the number of tasks waiting.
+        """
+        if self._holder_library("notify").wakeup_revocable:
+            self.notify(len(self._waiters))
+        else:
+            self._notify(len(self._waiters))
 
     def _notify(self, n: float) -> None:
         if not self._waiters:
@@ -307,11 +307,6 @@ class Condition(Primitive):
             tasks_waiting=self._waiters.count_waiting(),
             lock_statistics=self._lock.statistics(),
         )
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if cls.notify is not Condition.notify and cls.notify_all is Condition.notify_all:
-            cls.notify_all = _notify_all_through_notify  # type: ignore[method-assign, assignment]
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         Condition.__init__(self, state.pop("_lock"))

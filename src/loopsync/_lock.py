@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal
 
 from . import _ki
 from ._adapters import running_backend
 from ._backend import Backend, Waiter
 from ._ki import ki_protected
-from ._primitive import Primitive, cancel_waiter, enter_through_acquire, exit_through_release
+from ._primitive import Primitive, cancel_waiter
 from ._waitqueue import WaiterQueue
 
 if TYPE_CHECKING:
@@ -19,93 +19,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Lock"]
 
-_T = TypeVar("_T")
-
 # What the waiters of a lock whose owner exited are woken with (trio only).
 _BROKEN = object()
-
-
-def _acquire_returning(result: _T) -> Callable[[Lock], Coroutine[Any, Any, _T]]:
-    """Return a Lock.acquire() that returns *result*: acquire() and
-    ``async with`` run one body in a single frame each, as the semaphore's."""
-
-    @ki_protected
-    async def acquire(self: Lock) -> _T:
-        """Acquire the lock.
-
-        If the lock is free and no task is waiting for it, take it and return
-        True.  Otherwise wait until it is handed to this task, in the order
-        the tasks arrived, then return True (``async with`` binds None).
-        Under trio this is always a checkpoint; under asyncio it does not
-        yield when it can return at once.
-
-        Under trio, the task that holds the lock cannot acquire it again
-        (:exc:`RuntimeError`), and if the holder exits without releasing it,
-        every waiting and later :meth:`acquire` raises
-        :exc:`trio.BrokenResourceError`.
-        """
-        # self._library(), inlined: this is the hot path.
-        backend = self._backend
-        if backend is None or (self._loop is None and not backend.is_current_awaited()):
-            backend = self._follow_library()
-        elif _ki.pending and self._loop is not None and "trio" in _ki.modules:
-            _ki.protect_if_trio_imported()  # see Primitive._library()
-        task = None
-        if backend.always_checkpoints:
-            await backend.checkpoint_if_cancelled()
-        if backend.tracks_owners:
-            task = backend.current_task()
-            if task is self._owner:
-                raise RuntimeError("attempt to re-acquire an already held Lock")
-        if (
-            not self._locked
-            and not self._handoffs
-            and not (self._waiters and self._waiters.has_waiting_in_place())
-        ):
-            if self._always_checkpoint and not backend.always_checkpoints:
-                # It will yield to its loop's library, as a wait would: a trio
-                # task is refused before it takes the lock.
-                self._check_may_yield(backend)
-                # As anyio's lock: no lock for a task already cancelled (in an
-                # anyio scope: asyncio's own are found only at the yield).
-                await backend.checkpoint_if_cancelled()
-            if task is None:
-                self._locked = True
-            else:
-                self._take(backend, task)
-            if backend.always_checkpoints or self._always_checkpoint:
-                try:
-                    await backend.cancel_shielded_checkpoint()
-                except BaseException:
-                    Lock.release(self)  # cancelled there, as only asyncio can
-                    raise
-            return result
-        if self._broken:
-            raise self._broken_error(backend)
-
-        waiter = self._new_waiter(backend)
-        if task is not None:
-            self._waiting_tasks[waiter] = task
-        self._waiters.park(waiter)
-        try:
-            handed = await waiter
-        except BaseException:
-            self._withdraw(waiter, backend)
-            raise
-        if handed is _BROKEN:
-            raise self._broken_error(backend)
-        if backend.wakeup_revocable:
-            # Handed over provisionally (see release()): now it is ours.
-            self._handoffs -= 1
-            self._locked = True
-        return result
-
-    # As documented: what the type checkers see (the class's TYPE_CHECKING branch).
-    acquire.__annotations__["return"] = "Literal[True]" if result is True else "None"
-    # Named as the method it is, in error messages and a blocked task's repr.
-    acquire.__name__ = "acquire" if result is True else "__aenter__"
-    acquire.__qualname__ = f"Lock.{acquire.__name__}"
-    return acquire
 
 
 def _owner_exited_weakly(lock: Lock) -> Callable[[Any], None]:
@@ -208,13 +123,82 @@ class Lock(Primitive):
         """
         return self._locked
 
-    if TYPE_CHECKING:
-        # What the two below are, spelled for type checkers.
-        async def acquire(self) -> Literal[True]: ...
-        async def __aenter__(self) -> None: ...
-    else:
-        acquire = _acquire_returning(True)
-        __aenter__ = _acquire_returning(None)
+    @ki_protected
+    async def acquire(self) -> Literal[True]:
+        """Acquire the lock.
+
+        If the lock is free and no task is waiting for it, take it and return
+        True.  Otherwise wait until it is handed to this task, in the order
+        the tasks arrived, then return True (``async with`` binds None).
+        Under trio this is always a checkpoint; under asyncio it does not
+        yield when it can return at once.
+
+        Under trio, the task that holds the lock cannot acquire it again
+        (:exc:`RuntimeError`), and if the holder exits without releasing it,
+        every waiting and later :meth:`acquire` raises
+        :exc:`trio.BrokenResourceError`.
+        """
+        # self._library(), inlined: this is the hot path.
+        backend = self._backend
+        if backend is None or (self._loop is None and not backend.is_current_awaited()):
+            backend = self._follow_library()
+        elif _ki.pending and self._loop is not None and "trio" in _ki.modules:
+            _ki.protect_if_trio_imported()  # see Primitive._library()
+        task = None
+        if backend.always_checkpoints:
+            await backend.checkpoint_if_cancelled()
+        if backend.tracks_owners:
+            task = backend.current_task()
+            if task is self._owner:
+                raise RuntimeError("attempt to re-acquire an already held Lock")
+        if (
+            not self._locked
+            and not self._handoffs
+            and not (self._waiters and self._waiters.has_waiting_in_place())
+        ):
+            if self._always_checkpoint and not backend.always_checkpoints:
+                # It will yield to its loop's library, as a wait would: a trio
+                # task is refused before it takes the lock.
+                self._check_may_yield(backend)
+                # As anyio's lock: no lock for a task already cancelled (in an
+                # anyio scope: asyncio's own are found only at the yield).
+                await backend.checkpoint_if_cancelled()
+            if task is None:
+                self._locked = True
+            else:
+                self._take(backend, task)
+            if backend.always_checkpoints or self._always_checkpoint:
+                try:
+                    await backend.cancel_shielded_checkpoint()
+                except BaseException:
+                    Lock.release(self)  # cancelled there, as only asyncio can
+                    raise
+            return True
+        if self._broken:
+            raise self._broken_error(backend)
+
+        waiter = self._new_waiter(backend)
+        if task is not None:
+            self._waiting_tasks[waiter] = task
+        self._waiters.park(waiter)
+        try:
+            handed = await waiter
+        except BaseException:
+            self._withdraw(waiter, backend)
+            raise
+        if handed is _BROKEN:
+            raise self._broken_error(backend)
+        if backend.wakeup_revocable:
+            # Handed over provisionally (see release()): now it is ours.
+            self._handoffs -= 1
+            self._locked = True
+        return True
+
+    # As asyncio's, trio's and anyio's: a subclass's acquire(), or one patched
+    # on the class or the lock, is what runs.
+    @ki_protected
+    async def __aenter__(self) -> None:
+        await self.acquire()
 
     @ki_protected
     def acquire_nowait(self) -> None:
@@ -383,12 +367,6 @@ class Lock(Primitive):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls._overridden = cls.acquire is not Lock.acquire or cls.locked is not Lock.locked
-        # As asyncio's, ``async with`` calls a subclass's own acquire() and
-        # release().
-        if cls.acquire is not Lock.acquire and cls.__aenter__ is Lock.__aenter__:
-            cls.__aenter__ = enter_through_acquire  # type: ignore[method-assign, assignment]
-        if cls.release is not Lock.release and cls.__aexit__ is Lock.__aexit__:
-            cls.__aexit__ = exit_through_release  # type: ignore[method-assign, assignment]
 
     @ki_protected
     async def __aexit__(
@@ -397,11 +375,7 @@ class Lock(Primitive):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        # release(), inlined for asyncio's lock that no task waits for.
-        if self._locked and not self._waiters and not self._backend.tracks_owners:  # type: ignore[union-attr]
-            self._locked = False
-        else:
-            self.release()
+        self.release()
 
     def __getstate__(self) -> dict[str, Any]:
         return {**super().__getstate__(), "_always_checkpoint": self._always_checkpoint}

@@ -31,25 +31,7 @@ from ._exceptions import WouldBlock, would_block_error
 if TYPE_CHECKING:
     from ._waitqueue import WaiterQueue
 
-__all__ = ["Primitive", "cancel_waiter", "enter_through_acquire", "exit_through_release"]
-
-
-@_ki.ki_protected
-async def enter_through_acquire(primitive: Any) -> None:
-    """``__aenter__`` of a subclass whose acquire() differs: as asyncio's
-    ``async with`` does, it calls that acquire()."""
-    if _ki.pending and "trio" in _ki.modules:
-        _ki.protect_if_trio_imported()
-    await primitive.acquire()
-
-
-@_ki.ki_protected
-async def exit_through_release(primitive: Any, *exc_info: object) -> None:
-    """``__aexit__`` of a subclass whose release() differs: as asyncio's
-    ``async with`` does, it calls that release()."""
-    if _ki.pending and "trio" in _ki.modules:
-        _ki.protect_if_trio_imported()
-    primitive.release()
+__all__ = ["Primitive", "cancel_waiter"]
 
 
 def cancel_waiter(waiter: Waiter) -> bool:

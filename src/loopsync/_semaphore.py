@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Callable, Coroutine
 from types import FunctionType, TracebackType
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from . import _ki
 from ._adapters import current_library
 from ._backend import Waiter
 from ._ki import ki_protected
-from ._primitive import Primitive, cancel_waiter, enter_through_acquire
+from ._primitive import Primitive, cancel_waiter
 from ._waitqueue import WaiterQueue
 
 if TYPE_CHECKING:
@@ -38,8 +37,6 @@ def _negative_value_error() -> ValueError:
     )
 
 
-_T = TypeVar("_T")
-
 # What release() wakes a task with when it counts the hand-off in _handoffs
 # (asyncio's rules), for the task to uncount: self._backend may have changed
 # by then, as a trio hand-off, final at once, leaves the semaphore unused.
@@ -48,77 +45,6 @@ _COUNTED = object()
 # The default of a semaphore's value: an int that a 1 passed explicitly is not,
 # so that passing the value under both its names can be refused.
 _DEFAULT_VALUE: int = type("_DefaultValue", (int,), {"__slots__": ()})(1)
-
-
-def _acquire_returning(result: _T) -> Callable[[Semaphore], Coroutine[Any, Any, _T]]:
-    """Return a Semaphore.acquire() that returns *result*: acquire() and
-    ``async with`` are two functions of one body, so that each runs in a
-    single frame, and a task blocked in either holds no frame more."""
-
-    @ki_protected
-    async def acquire(self: Semaphore) -> _T:
-        """Acquire a permit.
-
-        If one is free and no task is waiting for one, take it and return True.
-        Otherwise wait until :meth:`release` hands this task a permit, then
-        return True (``async with`` binds None, as in asyncio).  Under trio
-        this is always a checkpoint; under asyncio it does not yield when it
-        can return at once.
-        """
-        # self._library(), inlined: this is the hot path.  It leaves the
-        # adapter in self._backend, read from there rather than kept in a
-        # local: each local adds 8 bytes to every task blocked here.
-        if self._loop is None:
-            if self._backend is None or not self._backend.is_current_awaited():
-                self._follow_library()
-        elif _ki.pending and "trio" in _ki.modules:
-            _ki.protect_if_trio_imported()  # see Primitive._library()
-        if self._backend.always_checkpoints:  # type: ignore[union-attr]
-            await self._backend.checkpoint_if_cancelled()  # type: ignore[union-attr]
-        if (
-            self._value
-            and (not self._handoffs or self._always_checkpoint)  # see locked()
-            and not (self._waiters and self._waiters.has_waiting())
-        ):
-            if self._always_checkpoint and not self._backend.always_checkpoints:  # type: ignore[union-attr]
-                self._check_may_yield(self._backend)  # type: ignore[arg-type]  # see Lock.acquire()
-                # As anyio's semaphore: no permit for a task already cancelled
-                # (see Lock.acquire()).
-                await self._backend.checkpoint_if_cancelled()  # type: ignore[union-attr]
-            self._value -= 1
-            if self._backend.always_checkpoints or self._always_checkpoint:  # type: ignore[union-attr]
-                try:
-                    await self._backend.cancel_shielded_checkpoint()  # type: ignore[union-attr]
-                except BaseException:
-                    Semaphore.release(self)  # cancelled there, as only asyncio can
-                    raise
-            return result
-
-        # Primitive._new_waiter(), inlined for a primitive bound to its loop.
-        waiter = (
-            self._backend.create_waiter(loop=self._loop)  # type: ignore[union-attr]
-            if self._loop is not None and self._backend.runs_on(self._loop)  # type: ignore[union-attr]
-            else self._new_waiter(self._backend)  # type: ignore[arg-type]
-        )
-        self._waiters.park(waiter)
-        try:
-            await waiter
-        except BaseException:
-            self._withdraw(waiter)
-            raise
-        finally:
-            if self._value > 0:
-                self._hand_out_free_permits()
-        if waiter.result() is _COUNTED:
-            self._handoffs -= 1
-        return result
-
-    # As documented: what the type checkers see (the class's TYPE_CHECKING branch).
-    acquire.__annotations__["return"] = "Literal[True]" if result is True else "None"
-    # Named as the method it is, in error messages and a blocked task's repr.
-    acquire.__name__ = "acquire" if result is True else "__aenter__"
-    acquire.__qualname__ = f"Semaphore.{acquire.__name__}"
-    return acquire
 
 
 class Semaphore(Primitive):
@@ -219,9 +145,11 @@ class Semaphore(Primitive):
     def locked(self) -> bool:
         """Return True if the semaphore cannot be acquired immediately.
 
-        :meth:`acquire` and :meth:`acquire_nowait` apply the same rule without
-        calling this method, so a subclass that overrides it changes what it
-        reports, not what they do.
+        Under asyncio, as in :class:`asyncio.Semaphore`, :meth:`acquire`
+        asks this method (a subclass's own, or one patched on the class or
+        the semaphore) whether to take a permit at once.  Under trio it, and
+        :meth:`acquire_nowait` always, apply the same rule without calling
+        it, as trio's do.
         """
         # A free permit is not taken past tasks that wait, or, as in asyncio,
         # that were handed one and have not resumed yet: arrivals queue behind
@@ -245,14 +173,73 @@ class Semaphore(Primitive):
             raise self._would_block()
         self._value -= 1
 
-    if TYPE_CHECKING:
-        # What the two below are, spelled for type checkers.
-        async def acquire(self) -> Literal[True]: ...
-        async def __aenter__(self) -> None: ...
-    else:
-        acquire = _acquire_returning(True)
-        # None, as asyncio's and trio's ``async with sem as x`` bind.
-        __aenter__ = _acquire_returning(None)
+    @ki_protected
+    async def acquire(self) -> Literal[True]:
+        """Acquire a permit.
+
+        If one is free and no task is waiting for one, take it and return True.
+        Otherwise wait until :meth:`release` hands this task a permit, then
+        return True (``async with`` binds None, as in asyncio).  Under trio
+        this is always a checkpoint; under asyncio it does not yield when it
+        can return at once.
+        """
+        # self._library(), inlined: this is the hot path.  It leaves the
+        # adapter in self._backend, read from there rather than kept in a
+        # local: each local adds 8 bytes to every task blocked here.
+        if self._loop is None:
+            if self._backend is None or not self._backend.is_current_awaited():
+                self._follow_library()
+        elif _ki.pending and "trio" in _ki.modules:
+            _ki.protect_if_trio_imported()  # see Primitive._library()
+        if self._backend.always_checkpoints:  # type: ignore[union-attr]
+            await self._backend.checkpoint_if_cancelled()  # type: ignore[union-attr]
+        if (
+            # As asyncio's, which asks locked(), a subclass's or a patched one
+            # included; trio's has none.
+            not self.locked()
+            if self._backend.wakeup_revocable  # type: ignore[union-attr]
+            else self._value
+            and (not self._handoffs or self._always_checkpoint)  # see locked()
+            and not (self._waiters and self._waiters.has_waiting())
+        ):
+            if self._always_checkpoint and not self._backend.always_checkpoints:  # type: ignore[union-attr]
+                self._check_may_yield(self._backend)  # type: ignore[arg-type]  # see Lock.acquire()
+                # As anyio's semaphore: no permit for a task already cancelled
+                # (see Lock.acquire()).
+                await self._backend.checkpoint_if_cancelled()  # type: ignore[union-attr]
+            self._value -= 1
+            if self._backend.always_checkpoints or self._always_checkpoint:  # type: ignore[union-attr]
+                try:
+                    await self._backend.cancel_shielded_checkpoint()  # type: ignore[union-attr]
+                except BaseException:
+                    Semaphore.release(self)  # cancelled there, as only asyncio can
+                    raise
+            return True
+
+        # Primitive._new_waiter(), inlined for a primitive bound to its loop.
+        waiter = (
+            self._backend.create_waiter(loop=self._loop)  # type: ignore[union-attr]
+            if self._loop is not None and self._backend.runs_on(self._loop)  # type: ignore[union-attr]
+            else self._new_waiter(self._backend)  # type: ignore[arg-type]
+        )
+        self._waiters.park(waiter)
+        try:
+            await waiter
+        except BaseException:
+            self._withdraw(waiter)
+            raise
+        finally:
+            if self._value > 0:
+                self._hand_out_free_permits()
+        if waiter.result() is _COUNTED:
+            self._handoffs -= 1
+        return True
+
+    # As asyncio's, trio's and anyio's: a subclass's acquire(), or one patched
+    # on the class or the semaphore, is what runs; and ``as`` binds None.
+    @ki_protected
+    async def __aenter__(self) -> None:
+        await self.acquire()
 
     def _withdraw(self, waiter: Waiter) -> None:
         """Clean up after an exception left a wait in acquire()."""
@@ -323,13 +310,6 @@ class Semaphore(Primitive):
         from ._statistics import SemaphoreStatistics
 
         return SemaphoreStatistics(tasks_waiting=self._waiters.count_waiting())
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        # asyncio's __aenter__ calls acquire(), so a subclass's acquire() runs
-        # in ``async with`` too: so it does here.
-        if cls.acquire is not Semaphore.acquire and cls.__aenter__ is Semaphore.__aenter__:
-            cls.__aenter__ = enter_through_acquire  # type: ignore[method-assign, assignment]
 
     @ki_protected
     async def __aexit__(
