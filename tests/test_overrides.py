@@ -12,6 +12,7 @@ library has one, and compares the calls.
 from __future__ import annotations
 
 import asyncio
+import copy
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -213,3 +214,45 @@ async def test_notify_all_calls_notify_overridden_beside_it_under_asyncio(lib: L
         async with cond:
             cond.notify_all()
     assert calls == ["notify_all", "notify(3)"][: 2 if lib.family == "asyncio" else 1]
+
+
+@pytest.mark.family("asyncio")
+async def test_notify_all_leaves_the_check_of_the_lock_to_notify_as_asyncio_s_does(
+    lib: Lib,
+) -> None:
+    # A notify() that checks nothing: asyncio's notify_all() calls it on a
+    # condition whose lock is not held, with the number of waiters.
+    calls = []
+    for cls in (asyncio.Condition, loopsync.Condition):
+        cond = cls()
+        cond.notify = lambda n=1, log=calls: log.append(n)  # type: ignore[method-assign]
+        cond.notify_all()
+    assert calls == [0, 0]
+
+
+async def test_acquire_nowait_applies_the_semaphore_s_own_rule(lib: Lib) -> None:
+    # As trio's, which has no locked() to ask (asyncio's has no acquire_nowait()).
+    sem = loopsync.Semaphore(1)
+    sem.locked = lambda: True  # type: ignore[method-assign]
+    sem.acquire_nowait()
+    assert sem.value == 0
+    with pytest.raises(loopsync.WouldBlock):
+        sem.acquire_nowait()
+
+
+@pytest.mark.family("asyncio")
+async def test_a_locked_that_says_free_takes_a_permit_past_0_as_asyncio_s_does(lib: Lib) -> None:
+    values = []
+    for cls in (asyncio.Semaphore, loopsync.Semaphore):
+
+        class Free(cls):  # type: ignore[misc, valid-type]
+            def locked(self) -> bool:
+                return False
+
+        sem = Free(0)
+        await sem.acquire()
+        taken = sem._value
+        copied = copy.copy(sem)._value
+        sem.release()
+        values.append((taken, copied, sem._value))
+    assert values == [(-1, -1, 0)] * 2

@@ -272,9 +272,12 @@ class Condition(Primitive):
         :meth:`notify` (a subclass's own, or one patched on the class or the
         condition) with the number of tasks waiting.
         """
-        if self._holder_library("notify").wakeup_revocable:
+        backend = self._caller_library()
+        if backend is not None and backend.wakeup_revocable:
+            # notify() checks that the lock is held, as asyncio's does.
             self.notify(len(self._waiters))
         else:
+            self._holder_library("notify")
             self._notify(len(self._waiters))
 
     def _notify(self, n: float) -> None:

@@ -147,9 +147,9 @@ class Semaphore(Primitive):
 
         Under asyncio, as in :class:`asyncio.Semaphore`, :meth:`acquire`
         asks this method (a subclass's own, or one patched on the class or
-        the semaphore) whether to take a permit at once.  Under trio it, and
-        :meth:`acquire_nowait` always, apply the same rule without calling
-        it, as trio's do.
+        the semaphore) whether to take a permit at once.  Under trio
+        :meth:`acquire`, and :meth:`acquire_nowait` under every library,
+        apply the rule of this class's own without calling it, as trio's do.
         """
         # A free permit is not taken past tasks that wait, or, as in asyncio,
         # that were handed one and have not resumed yet: arrivals queue behind
@@ -165,7 +165,8 @@ class Semaphore(Primitive):
     def acquire_nowait(self) -> None:
         """Acquire a permit without blocking.
 
-        Raises :exc:`~loopsync.WouldBlock` if :meth:`locked` is true.
+        Raises :exc:`~loopsync.WouldBlock` if :meth:`locked` is true (by
+        the rule of this class's own, as trio's applies it).
         """
         if _ki.pending and "trio" in _ki.modules:
             _ki.protect_if_trio_imported()
@@ -198,9 +199,11 @@ class Semaphore(Primitive):
             # included; trio's has none.
             not self.locked()
             if self._backend.wakeup_revocable  # type: ignore[union-attr]
-            else self._value
-            and (not self._handoffs or self._always_checkpoint)  # see locked()
-            and not (self._waiters and self._waiters.has_waiting())
+            else (
+                self._value
+                and (not self._handoffs or self._always_checkpoint)  # see locked()
+                and not (self._waiters and self._waiters.has_waiting())
+            )
         ):
             if self._always_checkpoint and not self._backend.always_checkpoints:  # type: ignore[union-attr]
                 self._check_may_yield(self._backend)  # type: ignore[arg-type]  # see Lock.acquire()
@@ -331,10 +334,13 @@ class Semaphore(Primitive):
     def __setstate__(self, state: dict[str, Any]) -> None:
         Semaphore.__init__(
             self,
-            state.pop("_value"),
+            0,
             max_value=state.pop("_max_value"),
             always_checkpoint=state.pop("_always_checkpoint"),
         )
+        # Below 0 too, as asyncio's copies: a subclass's locked() may let
+        # acquire() take a permit past 0.
+        self._value = state.pop("_value")
         self._restore(state)
 
 
@@ -360,3 +366,4 @@ class BoundedSemaphore(Semaphore):
     release = FunctionType(Semaphore.release.__code__, Semaphore.release.__globals__)
     release.__qualname__ = "BoundedSemaphore.release"
     release.__doc__ = Semaphore.release.__doc__
+    release.__annotations__.update(Semaphore.release.__annotations__)
