@@ -82,10 +82,11 @@ CLIENTS = {
             # socket address holds; the same tests over TCP run.  They mostly
             # sleep: four workers, as python-telegram-bot's own runs use
             # pytest-xdist.  Those of its tests that find the random port they
-            # drew in use run once more (``rerun_port_in_use.py``).
+            # drew in use, or whose checks timed by sleeps come too early, run
+            # once more (``rerun_load_failures.py``).
             (
                 "-p",
-                "rerun_port_in_use",
+                "rerun_load_failures",
                 "-n",
                 "4",
                 "--dist=loadgroup",
@@ -213,7 +214,7 @@ class Result:
     created: dict[str, int]
     seconds: float
     messages: dict[str, str]  # the first line of each failure's or error's message
-    rerun: set[str]  # the tests run once more because their port was in use
+    rerun: set[str]  # the tests run once more, and why (rerun_load_failures.py)
 
     def counts(self) -> Counter[str]:
         return Counter(self.outcomes.values())
@@ -340,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
             made = ", ".join(f"{n} {name}" for name, n in sorted(result.created.items()))
             print(f"  {label}: {counts} (done {result.seconds:.0f} s after the suites started)")
             for test in sorted(result.rerun):
-                print(f"  run again, its port in use ({label}): {test}")
+                print(f"  run again ({label}): {test}")
             if label == "after":
                 print(f"  loopsync primitives made: {made or 'none'}")
                 failed |= not result.created
