@@ -12,8 +12,10 @@ library has one, and compares the calls.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import inspect
+import sys
 from collections.abc import Callable
 from typing import Any
 from unittest import mock
@@ -256,3 +258,148 @@ async def test_a_locked_that_says_free_takes_a_permit_past_0_as_asyncio_s_does(l
         sem.release()
         values.append((taken, copied, sem._value))
     assert values == [(-1, -1, 0)] * 2
+
+
+def _counting_notify(cls: Any) -> Any:
+    """Return a condition of a subclass of *cls* whose notify() notes each
+    count it is passed in ``passed``."""
+
+    class Counted(cls):  # type: ignore[misc, valid-type]
+        def __init__(self) -> None:
+            super().__init__()
+            self.passed: list[int] = []
+
+        def notify(self, n: int = 1) -> None:
+            self.passed.append(n)
+            super().notify(n)
+
+    return Counted()
+
+
+@pytest.mark.family("asyncio")
+@pytest.mark.parametrize("schedule", ["notify first", "twice", "a waiter cancelled and gone"])
+async def test_notify_all_passes_the_tasks_not_resumed_from_wait_as_asyncio_s_does(
+    lib: Lib, schedule: str
+) -> None:
+    # asyncio's notify_all() passes its count of waiters, which keeps a
+    # notified task until it resumes, and drops a cancelled one as it leaves
+    # (having notified the first in its place, from 3.13: gh-112202).
+    counts = []
+    natives = (
+        [asyncio.Condition] if sys.version_info >= (3, 13) or "cancelled" not in schedule else []
+    )
+    for cls in (*natives, loopsync.Condition):
+        cond = _counting_notify(cls)
+
+        async def wait(cond: Any = cond) -> None:
+            async with cond:
+                await cond.wait()
+
+        async with lib.task_group() as group:
+            waiters = [await lib.start_queued(group, wait) for _ in range(4)]
+            if schedule == "a waiter cancelled and gone":
+                waiters[1].cancel()
+                await lib.settle()
+            async with cond:
+                if schedule == "notify first":
+                    cond.notify()
+                cond.notify_all()
+                if schedule == "twice":
+                    cond.notify_all()
+        counts.append(cond.passed)
+    expected = {
+        "notify first": [1, 4],
+        "twice": [4, 4],
+        "a waiter cancelled and gone": [2],
+    }[schedule]
+    assert counts == [expected] * (len(natives) + 1)
+
+
+def test_notify_all_outside_any_library_calls_notify_as_asyncio_s_does() -> None:
+    # From synchronous code: after asyncio.run() returned, with the lock
+    # still held, and with a lock never taken.
+    calls = []
+    for cls in (asyncio.Condition, loopsync.Condition):
+        held, free = cls(), cls()
+
+        async def take(cond: Any = held) -> None:
+            await cond.acquire()
+
+        asyncio.run(take())
+        for cond in (held, free):
+            cond.notify = lambda n=1, held=cond is held: calls.append((held, n))
+            cond.notify_all()
+    assert calls == [(True, 0), (False, 0)] * 2
+
+
+@pytest.mark.parametrize("where", ["instance", "class"])
+async def test_wait_calls_the_lock_s_methods_patched_as_the_native_does(
+    lib: Lib, where: str
+) -> None:
+    # Patched before the condition is made, which asyncio's binds them at:
+    # its wait() asks locked(), releases, and acquires again through them.
+    # trio's checks the owner itself, and the lock is handed back to it.
+    logs = []
+    for make_lock, make_condition in zip(_pair(lib, "Lock"), _pair(lib, "Condition"), strict=True):
+        log: list[str] = []
+        lock = make_lock()
+        target = lock if where == "instance" else type(lock)
+        with (
+            _logging(target, "acquire", log),
+            _logging(target, "release", log),
+            _logging(target, "locked", log),
+        ):
+            cond = type(make_condition())(lock)
+
+            async def wait(cond: Any = cond) -> None:
+                async with cond:
+                    await cond.wait()
+
+            async with lib.task_group() as group:
+                await lib.start_queued(group, wait)
+                async with cond:
+                    cond.notify()
+        logs.append(log)
+    if lib.family == "asyncio":
+        waits = ["acquire", "locked", "release"]
+        notifies = ["acquire", "locked", "release"]
+        resumes = ["acquire", "release"]
+    else:
+        waits, notifies, resumes = ["acquire", "release"], ["acquire", "release"], ["release"]
+    assert logs[1] == logs[0] == waits + notifies + resumes
+
+
+@pytest.mark.family("asyncio")
+@pytest.mark.parametrize("where", ["patched", "mixed in"])
+async def test_a_bounded_semaphore_s_release_calls_semaphore_s_as_asyncio_s_does(
+    lib: Lib, where: str
+) -> None:
+    # asyncio's checks its bound, then calls super().release(): a release()
+    # patched on Semaphore, or a mixin's in the subclass's order, runs.
+    logs = []
+    for module in (asyncio, loopsync):
+        log: list[str] = []
+        patch = _logging(module.Semaphore, "release", log)
+        with patch if where == "patched" else contextlib.nullcontext():
+            sem = module.BoundedSemaphore(1) if where == "patched" else _mixed_in(module, log)
+            async with sem:
+                pass
+            with pytest.raises(ValueError, match="BoundedSemaphore released too many times"):
+                sem.release()
+        logs.append(log)
+    assert logs[1] == logs[0] == ["release"]
+
+
+def _mixed_in(module: Any, log: list[str]) -> Any:
+    """Return a BoundedSemaphore(1) of *module* whose class has, after
+    BoundedSemaphore, a Semaphore subclass whose release() notes each call."""
+
+    class Counting(module.Semaphore):  # type: ignore[misc, name-defined]
+        def release(self) -> None:
+            log.append("release")
+            super().release()
+
+    class Bounded(module.BoundedSemaphore, Counting):  # type: ignore[misc, name-defined]
+        pass
+
+    return Bounded(1)

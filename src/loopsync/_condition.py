@@ -62,8 +62,10 @@ class Condition(Primitive):
     # - the waiters in self._waiters still waiting are exactly the tasks
     #   blocked in wait() that have not been notified;
     # - under trio, self._waiting_tasks maps each waiter queued here to its
-    #   task; notify() moves both waiter and entry to the lock.
-    __slots__ = ("_lock", "_waiters", "_waiting_tasks")
+    #   task; notify() moves both waiter and entry to the lock;
+    # - self._parked counts the tasks parked in wait() that have not resumed
+    #   yet, notified or not: what asyncio's notify_all() passes to notify().
+    __slots__ = ("_lock", "_parked", "_waiters", "_waiting_tasks")
 
     def __init__(self, lock: Lock | None = None) -> None:
         if lock is None:
@@ -80,6 +82,7 @@ class Condition(Primitive):
         self._lock = lock
         self._waiters = WaiterQueue()
         self._waiting_tasks: dict[Waiter, Any] = {}
+        self._parked = 0
 
     def _in_use(self) -> bool:
         return self._waiters.has_waiting()
@@ -158,7 +161,7 @@ class Condition(Primitive):
         if backend.tracks_owners and not bound_elsewhere:
             if backend.current_task() is not lock._owner:
                 raise RuntimeError(f"must hold the lock to {action}")
-        elif not (lock.locked() if lock._overridden else lock._locked):
+        elif not lock.locked():  # a subclass's, or one patched, as asyncio's calls
             raise RuntimeError(f"cannot {action} on un-acquired lock")
         if backend is not lock._backend and action == "wait" and lock._backend is not None:
             if self._loop is not None and not backend.runs_on(self._loop):
@@ -198,6 +201,7 @@ class Condition(Primitive):
             self._waiting_tasks.pop(waiter, None)
             raise
         self._lock._retaking += 1
+        self._parked += 1
         self._waiters.park(waiter)
         try:
             try:
@@ -212,6 +216,7 @@ class Condition(Primitive):
                 # handed over with the wake-up.  Either takes it, or queues
                 # for it, before yielding: the lock stays in use throughout.
                 self._lock._retaking -= 1
+                self._parked -= 1
                 if backend.wakeup_revocable:
                     if not self._lock._take_at_once():
                         await self._lock._take_back(backend)
@@ -270,12 +275,17 @@ class Condition(Primitive):
 
         Under asyncio, as in :class:`asyncio.Condition`, it calls
         :meth:`notify` (a subclass's own, or one patched on the class or the
-        condition) with the number of tasks waiting.
+        condition) with the number of tasks in :meth:`wait` that have not
+        resumed yet, notified or not.
         """
         backend = self._caller_library()
-        if backend is not None and backend.wakeup_revocable:
+        if backend is None:
+            # No library runs the caller: the rules of the lock's hold, as
+            # in notify() (asyncio's if it was never taken).
+            backend = self._lock._backend
+        if backend is None or backend.wakeup_revocable:
             # notify() checks that the lock is held, as asyncio's does.
-            self.notify(len(self._waiters))
+            self.notify(self._parked)
         else:
             self._holder_library("notify")
             self._notify(len(self._waiters))

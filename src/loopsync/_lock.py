@@ -229,19 +229,17 @@ class Lock(Primitive):
             raise self._would_block()
         self._take(backend, task)
 
-    # True in a subclass whose acquire() or locked() differs: a Condition
-    # then calls them, as asyncio's calls its lock's.
-    _overridden = False
-
     def _take_at_once(self) -> bool:
         """Take the lock and return True if asyncio's acquire() would take it
         without yielding; return False otherwise (asyncio only)."""
         if (
-            self._overridden
-            or self._locked
+            self._locked
             or self._handoffs
             or self._always_checkpoint
             or (self._waiters and self._waiters.has_waiting_in_place())
+            # A subclass's acquire(), or one patched on the class or the
+            # lock, is called instead, as asyncio's condition calls it.
+            or getattr(self.acquire, "__func__", None) is not _own_acquire
         ):
             return False
         self._locked = True
@@ -364,10 +362,6 @@ class Lock(Primitive):
             locked=self._locked, owner=self._owner, tasks_waiting=self._waiters.count_waiting()
         )
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        cls._overridden = cls.acquire is not Lock.acquire or cls.locked is not Lock.locked
-
     @ki_protected
     async def __aexit__(
         self,
@@ -383,3 +377,7 @@ class Lock(Primitive):
     def __setstate__(self, state: dict[str, Any]) -> None:
         Lock.__init__(self, always_checkpoint=state.pop("_always_checkpoint"))
         self._restore(state)
+
+
+# Lock's own acquire(), whatever is later patched on the class.
+_own_acquire = Lock.acquire

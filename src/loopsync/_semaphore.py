@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import operator
-from types import FunctionType, TracebackType
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from . import _ki
@@ -289,6 +289,15 @@ class Semaphore(Primitive):
 
     _too_many_releases = "semaphore released too many times"
 
+    def _refuse_release_past_bound(self) -> None:
+        """Raise ValueError for a release() at the bound, unless trio would
+        hand the permit straight to a waiting task."""
+        # trio does so even past a bound of 0; under asyncio a woken task may
+        # still give the permit back.
+        backend = self._backend
+        if backend is None or backend.wakeup_revocable or not self._waiters.has_waiting():
+            raise ValueError(self._too_many_releases)
+
     @ki_protected
     def release(self) -> None:
         """Release a permit, handing it to the first waiting task if any.
@@ -299,11 +308,7 @@ class Semaphore(Primitive):
         if _ki.pending and "trio" in _ki.modules:
             _ki.protect_if_trio_imported()
         if self._max_value is not None and self._value >= self._max_value:
-            # trio hands a permit straight to a waiting task, even past a
-            # bound of 0; under asyncio a woken task may still give it back.
-            backend = self._backend
-            if backend is None or backend.wakeup_revocable or not self._waiters.has_waiting():
-                raise ValueError(self._too_many_releases)
+            self._refuse_release_past_bound()
         # The permit goes straight to a waiting task, past the counter.
         if not (self._waiters and self._hand_over()):
             self._value += 1
@@ -361,9 +366,15 @@ class BoundedSemaphore(Semaphore):
 
     _too_many_releases = "BoundedSemaphore released too many times"
 
-    # asyncio's has a release() of its own, which a wrong call's message
-    # names: the same code (so protected alike), under that name.
-    release = FunctionType(Semaphore.release.__code__, Semaphore.release.__globals__)
-    release.__qualname__ = "BoundedSemaphore.release"
-    release.__doc__ = Semaphore.release.__doc__
-    release.__annotations__.update(Semaphore.release.__annotations__)
+    @ki_protected
+    def release(self) -> None:
+        """Release a permit, handing it to the first waiting task if any.
+
+        Raises :exc:`ValueError` if the counter would exceed the initial
+        value, and leaves it unchanged.
+        """
+        # As asyncio's: the bound first, then Semaphore's release(), or what
+        # a subclass or a patch puts between them.
+        if self._value >= self._max_value:  # type: ignore[operator]  # always set
+            self._refuse_release_past_bound()
+        super().release()
