@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import fractions
 import math
 import pickle
 import sys
@@ -889,6 +890,55 @@ async def test_wait_raises_broken_resource_error_when_the_lock_s_owner_exits(lib
 
     ours = await scenario(loopsync.Condition())
     assert ours == ("raised", trio.BrokenResourceError, True)
+    assert ours == await scenario(trio.Condition())
+
+
+@pytest.mark.family("trio")
+async def test_a_cancelled_wait_finding_the_lock_broken_raises_from_none_as_trio_s_does(
+    lib: Lib,
+) -> None:
+    # Cancelled, it takes the lock back, which broke meanwhile: trio's raises
+    # BrokenResourceError from None, so a traceback shows the break alone.
+    async def scenario(cond: Any) -> tuple[type[BaseException] | None, bool]:
+        async def wait() -> None:
+            await cond.acquire()
+            await cond.wait()
+
+        async with lib.task_group() as group:
+            waiter = await lib.start_queued(group, wait)
+            # Returns holding the lock, which wait() released: the lock breaks.
+            await lib.start_queued(group, cond.acquire)
+            waiter.cancel()
+        assert waiter.exception is not None
+        return type(waiter.exception), waiter.exception.__suppress_context__
+
+    ours = await scenario(loopsync.Condition())
+    assert ours == (trio.BrokenResourceError, True)
+    assert ours == await scenario(trio.Condition())
+
+
+@pytest.mark.family("trio")
+async def test_notify_compares_a_count_with_the_tasks_still_waiting_as_trio_s_does(
+    lib: Lib,
+) -> None:
+    # A count that is not an int passes trio's only if it exceeds the tasks
+    # waiting, which a task cancelled from the middle of the queue is not.
+    async def scenario(cond: Any) -> tuple[int, int]:
+        async def wait() -> None:
+            async with cond:
+                await cond.wait()
+
+        async with lib.task_group() as group:
+            waiters = [await lib.start_queued(group, wait) for _ in range(3)]
+            waiters[1].cancel()
+            await lib.settle()
+            async with cond:
+                cond.notify(fractions.Fraction(5, 2))
+                moved = cond.statistics().lock_statistics.tasks_waiting
+        return moved, cond.statistics().tasks_waiting
+
+    ours = await scenario(loopsync.Condition())
+    assert ours == (2, 0)
     assert ours == await scenario(trio.Condition())
 
 

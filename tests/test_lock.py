@@ -965,8 +965,14 @@ async def _break(lib: Lib, lock: Any) -> list[object]:
         group.cancel_all()  # those still waiting, if the lock did not break
     assert holder.outcome == "returned"
     message = f"Owner of this lock exited without releasing: {owner[0]}"
+    # From None, as trio's raises it: a traceback shows the break alone.
     seen: list[object] = [
-        (waiter.outcome, type(waiter.exception), str(waiter.exception) == message)
+        (
+            waiter.outcome,
+            type(waiter.exception),
+            str(waiter.exception) == message,
+            waiter.exception.__suppress_context__,
+        )
         for waiter in waiters
     ]
     seen.append(("later acquire", *await _outcome_of_waiting(lib, lock)))
@@ -984,8 +990,8 @@ async def test_trio_3035_owner_exiting_without_releasing_breaks_the_lock(lib: Li
     ours = await _break(lib, loopsync.Lock())
     assert not _parking_lot_breakers()
     assert ours == [
-        ("raised", trio.BrokenResourceError, True),
-        ("raised", trio.BrokenResourceError, True),
+        ("raised", trio.BrokenResourceError, True, True),
+        ("raised", trio.BrokenResourceError, True, True),
         ("later acquire", "raised", trio.BrokenResourceError),
         "later acquire_nowait would block",
         0,
@@ -993,6 +999,23 @@ async def test_trio_3035_owner_exiting_without_releasing_breaks_the_lock(lib: Li
     ]
     assert ours == await _break(lib, trio.Lock())
     assert not _parking_lot_breakers()
+
+
+@pytest.mark.family("trio")
+async def test_a_release_where_no_library_runs_is_told_so_and_changes_nothing(lib: Lib) -> None:
+    # In a worker thread: the call needs the task to tell the owner, as a
+    # lock's acquire_nowait() does there; trio's says it needs async context.
+    lock = loopsync.Lock()
+    await lock.acquire()
+    with pytest.raises(RuntimeError, match="found no async library running"):
+        await trio.to_thread.run_sync(lock.release)
+    assert lock.statistics().owner is trio.lowlevel.current_task()
+    lock.release()
+    native = trio.Lock()
+    await native.acquire()
+    with pytest.raises(RuntimeError, match="must be called from async context"):
+        await trio.to_thread.run_sync(native.release)
+    native.release()
 
 
 @pytest.mark.family("trio")

@@ -24,14 +24,18 @@ __all__ = ["Condition"]
 _T = TypeVar("_T")
 
 
-def _trio_count(n: float, waiting: int) -> int:
-    """Return how many of *waiting* tasks trio's notify(*n*) moves, refusing
-    the *n* that trio's refuses (math.inf moves them all)."""
+def _trio_count(n: float, waiters: WaiterQueue) -> int:
+    """Return how many of *waiters* trio's notify(*n*) moves, refusing the
+    *n* that trio's refuses (math.inf moves them all)."""
+    if type(n) is int:
+        return n  # the queue moves no more than are waiting
     if isinstance(n, float):
         if not math.isinf(n):
             raise ValueError("Cannot pop a non-integer number of tasks.")
-        return waiting
-    return operator.index(min(n, waiting))
+        return len(waiters)
+    # trio compares n with the tasks waiting, then counts up to the smaller
+    # (a count of another type passes only if they are fewer).
+    return operator.index(min(n, waiters.count_waiting()))
 
 
 class Condition(Primitive):
@@ -223,7 +227,7 @@ class Condition(Primitive):
                 elif waiter.cancelled():
                     await self._lock._take_back(backend)
             if not backend.wakeup_revocable and waiter.result() is not True:
-                raise self._lock._broken_error(backend)
+                raise self._lock._broken_error(backend) from None
             return True
         except BaseException:
             if backend.wakeup_revocable:
@@ -266,7 +270,7 @@ class Condition(Primitive):
         :data:`math.inf`, and any other float raises :exc:`ValueError`.
         """
         if not self._holder_library("notify").wakeup_revocable:
-            n = _trio_count(n, len(self._waiters))
+            n = _trio_count(n, self._waiters)
         self._notify(n)
 
     @ki_protected

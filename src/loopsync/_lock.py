@@ -8,7 +8,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import _ki
-from ._adapters import running_backend
+from ._adapters import current_backend, running_backend
 from ._backend import Backend, Waiter
 from ._ki import ki_protected
 from ._primitive import Primitive, cancel_waiter
@@ -175,7 +175,9 @@ class Lock(Primitive):
                     raise
             return True
         if self._broken:
-            raise self._broken_error(backend)
+            # From None, as trio's: a traceback shows the break alone, not the
+            # exception being handled (a cancelled Condition.wait() taking it).
+            raise self._broken_error(backend) from None
 
         waiter = self._new_waiter(backend)
         if task is not None:
@@ -187,7 +189,7 @@ class Lock(Primitive):
             self._withdraw(waiter, backend)
             raise
         if handed is _BROKEN:
-            raise self._broken_error(backend)
+            raise self._broken_error(backend) from None
         if backend.wakeup_revocable:
             # Handed over provisionally (see release()): now it is ours.
             self._handoffs -= 1
@@ -345,6 +347,8 @@ class Lock(Primitive):
             try:
                 task = backend.current_task()  # type: ignore[union-attr]
             except RuntimeError:
+                if running_backend() is None:
+                    current_backend()  # raises that no library runs the caller
                 task = None  # another library runs the caller: not the owner
             if task is not self._owner:
                 raise RuntimeError("can't release a Lock you don't own")
