@@ -3,10 +3,12 @@
 asyncio's, trio's and anyio's ``async with`` call ``acquire()`` and
 ``release()`` as the instance resolves them: a subclass's, or ones patched on
 the class or the instance, as tests do with :func:`unittest.mock.patch`.
-asyncio's Semaphore asks ``locked()`` before it takes a permit, and its
-Condition calls ``notify()`` from ``notify_all()``.  Each test runs the same
-program over the running library's primitive and loopsync's, where the
-library has one, and compares the calls.
+asyncio's Semaphore asks ``locked()`` before it takes a permit, its
+BoundedSemaphore calls Semaphore's ``release()``, and its Condition calls
+its lock's ``locked()``, ``release()`` and ``acquire()`` from ``wait()``, and
+``notify()`` from ``notify_all()``.  Each test runs the same program over the
+running library's primitive and loopsync's, where the library has one, and
+compares the calls.
 """
 
 from __future__ import annotations
