@@ -72,6 +72,22 @@ async def test_never_more_holders_than_permits(lib: Lib, redis_server: RedisServ
         assert (await semaphore.statistics()).borrowed == 0
 
 
+async def test_the_end_of_async_with_releases_the_permit_it_bound(
+    lib: Lib, redis_server: RedisServer
+) -> None:
+    # Not the task's last permit: one taken inside the block (to hand to
+    # another task, say) stays held until it is released.
+    async with session(redis_server) as entered:
+        semaphore = loopsync.redis.Semaphore(entered, unique_name(), 3)
+        async with semaphore:
+            async with semaphore:
+                taken = await semaphore.acquire()
+            assert (await semaphore.statistics()).borrowed == 2
+        assert (await semaphore.statistics()).borrowed == 1
+        await semaphore.release(taken)  # it was still held
+        assert (await semaphore.statistics()).borrowed == 0
+
+
 async def test_a_held_permit_outlives_its_lease_while_the_session_renews_it(
     lib: Lib, redis_server: RedisServer
 ) -> None:

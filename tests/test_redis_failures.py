@@ -614,6 +614,44 @@ async def test_a_cancellation_at_any_await_keeps_no_permit(
             await (await semaphore.acquire_nowait()).release()
 
 
+@pytest.mark.parametrize("grant", ["at once", "handed over", "renewed"])
+async def test_a_lease_lasts_its_whole_length_on_the_server(
+    lib: Lib, redis_server: RedisServer, grant: str
+) -> None:
+    # The holder's deadline is counted from before its request was sent: the
+    # server must keep the permit at least as long after it got the request
+    # (rounding its clock down to the millisecond, it kept up to 1 ms less).
+    lease = 0.5
+    async with session(redis_server) as entered, connect(redis_server) as client:
+        semaphore = loopsync.redis.Semaphore(entered, unique_name(), 1, lease=lease)
+        keys = semaphore._keys
+
+        async def server_time_us() -> int:
+            seconds, microseconds = await client.eval("return redis.call('TIME')", [], [])
+            return int(seconds) * 1_000_000 + int(microseconds)
+
+        short_by_us = []
+        for _ in range(30):
+            if grant == "handed over":
+                first = await semaphore.acquire()
+                async with lib.task_group() as group:
+                    waiter = group.start(semaphore.acquire)
+                    await waiting(semaphore, 1)
+                    before = await server_time_us()
+                    await semaphore.release(first)
+                permit = waiter.result
+            else:
+                before = await server_time_us()
+                permit = await semaphore.acquire()
+            if grant == "renewed":
+                before = await server_time_us()
+                assert await entered._run(RENEW, keys, [1, round(lease * 1000), permit.id]) == [1]
+            ends_us = float(await client.zscore(keys[KEY_SUFFIXES.index("holders")], permit.id))
+            short_by_us.append(before + lease * 1_000_000 - ends_us * 1000)
+            await semaphore.release(permit)
+        assert max(short_by_us) <= 0
+
+
 async def test_every_script_run_twice_has_the_effect_of_one(
     lib: Lib, redis_server: RedisServer
 ) -> None:

@@ -31,6 +31,13 @@ local function int(x)
     return string.format('%.0f', x)
 end
 
+-- When a lease given now ends: rounded up to the millisecond, because a
+-- holder is dropped once *now*, rounded down, reaches it, and a lease must
+-- last its whole length on the server, the holder's deadline being earlier.
+local function lease_end(lease_ms)
+    return int(math.ceil(now_us / 1000) + lease_ms)
+end
+
 -- Every write that adds an entry goes through write(ms, ...), *ms* being
 -- how long the entry must outlive this script.  All six keys end at one
 -- time, *expires* (server ms, kept in *meta*), so that none outlives the
@@ -82,7 +89,7 @@ local function grant(id, lease_ms, floor)
     local token = math.max(tonumber(fence or '0') + 1, now_us, floor)
     fence = int(token)
     write(lease_ms, 'HSET', meta, 'fence', fence, 'token:' .. id, fence)
-    write(lease_ms, 'ZADD', holders, int(now + lease_ms), id)
+    write(lease_ms, 'ZADD', holders, lease_end(lease_ms), id)
     return token
 end
 
@@ -167,7 +174,7 @@ local result
 if redis.call('ZSCORE', holders, id) then
     local token = redis.call('HGET', meta, 'token:' .. id)
     if token then
-        write(lease_ms, 'ZADD', holders, int(now + lease_ms), id)
+        write(lease_ms, 'ZADD', holders, lease_end(lease_ms), id)
     else
         -- Its token went with *meta* (evicted, or deleted): granted anew.
         token = int(grant(id, lease_ms, floor))
@@ -241,7 +248,7 @@ local result = {}
 for index = 3, #ARGV do
     local id = ARGV[index]
     if redis.call('ZSCORE', holders, id) then
-        write(lease_ms, 'ZADD', holders, int(now + lease_ms), id)
+        write(lease_ms, 'ZADD', holders, lease_end(lease_ms), id)
         result[#result + 1] = 1
     else
         result[#result + 1] = 0

@@ -144,8 +144,9 @@ class Semaphore:
     by every process that uses the same *name* on the server of *session*.
 
     ``async with sem as permit:`` and :meth:`acquire` wait for a permit,
-    in arrival order across all processes, and :meth:`release` gives it
-    back, to the first waiting task if any.  A holder's lease lasts *lease*
+    in arrival order across all processes, and :meth:`release` (or the end
+    of the ``async with`` block, for the permit it bound) gives it back, to
+    the first waiting task if any.  A holder's lease lasts *lease*
     seconds and is renewed while the session runs; a holder that crashes
     loses its permit when the lease ends.  *on_lease_lost*, if given, is
     called with the :class:`Permit` when a lease ends before its release,
@@ -212,6 +213,9 @@ class Semaphore:
         # keeps a semaphore in one slot.
         self._keys = [f"loopsync:{{sem:{name}}}:{suffix}" for suffix in KEY_SUFFIXES]
         self._held: dict[Any, list[Permit]] = {}  # task -> its permits, in order
+        # task -> the permits its `async with` blocks bound, innermost last:
+        # each block's end releases its own, whatever else the task took.
+        self._entered: dict[Any, list[Permit]] = {}
         # The permits a session's exit took from tasks still holding them,
         # until each task releases them (LeaseLost) or ends.
         self._lost_at_exit: weakref.WeakKeyDictionary[Any, list[Permit]] = (
@@ -392,7 +396,10 @@ class Semaphore:
         elif not isinstance(permit, Permit):
             raise TypeError(f"expected a loopsync.redis.Permit, not {type(permit).__name__}")
         # By identity: a Permit made by hand with a holder's id is not held.
-        holder = next((held_by for held_by, held in self._held.items() if permit in held), None)
+        if permit in self._held.get(task, ()):
+            holder = task  # the usual case, without a look at every holder
+        else:
+            holder = next((held_by for held_by, held in self._held.items() if permit in held), None)
         if holder is None:
             self._raise_if_lost_at_exit(permit, task)
             raise self._not_held_error(self._not_held_message(f"{permit!r} is not held"))
@@ -443,7 +450,9 @@ class Semaphore:
         )
 
     async def __aenter__(self) -> Permit:
-        return await self.acquire()
+        permit = await self.acquire()
+        self._entered.setdefault(current_backend().current_task(), []).append(permit)
+        return permit
 
     async def __aexit__(
         self,
@@ -451,7 +460,12 @@ class Semaphore:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self.release()
+        task = current_backend().current_task()
+        entered = self._entered[task]
+        permit = entered.pop()
+        if not entered:
+            del self._entered[task]
+        await self.release(permit)
 
 
 class BoundedSemaphore(Semaphore):
