@@ -1,5 +1,5 @@
 """pytest plugin: a test that fails for the machine's load, not for what it
-checks, runs once more.
+checks, runs again.
 
 python-telegram-bot's webhook tests listen on a port drawn at random from
 1024 to 49151, a third of which is Linux's range for the local ports of
@@ -9,14 +9,14 @@ minute, whatever primitives run.  And three of its tests drive a running
 application from a thread that sleeps 50 to 100 ms before each check
 (``assertions[...]``, reported as "assertion '...' failed!"): on two cores
 shared with other suites, the application has not always caught up.  A test
-that fails so (or whose clean-up then fails) runs once more, through the
-flaky plugin that the project's own tests use; every other failure stands,
-and so does a second failure.  Each test run again is listed in
+that fails so (or whose clean-up then fails) runs again, up to three times
+in all, through the flaky plugin that the project's own tests use; every
+other failure stands, and so does a third.  Each run again is listed in
 ``$LOOPSYNC_RERUN_LOG``, with the reason.
 
-Before it runs again, the threads its failed attempt started are given time
-to end: such a test's helper thread waits for the application to start, and
-fails when it never does, which pytest would blame on a later test.
+After any failure, the threads the test started are given time to end: such
+a test's helper thread waits for the application to start, and fails when
+it never does, which pytest would blame on a later test.
 """
 
 from __future__ import annotations
@@ -66,8 +66,7 @@ def _failed_for_load(
                 return False
             exc = exc.__cause__ or exc.__context__
         reason = "its port in use"
-    _log(f"{test.nodeid}: {reason}")
-    _outlive_leftover_threads(test)
+    _log(f"{test.nodeid}: run again, {reason}")
     return True
 
 
@@ -80,7 +79,7 @@ def _outlive_leftover_threads(test: pytest.Item) -> None:
     def hook(args: threading.ExceptHookArgs) -> None:
         if args.thread is not None and args.thread in leftovers:
             raised = args.exc_type.__name__
-            _log(f"{test.nodeid} (then its thread {args.thread.name} raised {raised})")
+            _log(f"{test.nodeid}: after it failed, its thread {args.thread.name} raised {raised}")
         else:
             previous_hook(args)
 
@@ -94,13 +93,22 @@ def _outlive_leftover_threads(test: pytest.Item) -> None:
 
 
 def pytest_collection_modifyitems(items: list[Any]) -> None:
-    """Give each test without its own flaky marker a second run after such a failure."""
+    """Give each test without its own flaky marker two more runs after such failures."""
     for item in items:
         if item.get_closest_marker("flaky") is None:
-            item.add_marker(pytest.mark.flaky(max_runs=2, rerun_filter=_failed_for_load))
+            item.add_marker(pytest.mark.flaky(max_runs=3, rerun_filter=_failed_for_load))
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Note the threads running before the test starts its own."""
     item.stash[_threads_before] = set(threading.enumerate())
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Once a test's call failed, run again or not, wait for its threads."""
+    report = yield
+    if call.when == "call" and report.failed:
+        _outlive_leftover_threads(item)
+    return report

@@ -83,7 +83,7 @@ CLIENTS = {
             # sleep: four workers, as python-telegram-bot's own runs use
             # pytest-xdist.  Those of its tests that find the random port they
             # drew in use, or whose checks timed by sleeps come too early, run
-            # once more (``rerun_load_failures.py``).
+            # again (``rerun_load_failures.py``).
             (
                 "-p",
                 "rerun_load_failures",
@@ -214,7 +214,7 @@ class Result:
     created: dict[str, int]
     seconds: float
     messages: dict[str, str]  # the first line of each failure's or error's message
-    rerun: set[str]  # the tests run once more, and why (rerun_load_failures.py)
+    rerun: set[str]  # the tests run again, and why (rerun_load_failures.py)
 
     def counts(self) -> Counter[str]:
         return Counter(self.outcomes.values())
@@ -340,8 +340,8 @@ def main(argv: list[str] | None = None) -> int:
             counts = ", ".join(f"{n} {outcome}" for outcome, n in sorted(result.counts().items()))
             made = ", ".join(f"{n} {name}" for name, n in sorted(result.created.items()))
             print(f"  {label}: {counts} (done {result.seconds:.0f} s after the suites started)")
-            for test in sorted(result.rerun):
-                print(f"  run again ({label}): {test}")
+            for line in sorted(result.rerun):
+                print(f"  ({label}) {line}")
             if label == "after":
                 print(f"  loopsync primitives made: {made or 'none'}")
                 failed |= not result.created
