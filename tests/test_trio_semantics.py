@@ -278,6 +278,60 @@ def test_a_limiter_used_before_trio_was_imported_is_protected_under_trio(call: s
     assert python_output(code) == "[True]"
 
 
+@pytest.mark.parametrize("query", ["sem.statistics()", "repr(sem)"])
+def test_a_keyboard_interrupt_in_a_guest_s_first_query_loses_no_waiter_of_its_host(
+    query: str,
+) -> None:
+    # Tasks of an asyncio host wait on a semaphore, one of them cancelled
+    # from the middle of the queue, before the host imports trio and starts
+    # a guest run, whose first loopsync call is a query: its sweep of the
+    # queue must be protected.  A Ctrl-C in the middle of it (raised there
+    # by a tracer) dropped the waiters still there, which no release woke.
+    code = (
+        "import asyncio, signal, sys\n"
+        "import loopsync\n"
+        "from loopsync._waitqueue import WaiterQueue\n"
+        "sem = loopsync.Semaphore(0)\n"
+        "def tracer(frame, event, arg):\n"
+        "    if frame.f_code is not WaiterQueue._sweep.__code__:\n"
+        "        return None\n"
+        "    def line(frame, event, arg):\n"
+        "        if event == 'line' and not frame.f_locals['self']:  # cleared\n"
+        "            sys.settrace(None)\n"
+        "            signal.raise_signal(signal.SIGINT)\n"
+        "        return line\n"
+        "    return line\n"
+        "async def guest():\n"
+        "    sys.settrace(tracer)\n"
+        f"    {query}\n"
+        "    sys.settrace(None)\n"
+        "    await trio.lowlevel.checkpoint()\n"
+        "async def main():\n"
+        "    global trio\n"
+        "    waiters = [asyncio.create_task(sem.acquire()) for _ in range(3)]\n"
+        "    await asyncio.sleep(0)\n"
+        "    waiters[1].cancel()\n"
+        "    await asyncio.sleep(0)\n"
+        "    import trio\n"
+        "    ended = asyncio.get_running_loop().create_future()\n"
+        "    trio.lowlevel.start_guest_run(guest, done_callback=ended.set_result,\n"
+        "        run_sync_soon_threadsafe=asyncio.get_running_loop().call_soon_threadsafe)\n"
+        "    outcome = await ended\n"
+        "    sem.release()\n"
+        "    sem.release()\n"
+        "    for _ in range(3):\n"
+        "        await asyncio.sleep(0)\n"
+        "    print(type(outcome.error).__name__, waiters[0].done(), waiters[2].done(), sem.value)\n"
+        "    for waiter in waiters:\n"
+        "        waiter.cancel()\n"
+        "# Not asyncio.run(), whose handler of SIGINT would be trio's guest's.\n"
+        "loop = asyncio.new_event_loop()\n"
+        "loop.run_until_complete(main())\n"
+        "loop.close()\n"
+    )
+    assert python_output(code) == "KeyboardInterrupt True True 0"
+
+
 async def test_a_limiter_checks_its_new_total_open_to_keyboard_interrupt_as_trio_s(
     lib: Lib,
 ) -> None:

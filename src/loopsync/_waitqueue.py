@@ -20,6 +20,7 @@ from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
+from . import _ki
 from ._backend import Waiter
 from ._ki import ki_protected
 
@@ -27,6 +28,14 @@ __all__ = ["WaiterQueue"]
 
 # Sweep only past this many cancellations, so that small queues never pay for it.
 _SWEEP_AFTER = 64
+
+
+def _protect_if_trio_imported() -> None:
+    """Have the marks take effect under trio before a query changes the
+    queue: statistics(), repr() and locked() may be the first loopsync calls
+    that trio runs, for a primitive used before trio was imported."""
+    if _ki.pending and "trio" in _ki.modules:
+        _ki.protect_if_trio_imported()
 
 
 class WaiterQueue(deque[Waiter]):
@@ -47,6 +56,7 @@ class WaiterQueue(deque[Waiter]):
     @ki_protected
     def has_waiting(self) -> bool:
         """Return True if a waiter is still waiting."""
+        _protect_if_trio_imported()
         while self:
             if not self[0].done():
                 return True
@@ -57,12 +67,14 @@ class WaiterQueue(deque[Waiter]):
     def has_waiting_in_place(self) -> bool:
         """Return True if a waiter is still waiting, dropping only the
         cancelled waiters whose tasks have left (see wake_first_in_place())."""
+        _protect_if_trio_imported()
         if self._left:
             self._drop_left_head()
         return any(not waiter.done() for waiter in self)
 
     def count_waiting(self) -> int:
         """Return the number of waiters still waiting."""
+        _protect_if_trio_imported()
         self._sweep()
         return sum(not waiter.done() for waiter in self)
 
