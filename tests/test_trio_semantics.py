@@ -278,6 +278,40 @@ def test_a_limiter_used_before_trio_was_imported_is_protected_under_trio(call: s
     assert python_output(code) == "[True]"
 
 
+@pytest.mark.parametrize("cls", ["Lock", "Semaphore"])
+def test_a_guest_s_first_release_hands_over_protected(cls: str) -> None:
+    # A task of an asyncio host holds the primitive and another waits,
+    # before the host imports trio and starts a guest run, whose first
+    # loopsync call releases it: the hand-off, which a KeyboardInterrupt
+    # could split, must run protected; freeing it alone need not be.
+    code = (
+        "import asyncio, loopsync\n"
+        "seen = []\n"
+        f"class Recording(loopsync.{cls}):\n"
+        "    def _hand_over(self):\n"
+        "        seen.append(trio.lowlevel.currently_ki_protected())\n"
+        "        return super()._hand_over()\n"
+        "primitive = Recording()\n"
+        "async def guest():\n"
+        "    primitive.release()\n"
+        "async def main():\n"
+        "    global trio\n"
+        "    loop = asyncio.get_running_loop()\n"
+        "    await primitive.acquire()\n"
+        "    waiter = asyncio.create_task(primitive.acquire())\n"
+        "    await asyncio.sleep(0)\n"
+        "    import trio\n"
+        "    ended = loop.create_future()\n"
+        "    trio.lowlevel.start_guest_run(guest, done_callback=ended.set_result,\n"
+        "        run_sync_soon_threadsafe=loop.call_soon_threadsafe)\n"
+        "    (await ended).unwrap()\n"
+        "    await waiter\n"
+        "    print(seen, primitive.locked())\n"
+        "asyncio.run(main())\n"
+    )
+    assert python_output(code) == "[True] True"
+
+
 @pytest.mark.parametrize("query", ["sem.statistics()", "repr(sem)"])
 def test_a_keyboard_interrupt_in_a_guest_s_first_query_loses_no_waiter_of_its_host(
     query: str,

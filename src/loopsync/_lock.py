@@ -145,35 +145,49 @@ class Lock(Primitive):
         elif _ki.pending and self._loop is not None and "trio" in _ki.modules:
             _ki.protect_if_trio_imported()  # see Primitive._library()
         task = None
-        if backend.always_checkpoints:
-            await backend.checkpoint_if_cancelled()
-        if backend.tracks_owners:
-            task = backend.current_task()
-            if task is self._owner:
-                raise RuntimeError("attempt to re-acquire an already held Lock")
         if (
-            not self._locked
-            and not self._handoffs
-            and not (self._waiters and self._waiters.has_waiting_in_place())
+            not backend.always_checkpoints
+            and not backend.tracks_owners
+            and not self._always_checkpoint
         ):
-            if self._always_checkpoint and not backend.always_checkpoints:
-                # It will yield to its loop's library, as a wait would: a trio
-                # task is refused before it takes the lock.
-                self._check_may_yield(backend)
-                # As anyio's lock: no lock for a task already cancelled (in an
-                # anyio scope: asyncio's own are found only at the yield).
-                await backend.checkpoint_if_cancelled()
-            if task is None:
+            # asyncio's rules, and no checkpoint asked for: as asyncio.Lock.
+            if (
+                not self._locked
+                and not self._handoffs
+                and not (self._waiters and self._waiters.has_waiting_in_place())
+            ):
                 self._locked = True
-            else:
-                self._take(backend, task)
-            if backend.always_checkpoints or self._always_checkpoint:
-                try:
-                    await backend.cancel_shielded_checkpoint()
-                except BaseException:
-                    Lock.release(self)  # cancelled there, as only asyncio can
-                    raise
-            return True
+                return True
+        else:
+            if backend.always_checkpoints:
+                await backend.checkpoint_if_cancelled()
+            if backend.tracks_owners:
+                task = backend.current_task()
+                if task is self._owner:
+                    raise RuntimeError("attempt to re-acquire an already held Lock")
+            if (
+                not self._locked
+                and not self._handoffs
+                and not (self._waiters and self._waiters.has_waiting_in_place())
+            ):
+                if self._always_checkpoint and not backend.always_checkpoints:
+                    # It will yield to its loop's library, as a wait would: a
+                    # trio task is refused before it takes the lock.
+                    self._check_may_yield(backend)
+                    # As anyio's lock: no lock for a task already cancelled (in
+                    # an anyio scope: asyncio's own are found only at the yield).
+                    await backend.checkpoint_if_cancelled()
+                if task is None:
+                    self._locked = True
+                else:
+                    self._take(backend, task)
+                if backend.always_checkpoints or self._always_checkpoint:
+                    try:
+                        await backend.cancel_shielded_checkpoint()
+                    except BaseException:
+                        Lock.release(self)  # cancelled there, as only asyncio can
+                        raise
+                return True
         if self._broken:
             # From None, as trio's: a traceback shows the break alone, not the
             # exception being handled (a cancelled Condition.wait() taking it).
@@ -333,8 +347,6 @@ class Lock(Primitive):
         :exc:`RuntimeError`.  Under trio, only the task holding the lock may
         release it; any other raises :exc:`RuntimeError`.
         """
-        if _ki.pending and "trio" in _ki.modules:
-            _ki.protect_if_trio_imported()
         backend = self._backend
         if not self._locked:
             if not self._in_use():
@@ -353,10 +365,16 @@ class Lock(Primitive):
             if task is not self._owner:
                 raise RuntimeError("can't release a Lock you don't own")
             self._pass_on(backend)  # type: ignore[arg-type]
-            return
-        self._locked = False
-        if self._waiters:
+        elif self._waiters:
+            # A task of trio as a guest may hand an asyncio lock over: see
+            # Primitive._library().  (Freeing a lock that nobody waits for
+            # is one store, which a KeyboardInterrupt cannot split.)
+            if _ki.pending and "trio" in _ki.modules:
+                _ki.protect_if_trio_imported()
+            self._locked = False
             self._hand_over()
+        else:
+            self._locked = False
 
     def statistics(self) -> LockStatistics:
         """Return a :class:`LockStatistics` snapshot of this lock."""

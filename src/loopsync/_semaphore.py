@@ -305,13 +305,15 @@ class Semaphore(Primitive):
         Raises :exc:`ValueError` if the counter would exceed *max_value*,
         and leaves it unchanged.
         """
-        if _ki.pending and "trio" in _ki.modules:
-            _ki.protect_if_trio_imported()
         if self._max_value is not None and self._value >= self._max_value:
             self._refuse_release_past_bound()
         # The permit goes straight to a waiting task, past the counter.
-        if not (self._waiters and self._hand_over()):
-            self._value += 1
+        if self._waiters:
+            if _ki.pending and "trio" in _ki.modules:
+                _ki.protect_if_trio_imported()  # see Lock.release()
+            if self._hand_over():
+                return
+        self._value += 1
 
     def statistics(self) -> SemaphoreStatistics:
         """Return a :class:`SemaphoreStatistics` snapshot of this semaphore."""
