@@ -368,7 +368,8 @@ class Lock(Primitive):
         elif self._waiters:
             # A task of trio as a guest may hand an asyncio lock over: see
             # Primitive._library().  (Freeing a lock that nobody waits for
-            # is one store, which a KeyboardInterrupt cannot split.)
+            # is one store, which a KeyboardInterrupt cannot split; a lock
+            # with an owner is trio's, whose adapter, loaded, protects it.)
             if _ki.pending and "trio" in _ki.modules:
                 _ki.protect_if_trio_imported()
             self._locked = False
